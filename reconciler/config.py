@@ -1,0 +1,98 @@
+"""The runtime config: *where and how* to reconcile, kept apart from the inventory.
+
+The inventory says what the site is; this TOML file says where the inventory
+lives (a folder, or a git repository, revision and subfolder), where state is
+kept, and which targets run with which endpoints and key files. Secrets are
+never in it: it names the files that hold them.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(Exception):
+    """The runtime config is missing or wrong; the message says where and how to fix it."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Strict):
+    """Where the inventory is: a folder, or a git repository at a revision."""
+
+    path: Path | None = Field(default=None, description="inventory folder (a working tree)")
+    repo: Path | None = Field(default=None, description="git repository (may be bare)")
+    rev: str = Field(default="HEAD", description="branch, tag or commit in repo")
+    subdir: str = Field(default="", description="folder of the inventory inside repo")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SourceConfig:
+        if (self.path is None) == (self.repo is None):
+            raise ValueError("give exactly one of 'path' (a folder) or 'repo' (a git repository)")
+        return self
+
+
+class BootConfig(_Strict):
+    """How machines reach their boot files."""
+
+    http_url: str = Field(
+        default="http://127.0.0.1:8080", description="base URL of `reconciler serve`"
+    )
+    tftp_server: str = Field(default="127.0.0.1", description="next-server for PXE clients")
+    templates: Path | None = Field(
+        default=None, description="folder of boot profile templates overriding the built-in ones"
+    )
+
+
+class TargetConfig(BaseModel):
+    """One target: ``type`` picks the backend; the other keys are that backend's settings."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str
+
+    def settings(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class RuntimeConfig(_Strict):
+    source: SourceConfig
+    state_dir: Path = Field(default=Path("/var/lib/reconciler"))
+    boot: BootConfig = Field(default_factory=BootConfig)
+    targets: dict[str, TargetConfig] = Field(default_factory=dict)
+    max_change_fraction: float = Field(
+        default=0.3, gt=0, le=1, description="safety: share of owned objects one plan may change"
+    )
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def resolve(self, path: Path) -> Path:
+        """Relative paths in the config are relative to the config file's folder."""
+        return path if path.is_absolute() else self.base_dir / path
+
+
+def load_config(path: Path) -> RuntimeConfig:
+    """Read and check a runtime config file; raise ConfigError with a fix on any problem."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: runtime config not found; copy deploy/reconciler.toml and edit it"
+        ) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    raw["base_dir"] = path.resolve().parent
+    try:
+        config = RuntimeConfig.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None
+    return config

@@ -1,0 +1,146 @@
+"""Diffing desired against live state, and the Plan: an immutable, checksummed value.
+
+A plan lists, per target, the deletes, creates and updates that make live state
+match the inventory, in a deterministic order. It checks its own safety (too
+large a share of a target's objects changed refuses without ``--force``) and
+carries a sha256 over its content so that ``apply --checksum`` applies exactly
+the plan someone reviewed. Rendering lives in ``reconciler.render``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.resources import AnyResource
+from reconciler.targets.base import ACTION_ORDER, Action, Change, LiveState
+
+MAX_SAFE_CHANGE_FRACTION = 0.3
+MIN_OWNED_FOR_SAFETY = 10
+
+
+def compute_changes(desired: Iterable[AnyResource], live: LiveState) -> tuple[Change, ...]:
+    """The minimal ordered list of changes that turns ``live`` into ``desired``.
+
+    Objects we own and no longer want are deleted; objects someone else made are
+    never deleted, but one whose key we now want is updated and adopted.
+    """
+    wanted: dict[str, AnyResource] = {}
+    for resource in desired:
+        wanted[resource.key] = resource
+    changes: list[Change] = []
+    for key, current in live.owned.items():
+        if key not in wanted:
+            changes.append(Change(Action.DELETE, key, current, None))
+    for key, resource in wanted.items():
+        current = live.owned.get(key)
+        if current is None:
+            foreign = live.unmanaged.get(key)
+            if foreign is None:
+                changes.append(Change(Action.CREATE, key, None, resource))
+            else:
+                # Someone else's object under a key we want: take it over (even when
+                # equal, so the ledger records it and later passes may change it).
+                changes.append(Change(Action.UPDATE, key, foreign, resource, adopt=True))
+        elif current != resource:
+            changes.append(Change(Action.UPDATE, key, current, resource))
+    changes.sort(key=lambda c: (ACTION_ORDER[c.action], c.key))
+    return tuple(changes)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetPlan:
+    """The changes for one target, with what the safety check needs to know."""
+
+    target: str
+    kind: str
+    changes: tuple[Change, ...]
+    owned_count: int
+    unmanaged: tuple[str, ...] = ()  # keys of objects someone else made (drift report)
+    error: str | None = None  # the target could not be read
+
+    @property
+    def counts(self) -> dict[str, int]:
+        result = {action.value: 0 for action in Action}
+        for change in self.changes:
+            result[change.action.value] += 1
+        return result
+
+    def is_safe(self, max_fraction: float = MAX_SAFE_CHANGE_FRACTION) -> bool:
+        if self.owned_count < MIN_OWNED_FOR_SAFETY:
+            return True
+        risky = sum(
+            1 for c in self.changes if c.action is Action.DELETE or
+            (c.action is Action.UPDATE and not c.adopt)
+        )
+        return risky <= max_fraction * self.owned_count
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "kind": self.kind,
+            "owned": self.owned_count,
+            "counts": self.counts,
+            "changes": [c.to_dict() for c in self.changes],
+            "unmanaged": list(self.unmanaged),
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """All targets' changes for one inventory revision."""
+
+    revision: str
+    targets: tuple[TargetPlan, ...]
+    max_fraction: float = MAX_SAFE_CHANGE_FRACTION
+
+    @property
+    def has_changes(self) -> bool:
+        return any(t.changes for t in self.targets)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(t.error for t in self.targets)
+
+    def unsafe_targets(self) -> list[TargetPlan]:
+        return [t for t in self.targets if not t.is_safe(self.max_fraction)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "revision": self.revision,
+            "checksum": self.checksum,
+            "targets": [t.to_dict() for t in self.targets],
+        }
+
+    @property
+    def checksum(self) -> str:
+        """sha256 over the changes only: the same changes give the same checksum."""
+        body = [
+            {"target": t.target, "changes": [c.to_dict() for c in t.changes]}
+            for t in self.targets
+        ]
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def build_target_plan(
+    *, target: str, kind: str, desired: Sequence[AnyResource], live: LiveState
+) -> TargetPlan:
+    changes = compute_changes(desired, live)
+    wanted = {r.key for r in desired}
+    unmanaged = tuple(sorted(k for k in live.unmanaged if k not in wanted))
+    return TargetPlan(
+        target=target,
+        kind=kind,
+        changes=changes,
+        owned_count=len(live.owned),
+        unmanaged=unmanaged,
+    )
+
+
+def changes_by_key(plan: TargetPlan) -> Mapping[str, Change]:
+    return {c.key: c for c in plan.changes}

@@ -1,0 +1,153 @@
+"""The plug-in interface every backend implements, and the ownership ledger they share.
+
+A target is the only code that talks to a service (dhcpd, BIND, a folder of boot
+files). It reads its live state into the resource types of ``reconciler.resources``
+and applies a list of changes. The engine never knows which backend it talks to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from reconciler.resources import AnyResource, DesiredState
+
+
+class TargetError(Exception):
+    """A target could not read or apply; the message says which target and why."""
+
+    def __init__(self, target: str, message: str) -> None:
+        super().__init__(f"target {target!r}: {message}")
+        self.target = target
+        self.reason = message
+
+
+class Action(str, Enum):
+    DELETE = "delete"
+    CREATE = "create"
+    UPDATE = "update"
+
+
+# Order in which a plan lists and applies changes: removing first frees names,
+# addresses and MACs that creates may reuse.
+ACTION_ORDER = {Action.DELETE: 0, Action.CREATE: 1, Action.UPDATE: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One step of a plan: ``old`` is None for a create, ``new`` is None for a delete."""
+
+    action: Action
+    key: str
+    old: AnyResource | None
+    new: AnyResource | None
+    adopt: bool = False  # an update of an object that exists but was not ours
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action.value,
+            "key": self.key,
+            "adopt": self.adopt,
+            "old": self.old.to_dict() if self.old is not None else None,
+            "new": self.new.to_dict() if self.new is not None else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LiveState:
+    """What a target found: objects it owns, and objects someone else made."""
+
+    owned: dict[str, AnyResource]
+    unmanaged: dict[str, AnyResource] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    """What an apply did: counted so tests and benchmarks can assert "zero writes"."""
+
+    applied: int = 0
+    writes: int = 0
+    restarted: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+class Target(Protocol):
+    """A backend. Class attributes state what it can do."""
+
+    name: str
+    kind: ClassVar[str]  # e.g. "dhcp-file", "dns-rfc2136"
+    live_update: ClassVar[bool]  # changes take effect without a restart
+    batch_size: ClassVar[int]  # how many changes one write carries at most
+
+    def desired(self, state: DesiredState) -> Sequence[AnyResource]:
+        """Pick the resources of the compiled state that this target manages."""
+        ...
+
+    def read(self, desired: Sequence[AnyResource]) -> LiveState:
+        """Read live state. ``desired`` lets targets that cannot list look objects up."""
+        ...
+
+    def apply(self, changes: Sequence[Change]) -> ApplyResult:
+        """Carry out the changes, in order. Raise TargetError on failure."""
+        ...
+
+
+class OwnershipLedger:
+    """The keys a target created, kept in the state directory as a JSON list.
+
+    Ownership is widened before an apply (every key about to be created) and
+    narrowed after it (deleted keys dropped), so an apply cut short leaves
+    nothing behind that a later pass would not recognise as its own.
+    """
+
+    def __init__(self, state_dir: Path, target_name: str) -> None:
+        self.path = state_dir / f"{target_name}.owned.json"
+
+    def load(self) -> set[str]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return set()
+        except (OSError, ValueError) as error:
+            raise TargetError(
+                self.path.stem, f"ownership ledger {self.path} is unreadable ({error}); "
+                "restore it from backup or remove it to adopt everything again"
+            ) from error
+        return set(data.get("owned", []))
+
+    def save(self, keys: Iterable[str]) -> None:
+        atomic_write(self.path, json.dumps({"owned": sorted(keys)}, indent=0) + "\n")
+
+    def widen(self, keys: Iterable[str]) -> None:
+        current = self.load()
+        added = set(keys) - current
+        if added:
+            self.save(current | added)
+
+    def narrow(self, keys: Iterable[str]) -> None:
+        current = self.load()
+        removed = current & set(keys)
+        if removed:
+            self.save(current - removed)
+
+
+def atomic_write(path: Path, content: str | bytes, *, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``content`` so a reader sees the old or the new file, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = content.encode() if isinstance(content, str) else content
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
