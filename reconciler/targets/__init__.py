@@ -17,6 +17,7 @@ from reconciler.targets.base import Target
 # type name -> module that defines ``build(name, settings, config) -> Target``
 TARGET_TYPES: dict[str, str] = {
     "dhcp-file": "reconciler.targets.dhcp_file",
+    "dhcp-conf": "reconciler.targets.dhcp_conf",
     "dhcp-omapi": "reconciler.targets.dhcp_omapi",
     "dns-zonefile": "reconciler.targets.dns_zonefile",
     "dns-rfc2136": "reconciler.targets.dns_rfc2136",

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Set up everything the reconciler and its tests need on a fresh Debian 12 machine:
+# the real servers the tests start (dhcpd, named, tftpd, dhclient, qemu) and a venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+debian_packages=(
+  git iproute2 isc-dhcp-server isc-dhcp-client bind9 bind9-dnsutils
+  tftpd-hpa tftp-hpa qemu-system-x86 ipxe-qemu busybox-static cpio procps
+)
+missing=()
+for pkg in "${debian_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The packaged daemons must not run on their own: the reconciler's tests start them.
+for service in isc-dhcp-server bind9 named tftpd-hpa; do
+  systemctl disable --now "$service" >/dev/null 2>&1 || true
+  service "$service" stop >/dev/null 2>&1 || true
+done
+
+python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/pip install -q -e '.[dev]'
+echo "setup: ready (.venv)"

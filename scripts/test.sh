@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up, then run every check: ruff, mypy, the unit tests and the integration
+# tests against real dhcpd, named, tftpd, dhclient and qemu (needs root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy reconciler
+.venv/bin/python -m pytest -q "$@"
