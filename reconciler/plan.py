@@ -36,8 +36,8 @@ def compute_changes(desired: Iterable[AnyResource], live: LiveState) -> tuple[Ch
         if key not in wanted:
             changes.append(Change(Action.DELETE, key, current, None))
     for key, resource in wanted.items():
-        current = live.owned.get(key)
-        if current is None:
+        owned = live.owned.get(key)
+        if owned is None:
             foreign = live.unmanaged.get(key)
             if foreign is None:
                 changes.append(Change(Action.CREATE, key, None, resource))
@@ -45,8 +45,8 @@ def compute_changes(desired: Iterable[AnyResource], live: LiveState) -> tuple[Ch
                 # Someone else's object under a key we want: take it over (even when
                 # equal, so the ledger records it and later passes may change it).
                 changes.append(Change(Action.UPDATE, key, foreign, resource, adopt=True))
-        elif current != resource:
-            changes.append(Change(Action.UPDATE, key, current, resource))
+        elif owned != resource:
+            changes.append(Change(Action.UPDATE, key, owned, resource))
     changes.sort(key=lambda c: (ACTION_ORDER[c.action], c.key))
     return tuple(changes)
 
@@ -73,8 +73,9 @@ class TargetPlan:
         if self.owned_count < MIN_OWNED_FOR_SAFETY:
             return True
         risky = sum(
-            1 for c in self.changes if c.action is Action.DELETE or
-            (c.action is Action.UPDATE and not c.adopt)
+            1
+            for c in self.changes
+            if c.action is Action.DELETE or (c.action is Action.UPDATE and not c.adopt)
         )
         return risky <= max_fraction * self.owned_count
 
@@ -120,8 +121,7 @@ class Plan:
     def checksum(self) -> str:
         """sha256 over the changes only: the same changes give the same checksum."""
         body = [
-            {"target": t.target, "changes": [c.to_dict() for c in t.changes]}
-            for t in self.targets
+            {"target": t.target, "changes": [c.to_dict() for c in t.changes]} for t in self.targets
         ]
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()

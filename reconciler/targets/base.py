@@ -11,7 +11,7 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -27,7 +27,7 @@ class TargetError(Exception):
         self.reason = message
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     DELETE = "delete"
     CREATE = "create"
     UPDATE = "update"
@@ -115,8 +115,9 @@ class OwnershipLedger:
             return set()
         except (OSError, ValueError) as error:
             raise TargetError(
-                self.path.stem, f"ownership ledger {self.path} is unreadable ({error}); "
-                "restore it from backup or remove it to adopt everything again"
+                self.path.stem,
+                f"ownership ledger {self.path} is unreadable ({error}); "
+                "restore it from backup or remove it to adopt everything again",
             ) from error
         return set(data.get("owned", []))
 

@@ -1,0 +1,45 @@
+"""Boot profile templates: which files a host's MAC gets, rendered with jinja2.
+
+A profile is a folder with ``ipxe.j2`` and ``pxelinux.j2``. The built-in profiles
+ship in ``reconciler/templates/boot``; a site may add or override profiles with a
+folder named in the runtime config (``[boot] templates``). Templates are loaded
+once, so compiling stays free of I/O.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+BUILTIN = Path(__file__).parent / "templates" / "boot"
+FILE_KINDS = ("ipxe", "pxelinux")
+
+
+class BootTemplates:
+    """The profiles available to this site, each with one template per boot file kind."""
+
+    def __init__(self, extra: Path | None = None) -> None:
+        folders = [extra, BUILTIN] if extra is not None else [BUILTIN]
+        self.environment = jinja2.Environment(
+            loader=jinja2.FileSystemLoader([str(f) for f in folders]),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            autoescape=False,
+        )
+        self.profiles = frozenset(
+            entry.name
+            for folder in folders
+            if folder.is_dir()
+            for entry in folder.iterdir()
+            if all((entry / f"{kind}.j2").is_file() for kind in FILE_KINDS)
+        )
+        self._compiled: dict[str, jinja2.Template] = {}
+
+    def render(self, profile: str, kind: str, context: dict[str, Any]) -> str:
+        name = f"{profile}/{kind}.j2"
+        template = self._compiled.get(name)
+        if template is None:
+            template = self._compiled[name] = self.environment.get_template(name)
+        return template.render(context)

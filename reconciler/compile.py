@@ -1,0 +1,200 @@
+"""Inventory -> desired resources. Pure: no I/O, so it is fast and easy to test.
+
+One valid ``Inventory`` becomes every object the targets should hold: dhcpd
+host entries and subnets, DNS zones and RRsets (A, PTR in each subnet's reverse
+zone, CNAME per alias), per-MAC boot files, and the image each node must run.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from reconciler.boot_templates import BootTemplates
+from reconciler.model.inventory import Group, Host, ImageVersion, Inventory
+from reconciler.resources import (
+    BootFile,
+    DesiredState,
+    DhcpHost,
+    DhcpSubnet,
+    DnsRecord,
+    DnsZone,
+    NodeImage,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CompileOptions:
+    """The runtime settings compile needs: where boot scripts are served from."""
+
+    http_url: str = "http://127.0.0.1:8080"
+
+
+def mac_dashed(mac: str) -> str:
+    """``52:54:00:12:34:56`` -> ``52-54-00-12-34-56``, as pxelinux names its files."""
+    return mac.replace(":", "-")
+
+
+def pxelinux_path(mac: str) -> str:
+    return f"pxelinux.cfg/01-{mac_dashed(mac)}"
+
+
+def ipxe_path(mac: str) -> str:
+    return f"ipxe/{mac_dashed(mac)}.ipxe"
+
+
+def reverse_zones(network: ipaddress.IPv4Network) -> list[str]:
+    """Octet-aligned reverse zones covering a subnet (/20 -> sixteen /24 zones)."""
+    aligned = max(8, -(-network.prefixlen // 8) * 8)
+    subnets = [network] if network.prefixlen == aligned else network.subnets(new_prefix=aligned)
+    zones = []
+    for subnet in subnets:
+        octets = str(subnet.network_address).split(".")[: aligned // 8]
+        zones.append(".".join(reversed(octets)) + ".in-addr.arpa.")
+    return zones
+
+
+def reverse_name(address: ipaddress.IPv4Address) -> str:
+    return ".".join(reversed(str(address).split("."))) + ".in-addr.arpa."
+
+
+def _zone_of(name: str, zones: list[str]) -> str:
+    return max((z for z in zones if name.endswith("." + z)), key=len)
+
+
+def _image_context(name: str, version: str, image: ImageVersion) -> dict[str, str]:
+    return {
+        "name": name,
+        "version": version,
+        "kernel_url": image.kernel.url,
+        "kernel_sha256": image.kernel.sha256,
+        "initrd_url": image.initrd.url,
+        "initrd_sha256": image.initrd.sha256,
+        "rootfs_url": image.rootfs.url,
+        "rootfs_sha256": image.rootfs.sha256,
+        "cmdline": image.cmdline,
+    }
+
+
+class _Compiler:
+    def __init__(
+        self, inventory: Inventory, templates: BootTemplates, options: CompileOptions
+    ) -> None:
+        self.inventory = inventory
+        self.templates = templates
+        self.options = options
+        self.domain = inventory.site.domain + "."
+        self.ttl = inventory.site.ttl
+        self.dhcp_hosts: list[DhcpHost] = []
+        self.records: list[DnsRecord] = []
+        self.boot_files: list[BootFile] = []
+        self.node_images: list[NodeImage] = []
+        self.hosts_by_mac: dict[str, str] = {}
+        self.reverse: list[str] = []
+
+    def run(self) -> DesiredState:
+        subnets = self._subnets()
+        for network in sorted({g.subnet for g in self.inventory.groups}):
+            self.reverse.extend(z for z in reverse_zones(network) if z not in self.reverse)
+        for group in self.inventory.groups:
+            for host in group.hosts:
+                self._host(group, host)
+        zones = [DnsZone(self.domain, "forward")] + [DnsZone(z, "reverse") for z in self.reverse]
+        return DesiredState(
+            dhcp_hosts=tuple(self.dhcp_hosts),
+            dhcp_subnets=subnets,
+            dns_zones=tuple(zones),
+            dns_records=tuple(self.records),
+            boot_files=tuple(self.boot_files),
+            node_images=tuple(self.node_images),
+            hosts_by_mac=self.hosts_by_mac,
+        )
+
+    def _subnets(self) -> tuple[DhcpSubnet, ...]:
+        by_network: dict[ipaddress.IPv4Network, list[Group]] = {}
+        for group in self.inventory.groups:
+            by_network.setdefault(group.subnet, []).append(group)
+        subnets = []
+        for network, groups in sorted(by_network.items()):
+            ranges = [g.unregistered_range for g in groups if g.unregistered_range is not None]
+            subnets.append(
+                DhcpSubnet(
+                    network=str(network),
+                    gateway=str(groups[0].gateway),
+                    lease_time=self.inventory.site.lease_time,
+                    domain=self.inventory.site.domain,
+                    unregistered_range=(str(ranges[0][0]), str(ranges[0][1])) if ranges else None,
+                    groups=tuple(sorted(g.name for g in groups)),
+                )
+            )
+        return tuple(subnets)
+
+    def _host(self, group: Group, host: Host) -> None:
+        hostname = group.hostname_of(host.index)
+        address = group.address_of(host.index)
+        fqdn = f"{hostname}.{self.domain}"
+        self.hosts_by_mac[host.mac] = hostname
+        self.dhcp_hosts.append(
+            DhcpHost(hostname, host.mac, str(address), group.name, ipxe_path(host.mac))
+        )
+        self.records.append(DnsRecord(self.domain, fqdn, "A", self.ttl, (str(address),)))
+        ptr = reverse_name(address)
+        self.records.append(DnsRecord(_zone_of(ptr, self.reverse), ptr, "PTR", self.ttl, (fqdn,)))
+        for alias in host.aliases:
+            self.records.append(
+                DnsRecord(self.domain, f"{alias}.{self.domain}", "CNAME", self.ttl, (fqdn,))
+            )
+        ref = host.image or group.image
+        image_context: dict[str, str] | None = None
+        profile = group.boot
+        if ref is None:
+            profile = "discovery" if profile == "default" else profile
+        else:
+            name, version, image = self.inventory.resolve_image(ref)
+            image_context = _image_context(name, version, image)
+            self.node_images.append(
+                NodeImage(
+                    host=hostname,
+                    mac=host.mac,
+                    image=name,
+                    version=version,
+                    kernel_url=image.kernel.url,
+                    kernel_sha256=image.kernel.sha256,
+                    initrd_url=image.initrd.url,
+                    initrd_sha256=image.initrd.sha256,
+                    rootfs_url=image.rootfs.url,
+                    rootfs_sha256=image.rootfs.sha256,
+                    cmdline=image.cmdline,
+                )
+            )
+        context = {
+            "host": {
+                "hostname": hostname,
+                "fqdn": fqdn.rstrip("."),
+                "mac": host.mac,
+                "ip": str(address),
+                "group": group.name,
+                "index": host.index,
+                "gateway": str(group.gateway),
+                "netmask": str(group.subnet.netmask),
+            },
+            "image": image_context,
+            "http_url": self.options.http_url,
+            "domain": self.inventory.site.domain,
+        }
+        self.boot_files.append(
+            BootFile(pxelinux_path(host.mac), self.templates.render(profile, "pxelinux", context))
+        )
+        self.boot_files.append(
+            BootFile(ipxe_path(host.mac), self.templates.render(profile, "ipxe", context))
+        )
+
+
+def compile_inventory(
+    inventory: Inventory,
+    *,
+    templates: BootTemplates | None = None,
+    options: CompileOptions | None = None,
+) -> DesiredState:
+    """Every resource the inventory asks for, in a deterministic order."""
+    return _Compiler(inventory, templates or BootTemplates(), options or CompileOptions()).run()

@@ -1,0 +1,139 @@
+"""Load one inventory revision and validate all of it before anything else runs.
+
+Parsing, per-file models and site-wide rules all report into one list of
+problems; only when it is empty does an ``Inventory`` exist. Line and column are
+filled in for the files that have problems, so the fast path (a valid site)
+never pays for positions.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from reconciler.inventory.sources import InventorySource
+from reconciler.inventory.yamlfile import YamlProblem, locate, parse_yaml
+from reconciler.model.inventory import Group, Image, Inventory, Site
+from reconciler.model.problems import InventoryError, Problem
+from reconciler.model.rules import check_site
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+_HINTS = {
+    "string_type": "; put the value in double quotes",
+    "extra_forbidden": "; remove it or fix its spelling (see schemas/ for the valid keys)",
+    "missing": "; add it",
+}
+
+
+def _pydantic_problems(file: str, error: ValidationError) -> list[Problem]:
+    problems = []
+    for item in error.errors(include_url=False):
+        message = str(item["msg"])
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        if item["type"] == "extra_forbidden":
+            message = f"unknown key {item['loc'][-1]!r}"
+        elif item["type"] == "missing":
+            message = f"required key {item['loc'][-1]!r} is missing"
+        message += _HINTS.get(item["type"], "")
+        path = tuple(item["loc"])
+        if item["type"] == "missing":
+            path = path[:-1]
+        problems.append(Problem(file, path, message))
+    return problems
+
+
+def _validate(file: str, data: Any, model: type[ModelT], problems: list[Problem]) -> ModelT | None:
+    if not isinstance(data, dict):
+        problems.append(
+            Problem(file, (), f"must be a mapping of keys to values, not {type(data).__name__}")
+        )
+        return None
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        problems.extend(_pydantic_problems(file, error))
+        return None
+
+
+def _place(problems: list[Problem], texts: dict[str, str]) -> list[Problem]:
+    placed = []
+    for problem in problems:
+        if problem.line is None and problem.file in texts:
+            line, column = locate(texts[problem.file], problem.path)
+            problem = problem.located(line, column)
+        placed.append(problem)
+    return placed
+
+
+def load_inventory(
+    source: InventorySource, *, boot_profiles: frozenset[str] | None = None
+) -> Inventory:
+    """Read, parse and validate every file; raise InventoryError listing all problems.
+
+    ``boot_profiles``, when given, are the profiles a group's ``boot`` may name.
+    """
+    raw = source.read_files()
+    problems: list[Problem] = []
+    texts: dict[str, str] = {}
+    parsed: dict[str, Any] = {}
+    for file, content in sorted(raw.items()):
+        if not file.endswith(".yaml"):
+            if file.endswith(".yml") or file.startswith("site."):
+                problems.append(Problem(file, (), "inventory files end in .yaml; rename it"))
+            continue
+        try:
+            texts[file] = content.decode("utf-8")
+        except UnicodeDecodeError as error:
+            problems.append(Problem(file, (), f"not UTF-8 text ({error.reason})"))
+            continue
+        try:
+            parsed[file] = parse_yaml(texts[file])
+        except YamlProblem as error:
+            problems.append(Problem(file, (), error.message, error.line, error.column))
+
+    site: Site | None = None
+    if "site.yaml" not in raw:
+        problems.append(
+            Problem(
+                "site.yaml",
+                (),
+                "site.yaml is missing; create it with at least 'domain: <your DNS domain>'",
+            )
+        )
+    elif "site.yaml" in parsed:
+        site = _validate("site.yaml", parsed["site.yaml"], Site, problems)
+
+    groups: list[tuple[str, Group]] = []
+    images: list[tuple[str, Image]] = []
+    images_complete = True
+    for file, data in parsed.items():
+        if file.startswith("groups/"):
+            group = _validate(file, data, Group, problems)
+            if group is not None:
+                groups.append((file, group))
+        elif file.startswith("images/"):
+            image = _validate(file, data, Image, problems)
+            if image is not None:
+                images.append((file, image))
+            else:
+                images_complete = False
+    if any(p.file.startswith("images/") for p in problems):
+        images_complete = False
+
+    if site is not None:
+        problems.extend(
+            check_site(
+                site, groups, images, check_images=images_complete, boot_profiles=boot_profiles
+            )
+        )
+    if problems or site is None:
+        raise InventoryError(_place(problems, texts))
+    return Inventory(
+        site=site,
+        groups=tuple(group for _, group in groups),
+        images={image.name: image for _, image in images},
+        revision=source.revision(),
+    )

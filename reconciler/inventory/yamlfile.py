@@ -1,0 +1,120 @@
+"""YAML as the inventory reads it: YAML 1.2 scalars, duplicate keys refused, positions on demand.
+
+PyYAML's C parser is fast enough for 50,000-host sites, but it speaks YAML 1.1,
+where an unquoted ``52:54:00:12:34:14`` is a base-60 integer, ``020`` is octal
+and ``no`` is false. The loader here resolves plain scalars the YAML 1.2 way
+instead. Line and column are looked up only when there is a problem to report,
+by composing the document again and walking the path to the offending value.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+from reconciler.model.problems import PathPart
+
+
+class YamlProblem(Exception):
+    """The text is not YAML the inventory can use; carries a position when known."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+
+
+class _Loader(yaml.CSafeLoader):
+    """Safe loader with YAML 1.2 core-schema scalars and duplicate-key detection."""
+
+    yaml_implicit_resolvers = {}  # noqa: RUF012 - fresh resolvers, not the YAML 1.1 ones
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                mark = key_node.start_mark
+                raise YamlProblem(
+                    f"key {key!r} appears twice in the same mapping (first on line "
+                    f"{seen[key].start_mark.line + 1}); keep one",
+                    mark.line + 1,
+                    mark.column + 1,
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
+    text = str(loader.construct_scalar(node))  # type: ignore[arg-type]
+    return int(text, 16) if text.lower().startswith(("0x", "-0x", "+0x")) else int(text, 10)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?[0-9]+|0x[0-9a-fA-F]+)$"),
+    list("-+0123456789"),
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
+)
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse one YAML document; raise YamlProblem with line and column on failure."""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except YamlProblem:
+        raise
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        reason = error.problem or str(error)
+        if mark is None:
+            raise YamlProblem(f"not valid YAML: {reason}") from None
+        raise YamlProblem(f"not valid YAML: {reason}", mark.line + 1, mark.column + 1) from None
+    except yaml.YAMLError as error:
+        raise YamlProblem(f"not valid YAML: {error}") from None
+
+
+def locate(text: str, path: tuple[PathPart, ...]) -> tuple[int, int]:
+    """1-based line and column of the value at ``path``, or of its nearest parent."""
+    try:
+        node: yaml.Node | None = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return 1, 1
+    if node is None:
+        return 1, 1
+    mark = node.start_mark
+    for part in path:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == str(part):
+                    child = value_node
+                    break
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            child = node.value[part]
+        if child is None:
+            break
+        node = child
+        mark = node.start_mark
+    return mark.line + 1, mark.column + 1

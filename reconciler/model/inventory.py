@@ -1,0 +1,142 @@
+"""The inventory's file formats as pydantic models: site.yaml, groups/*.yaml, images/*.yaml.
+
+These models check each file on its own (types, unknown keys, value formats).
+Rules that need the whole site (duplicate MACs, overlapping subnets, image
+references) live in ``reconciler.model.rules``. The JSON Schemas in ``schemas/``
+are generated from these classes, so field descriptions here are what editors show.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from reconciler.model.types import (
+    AddressRange,
+    Domain,
+    HostnameFormat,
+    ImageRef,
+    IndexRange,
+    Label,
+    MacAddress,
+    Sha256,
+)
+
+_URL = re.compile(r"^(https?|tftp)://[^\s\"'<>\\]+$")
+_CMDLINE = re.compile(r"^[^\x00-\x1f\x7f\"]*$")
+
+
+def _check_url(value: str) -> str:
+    if not _URL.match(value):
+        raise ValueError(
+            f"{value!r} is not a usable URL: use http://, https:// or tftp:// "
+            "with no spaces or quotes"
+        )
+    return value
+
+
+def _check_cmdline(value: str) -> str:
+    if not _CMDLINE.match(value):
+        raise ValueError(
+            "a kernel command line must be one line without control characters or double quotes"
+        )
+    return value
+
+
+Url = Annotated[str, AfterValidator(_check_url)]
+Cmdline = Annotated[str, AfterValidator(_check_cmdline)]
+
+
+class _File(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Site(_File):
+    """site.yaml: what holds for the whole site."""
+
+    domain: Domain = Field(description="forward DNS zone; a host is <hostname>.<domain>")
+    ttl: int = Field(default=300, ge=1, le=2_147_483_647, description="DNS TTL in seconds")
+    lease_time: int = Field(
+        default=3600, ge=60, le=2_147_483_647, description="DHCP lease time in seconds"
+    )
+
+
+class Host(_File):
+    """One machine of a group: the index is the sticker on the blade."""
+
+    index: int = Field(ge=0, description="fills the group's hostname format and address")
+    mac: MacAddress
+    aliases: list[Label] = Field(default_factory=list, description="extra names (CNAMEs)")
+    image: ImageRef | None = Field(default=None, description="per-host override: a canary")
+
+
+class Registration(_File):
+    """Sequential discovery of new machines."""
+
+    open: bool = Field(default=False, description="true: unknown MACs that boot are enrolled")
+    indexes: IndexRange = Field(description="indexes new machines take, lowest free first")
+
+
+class Group(_File):
+    """groups/<name>.yaml: hosts that share a subnet, a naming format and an image."""
+
+    name: Label = Field(description="must equal the file name without .yaml")
+    subnet: ipaddress.IPv4Network
+    gateway: ipaddress.IPv4Address
+    hostname: HostnameFormat = Field(description='printf format, e.g. "node%03d"')
+    first_address: ipaddress.IPv4Address | None = Field(
+        default=None, description="a host's address = first_address + index (default: network)"
+    )
+    unregistered_range: AddressRange | None = Field(
+        default=None, description="addresses for unknown MACs"
+    )
+    image: ImageRef | None = Field(
+        default=None, description="<image>@<version>; hosts without one boot discovery"
+    )
+    boot: Label = Field(default="default", description="boot profile: which templates render")
+    registration: Registration | None = None
+    hosts: list[Host] = Field(default_factory=list)
+
+    def hostname_of(self, index: int) -> str:
+        return self.hostname % index
+
+    def address_of(self, index: int) -> ipaddress.IPv4Address:
+        base = self.first_address if self.first_address is not None else self.subnet.network_address
+        return ipaddress.IPv4Address(int(base) + index)
+
+
+class Artifact(_File):
+    url: Url
+    sha256: Sha256
+
+
+class ImageVersion(_File):
+    kernel: Artifact
+    initrd: Artifact
+    rootfs: Artifact
+    cmdline: Cmdline = ""
+
+
+class Image(_File):
+    """images/<name>.yaml: an image and its versions."""
+
+    name: Label = Field(description="must equal the file name without .yaml")
+    versions: dict[str, ImageVersion] = Field(min_length=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """A whole, valid site: only ``load_inventory`` builds one, after every rule passed."""
+
+    site: Site
+    groups: tuple[Group, ...]
+    images: dict[str, Image]
+    revision: str = "working-tree"
+
+    def resolve_image(self, ref: str) -> tuple[str, str, ImageVersion]:
+        name, _, version = ref.partition("@")
+        return name, version, self.images[name].versions[version]

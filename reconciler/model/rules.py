@@ -1,0 +1,298 @@
+"""Site-wide rules: everything INVENTORY.md forbids that no single file can see.
+
+Each check appends ``Problem`` values naming the file and the YAML path of the
+offending value, so the loader can point at line and column. All rules run even
+after one fails: users get every problem in one go.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from reconciler.model.inventory import Group, Image, Site
+from reconciler.model.problems import PathPart, Problem
+from reconciler.model.types import LABEL, MAX_FQDN
+
+IPv4 = ipaddress.IPv4Address
+
+
+@dataclass
+class _Context:
+    """What the rules learn as they walk the groups, for cross-group checks."""
+
+    site: Site
+    images: dict[str, Image]
+    check_images: bool = True
+    boot_profiles: frozenset[str] | None = None
+    problems: list[Problem] = field(default_factory=list)
+    macs: dict[str, str] = field(default_factory=dict)  # mac -> "file hosts[i]"
+    hostnames: dict[str, str] = field(default_factory=dict)
+    addresses: dict[IPv4, str] = field(default_factory=dict)
+    ranges: list[tuple[IPv4, IPv4, str, ipaddress.IPv4Network]] = field(default_factory=list)
+
+    def report(self, file: str, path: tuple[PathPart, ...], message: str) -> None:
+        self.problems.append(Problem(file, path, message))
+
+
+def check_site(
+    site: Site,
+    groups: list[tuple[str, Group]],
+    images: list[tuple[str, Image]],
+    *,
+    check_images: bool = True,
+    boot_profiles: frozenset[str] | None = None,
+) -> list[Problem]:
+    """Run every cross-file rule; ``groups`` and ``images`` pair each model with its file.
+
+    ``check_images`` is False when an image file itself was invalid: references to
+    it would only repeat that problem.
+    """
+    context = _Context(site=site, images={}, check_images=check_images, boot_profiles=boot_profiles)
+    for file, image in images:
+        stem = _stem(file)
+        if image.name != stem:
+            context.report(
+                file,
+                ("name",),
+                f"image name {image.name!r} must equal the file "
+                f"name {stem!r}; rename the file or change the name",
+            )
+        context.images[image.name] = image
+    _check_subnets(context, groups)
+    for file, group in groups:
+        for index_range in _unregistered(group):
+            context.ranges.append((*index_range, file, group.subnet))
+    for file, group in groups:
+        _check_group(context, file, group)
+    for file, group in groups:
+        if group.registration is not None:
+            _check_registration(context, file, group)
+    return context.problems
+
+
+def _stem(file: str) -> str:
+    name = file.rsplit("/", 1)[-1]
+    return name[:-5] if name.endswith(".yaml") else name.rsplit(".", 1)[0]
+
+
+def _unregistered(group: Group) -> Iterator[tuple[IPv4, IPv4]]:
+    if group.unregistered_range is not None:
+        yield group.unregistered_range
+
+
+def _check_subnets(context: _Context, groups: list[tuple[str, Group]]) -> None:
+    seen: dict[ipaddress.IPv4Network, tuple[str, Group]] = {}
+    for file, group in groups:
+        net = group.subnet
+        if net.prefixlen > 24:
+            context.report(
+                file,
+                ("subnet",),
+                f"subnet {net} is smaller than a /24; its reverse "
+                "DNS would need classless delegation (RFC 2317), which is not "
+                "supported: use a /24 or a larger subnet",
+            )
+        if group.gateway not in net or group.gateway in (
+            net.network_address,
+            net.broadcast_address,
+        ):
+            context.report(
+                file,
+                ("gateway",),
+                f"gateway {group.gateway} must be a host address inside subnet {net}",
+            )
+        for other_net, (other_file, other) in seen.items():
+            if other_net == net:
+                if other.gateway != group.gateway:
+                    context.report(
+                        file,
+                        ("gateway",),
+                        f"group shares subnet {net} with "
+                        f"{other_file} but has gateway {group.gateway} instead of "
+                        f"{other.gateway}; groups in one subnet need one gateway",
+                    )
+                if (
+                    group.unregistered_range is not None
+                    and other.unregistered_range is not None
+                    and group.unregistered_range != other.unregistered_range
+                ):
+                    context.report(
+                        file,
+                        ("unregistered_range",),
+                        "groups sharing subnet "
+                        f"{net} give different unregistered ranges ({other_file} "
+                        "too); give it in one group only, or identically in all",
+                    )
+                break
+            if other_net.overlaps(net):
+                context.report(
+                    file,
+                    ("subnet",),
+                    f"subnet {net} overlaps {other_net} of "
+                    f"{other_file}; subnets must be equal or disjoint",
+                )
+        seen.setdefault(net, (file, group))
+        if group.unregistered_range is not None:
+            first, last = group.unregistered_range
+            if first not in net or last not in net:
+                context.report(
+                    file,
+                    ("unregistered_range",),
+                    f"range {first}-{last} is not inside subnet {net}",
+                )
+            elif (
+                any(
+                    a in (net.network_address, net.broadcast_address, group.gateway)
+                    for a in (first, last)
+                )
+                or first < group.gateway < last
+            ):
+                context.report(
+                    file,
+                    ("unregistered_range",),
+                    f"range {first}-{last} must not "
+                    "include the network, broadcast or gateway address",
+                )
+
+
+def _address_problem(context: _Context, group: Group, address: IPv4) -> str | None:
+    """Why ``address`` cannot be a host address of ``group``, or None."""
+    net = group.subnet
+    if address not in net:
+        return f"address {address} is outside subnet {net}"
+    if address == net.network_address:
+        return f"address {address} is the network address of {net}"
+    if address == net.broadcast_address:
+        return f"address {address} is the broadcast address of {net}"
+    if address == group.gateway:
+        return f"address {address} is the gateway"
+    for first, last, range_file, range_net in context.ranges:
+        if range_net == net and first <= address <= last:
+            return f"address {address} is inside the unregistered range of {range_file}"
+    return None
+
+
+def _hostname_problem(context: _Context, hostname: str) -> str | None:
+    if not LABEL.match(hostname):
+        return (
+            f"hostname {hostname!r} is not a valid DNS label (1-63 characters of a-z, "
+            "0-9 and '-'); shorten the hostname format or use a smaller index"
+        )
+    fqdn = f"{hostname}.{context.site.domain}"
+    if len(fqdn) > MAX_FQDN:
+        return f"{fqdn!r} is longer than {MAX_FQDN} characters"
+    return None
+
+
+def _check_image(context: _Context, file: str, path: tuple[PathPart, ...], ref: str) -> None:
+    if not context.check_images:
+        return
+    name, _, version = ref.partition("@")
+    image = context.images.get(name)
+    if image is None:
+        known = ", ".join(sorted(context.images)) or "none"
+        context.report(file, path, f"image {name!r} does not exist in images/ (known: {known})")
+    elif version not in image.versions:
+        known = ", ".join(sorted(image.versions))
+        context.report(file, path, f"image {name!r} has no version {version!r} (versions: {known})")
+
+
+def _check_group(context: _Context, file: str, group: Group) -> None:
+    stem = _stem(file)
+    if group.name != stem:
+        context.report(
+            file,
+            ("name",),
+            f"group name {group.name!r} must equal the file name "
+            f"{stem!r}; rename the file or change the name",
+        )
+    if group.image is not None:
+        _check_image(context, file, ("image",), group.image)
+    if context.boot_profiles is not None and group.boot not in context.boot_profiles:
+        known = ", ".join(sorted(context.boot_profiles))
+        context.report(
+            file,
+            ("boot",),
+            f"boot profile {group.boot!r} has no templates "
+            f"(profiles: {known}); add templates/boot/{group.boot}/ or pick one",
+        )
+    indexes: dict[int, int] = {}
+    for position, host in enumerate(group.hosts):
+        where = f"{file} hosts[{position}]"
+        path: tuple[PathPart, ...] = ("hosts", position)
+        if host.index in indexes:
+            context.report(
+                file,
+                (*path, "index"),
+                f"index {host.index} is used twice in this "
+                f"group (also hosts[{indexes[host.index]}])",
+            )
+        indexes.setdefault(host.index, position)
+        hostname = group.hostname_of(host.index)
+        problem = _hostname_problem(context, hostname)
+        if problem is not None:
+            context.report(file, (*path, "index"), problem)
+        elif hostname in context.hostnames:
+            context.report(
+                file,
+                (*path, "index"),
+                f"hostname {hostname!r} is already used by {context.hostnames[hostname]}",
+            )
+        else:
+            context.hostnames[hostname] = where
+        address = group.address_of(host.index)
+        problem = _address_problem(context, group, address)
+        if problem is not None:
+            context.report(file, (*path, "index"), problem)
+        elif address in context.addresses:
+            context.report(
+                file,
+                (*path, "index"),
+                f"address {address} is already used by {context.addresses[address]}",
+            )
+        else:
+            context.addresses[address] = where
+        if host.mac in context.macs:
+            context.report(
+                file, (*path, "mac"), f"MAC {host.mac} is already used by {context.macs[host.mac]}"
+            )
+        else:
+            context.macs[host.mac] = where
+        if host.image is not None:
+            _check_image(context, file, (*path, "image"), host.image)
+        for alias_position, alias in enumerate(host.aliases):
+            if alias in context.hostnames:
+                context.report(
+                    file,
+                    (*path, "aliases", alias_position),
+                    f"alias {alias!r} is already a name of {context.hostnames[alias]}",
+                )
+            else:
+                context.hostnames[alias] = f"{where} (alias)"
+
+
+def _check_registration(context: _Context, file: str, group: Group) -> None:
+    """Every index a new machine could take must give a valid, free name and address."""
+    assert group.registration is not None
+    used = {host.index for host in group.hosts}
+    first, last = group.registration.indexes
+    path: tuple[PathPart, ...] = ("registration", "indexes")
+    if last - first + 1 > group.subnet.num_addresses:
+        context.report(
+            file, path, f"{last - first + 1} indexes cannot fit in subnet {group.subnet}"
+        )
+        return
+    for index in range(first, last + 1):
+        if index in used:
+            continue
+        hostname, address = group.hostname_of(index), group.address_of(index)
+        problem = _hostname_problem(context, hostname) or _address_problem(context, group, address)
+        if problem is None and hostname in context.hostnames:
+            problem = f"hostname {hostname!r} is already used by {context.hostnames[hostname]}"
+        if problem is None and address in context.addresses:
+            problem = f"address {address} is already used by {context.addresses[address]}"
+        if problem is not None:
+            context.report(file, path, f"index {index} would be invalid: {problem}")
+            return
