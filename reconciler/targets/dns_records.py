@@ -1,0 +1,95 @@
+"""What the two DNS backends share: picking, normalising and classifying RRsets.
+
+Both ``dns-zonefile`` and ``dns-rfc2136`` compare the compiled records against
+what they read, so both sides must be written the same way (lower-case owner
+names, sorted unique values), and both split what they read into what the
+ownership ledger says is ours and what is someone else's. The SOA and the apex
+NS records belong to the zone, never to the reconciler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from reconciler.resources import AnyResource, DesiredState, DnsRecord
+from reconciler.targets.base import LiveState
+
+# Types whose data is a domain name: compared case-insensitively.
+NAME_VALUED_TYPES = frozenset({"PTR", "CNAME", "NS", "DNAME"})
+# DNSSEC records a signing server adds itself: neither ours nor anybody's drift.
+SIGNING_TYPES = frozenset({"RRSIG", "NSEC", "NSEC3", "NSEC3PARAM", "DNSKEY", "CDS", "CDNSKEY"})
+# Apex records that make the zone a zone.
+ZONE_INFRASTRUCTURE_TYPES = frozenset({"SOA", "NS"})
+
+
+def absolute(name: str) -> str:
+    name = name.strip().lower()
+    return name if name.endswith(".") else name + "."
+
+
+def normalise_values(rtype: str, values: Iterable[str]) -> tuple[str, ...]:
+    if rtype in NAME_VALUED_TYPES:
+        return tuple(sorted({absolute(v) for v in values}))
+    return tuple(sorted(set(values)))
+
+
+def normalise(record: DnsRecord) -> DnsRecord:
+    """The record as both sides of a diff write it."""
+    rtype = record.rtype.upper()
+    return DnsRecord(
+        zone=absolute(record.zone),
+        name=absolute(record.name),
+        rtype=rtype,
+        ttl=record.ttl,
+        values=normalise_values(rtype, record.values),
+    )
+
+
+def desired_records(state: DesiredState) -> tuple[list[DnsRecord], tuple[str, ...]]:
+    """The normalised records of a compiled state, and the zones they belong in."""
+    zones = tuple(sorted({absolute(z.name) for z in state.dns_zones}))
+    records = [normalise(r) for r in state.dns_records]
+    return records, zones
+
+
+def is_zone_infrastructure(record: DnsRecord) -> bool:
+    return record.name == record.zone and record.rtype in ZONE_INFRASTRUCTURE_TYPES
+
+
+def zone_of_key(key: str) -> str:
+    return key.split(" ", 1)[0]
+
+
+def zones_to_read(zones: Sequence[str], owned_keys: Iterable[str]) -> list[str]:
+    """Managed zones, plus any zone the ledger still holds records in (to remove them)."""
+    return sorted(set(zones) | {zone_of_key(k) for k in owned_keys})
+
+
+def zones_of(desired: Sequence[AnyResource]) -> list[str]:
+    """Zones named by desired records (for a read() called without desired())."""
+    return sorted({r.zone for r in desired if isinstance(r, DnsRecord)})
+
+
+def classify(
+    records: Iterable[DnsRecord], owned_keys: set[str], *, report_infrastructure: bool
+) -> LiveState:
+    """Split what was read into ours and not ours. SOA/NS at the apex are never ours."""
+    owned: dict[str, AnyResource] = {}
+    unmanaged: dict[str, AnyResource] = {}
+    for record in records:
+        key = record.key
+        if is_zone_infrastructure(record):
+            if report_infrastructure:
+                unmanaged[key] = record
+        elif key in owned_keys:
+            owned[key] = record
+        else:
+            unmanaged[key] = record
+    return LiveState(owned=owned, unmanaged=unmanaged)
+
+
+def records_by_zone(records: Iterable[DnsRecord]) -> Mapping[str, list[DnsRecord]]:
+    grouped: dict[str, list[DnsRecord]] = {}
+    for record in records:
+        grouped.setdefault(record.zone, []).append(record)
+    return grouped

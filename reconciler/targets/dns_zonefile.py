@@ -1,0 +1,225 @@
+"""The ``dns-zonefile`` target: DNS without dynamic updates, one zone file per zone.
+
+For a BIND (or NSD, Knot) that loads plain zone files. The live state is what
+is on disk. A pass rewrites only the zones whose content changed, atomically,
+and bumps the SOA serial only then, so secondaries and caches see a new serial
+exactly when something changed. Records in a file that the ownership ledger
+does not list (added by hand) are reported as unmanaged and kept on every
+rewrite. The SOA and apex NS come from the settings and are never "owned".
+Reloading the server (``rndc reload``) is left to the operator's hook.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from reconciler.config import RuntimeConfig
+from reconciler.resources import AnyResource, DesiredState, DnsRecord
+from reconciler.targets import parse_settings
+from reconciler.targets.base import (
+    Action,
+    ApplyResult,
+    Change,
+    LiveState,
+    OwnershipLedger,
+    TargetError,
+    atomic_write,
+)
+from reconciler.targets.dns_records import (
+    classify,
+    desired_records,
+    is_zone_infrastructure,
+    zone_of_key,
+    zones_of,
+    zones_to_read,
+)
+from reconciler.targets.zonefile_format import (
+    ParsedZone,
+    SoaFields,
+    ZoneFileError,
+    parse_zone,
+    render_zone,
+)
+
+log = logging.getLogger(__name__)
+
+
+class ZoneFileSettings(BaseModel):
+    """``[targets.<name>]`` of type ``dns-zonefile``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    directory: Path = Field(description="folder of the zone files, <zone>.zone each")
+    mname: str = Field(description="SOA primary server name, e.g. ns1.cluster.example.")
+    rname: str = Field(description="SOA mailbox as a name, e.g. hostmaster.cluster.example.")
+    nameservers: list[str] = Field(min_length=1, description="apex NS names")
+    refresh: int = Field(default=3600, ge=1)
+    retry: int = Field(default=600, ge=1)
+    expire: int = Field(default=1_209_600, ge=1)
+    minimum: int = Field(default=300, ge=0)
+    ttl: int = Field(default=3600, ge=0, description="TTL of the SOA and NS records")
+    checkzone: str | None = Field(
+        default=None,
+        description="path of named-checkzone: each new file is checked before it replaces the old",
+    )
+
+
+class ZoneFileTarget:
+    """Zone files in one folder; see the module docstring."""
+
+    kind: ClassVar[str] = "dns-zonefile"
+    live_update: ClassVar[bool] = False  # the server must reload the zone file
+    batch_size: ClassVar[int] = 1_000_000  # one file write carries all of a zone's changes
+
+    def __init__(self, *, name: str, settings: ZoneFileSettings, ledger: OwnershipLedger) -> None:
+        self.name = name
+        self.settings = settings
+        self.ledger = ledger
+        self.soa = SoaFields(
+            mname=settings.mname,
+            rname=settings.rname,
+            refresh=settings.refresh,
+            retry=settings.retry,
+            expire=settings.expire,
+            minimum=settings.minimum,
+            ttl=settings.ttl,
+        )
+        self._zones: tuple[str, ...] = ()
+
+    def path_of(self, zone: str) -> Path:
+        stem = zone.rstrip(".") or "root"
+        return self.settings.directory / f"{stem}.zone"
+
+    def desired(self, state: DesiredState) -> Sequence[AnyResource]:
+        records, zones = desired_records(state)
+        self._zones = tuple(sorted(set(zones) | {r.zone for r in records}))
+        return records
+
+    def read(self, desired: Sequence[AnyResource]) -> LiveState:
+        owned_keys = self.ledger.load()
+        zones = zones_to_read(self._zones or tuple(zones_of(desired)), owned_keys)
+        records: list[DnsRecord] = []
+        for zone in zones:
+            parsed = self._read_zone(zone)
+            if parsed is not None:
+                records.extend(parsed.records)
+        return classify(records, owned_keys, report_infrastructure=False)
+
+    def apply(self, changes: Sequence[Change]) -> ApplyResult:
+        by_zone: dict[str, list[Change]] = {}
+        for change in changes:
+            by_zone.setdefault(zone_of_key(change.key), []).append(change)
+        self.ledger.widen(c.key for c in changes if c.action is not Action.DELETE)
+        result = ApplyResult()
+        for zone in sorted(set(self._zones) | set(by_zone)):
+            zone_changes = by_zone.get(zone, [])
+            if self._apply_zone(zone, zone_changes):
+                result.writes += 1
+                result.notes.append(f"rewrote {self.path_of(zone)}")
+            result.applied += len(zone_changes)
+            for change in zone_changes:
+                log.info(
+                    "dns change applied",
+                    extra={"target": self.name, "action": change.action.value, "key": change.key},
+                )
+        self.ledger.narrow(c.key for c in changes if c.action is Action.DELETE)
+        return result
+
+    def _read_zone(self, zone: str) -> ParsedZone | None:
+        path = self.path_of(zone)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise TargetError(
+                self.name, f"cannot read zone file {path}: {error.strerror}"
+            ) from None
+        try:
+            return parse_zone(text, zone=zone, source=str(path))
+        except ZoneFileError as error:
+            raise TargetError(self.name, str(error)) from None
+
+    def _apply_zone(self, zone: str, changes: list[Change]) -> bool:
+        """Rewrite one zone file if its content changes; True when it was written."""
+        path = self.path_of(zone)
+        try:
+            old_text: str | None = path.read_text()
+        except FileNotFoundError:
+            old_text = None
+        except OSError as error:
+            raise TargetError(
+                self.name, f"cannot read zone file {path}: {error.strerror}"
+            ) from None
+        current: dict[str, DnsRecord] = {}
+        old_serial: int | None = None
+        if old_text is not None:
+            try:
+                parsed = parse_zone(old_text, zone=zone, source=str(path))
+            except ZoneFileError as error:
+                raise TargetError(self.name, str(error)) from None
+            old_serial = parsed.serial
+            current = {r.key: r for r in parsed.records if not is_zone_infrastructure(r)}
+        for change in changes:
+            if change.action is Action.DELETE:
+                current.pop(change.key, None)
+            elif isinstance(change.new, DnsRecord):
+                current[change.key] = change.new
+        if old_text is not None and old_serial is not None:
+            unchanged = self._render(zone, old_serial, current.values())
+            if unchanged == old_text:
+                return False
+        serial = max((old_serial or 0) + 1, int(time.time()))
+        text = self._render(zone, serial, current.values())
+        if self.settings.checkzone:
+            self._check(zone, path, text)
+        try:
+            atomic_write(path, text)
+        except OSError as error:
+            raise TargetError(self.name, f"cannot write zone file {path}: {error}") from None
+        return True
+
+    def _render(self, zone: str, serial: int, records: Any) -> str:
+        return render_zone(
+            zone=zone,
+            soa=self.soa,
+            serial=serial,
+            nameservers=self.settings.nameservers,
+            records=records,
+        )
+
+    def _check(self, zone: str, path: Path, text: str) -> None:
+        assert self.settings.checkzone is not None
+        candidate = path.with_name(f".{path.name}.check")
+        try:
+            atomic_write(candidate, text)
+            completed = subprocess.run(
+                [self.settings.checkzone, zone, str(candidate)],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise TargetError(self.name, f"cannot run {self.settings.checkzone}: {error}") from None
+        finally:
+            candidate.unlink(missing_ok=True)
+        if completed.returncode != 0:
+            detail = (completed.stdout + completed.stderr).strip() or "no output"
+            raise TargetError(
+                self.name, f"named-checkzone rejects the new {path} (old file kept): {detail}"
+            )
+
+
+def build(name: str, settings: dict[str, Any], config: RuntimeConfig) -> ZoneFileTarget:
+    parsed = parse_settings(name, ZoneFileSettings, settings)
+    parsed = parsed.model_copy(update={"directory": config.resolve(parsed.directory)})
+    ledger = OwnershipLedger(config.resolve(config.state_dir), name)
+    return ZoneFileTarget(name=name, settings=parsed, ledger=ledger)
