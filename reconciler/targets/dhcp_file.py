@@ -1,0 +1,140 @@
+"""The ``dhcp-file`` backend: every host declaration in one include file for dhcpd.conf.
+
+The simplest DHCP backend, needing no running server: the reconciler owns one
+file that dhcpd.conf includes. Its live state is the file itself, parsed back
+(hosts it did not create are ``unmanaged`` and kept verbatim in every rewrite).
+The file is replaced atomically and only when its content changes; dhcpd has
+to be restarted by whoever runs it to pick the change up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from reconciler.config import RuntimeConfig
+from reconciler.resources import AnyResource, DesiredState, DhcpHost
+from reconciler.targets import parse_settings
+from reconciler.targets.base import (
+    Action,
+    ApplyResult,
+    Change,
+    LiveState,
+    OwnershipLedger,
+    TargetError,
+    atomic_write,
+)
+from reconciler.targets.dhcp_hosts import HostBlock, parse_host_file, render_host_block
+
+log = logging.getLogger(__name__)
+
+HEADER = (
+    "# Host declarations managed by the reconciler (target {name}).\n"
+    "# Hosts it did not create are kept as they are; edit the inventory for the others.\n"
+)
+
+
+class DhcpFileSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: Path
+
+
+class DhcpFileTarget:
+    """Host declarations in one include file, rewritten atomically when they change."""
+
+    kind: ClassVar[str] = "dhcp-file"
+    live_update: ClassVar[bool] = False
+    batch_size: ClassVar[int] = 1_000_000
+
+    def __init__(self, *, name: str, path: Path, ledger: OwnershipLedger, boot_url: str) -> None:
+        self.name = name
+        self.path = path
+        self.ledger = ledger
+        self.boot_url = boot_url
+
+    def desired(self, state: DesiredState) -> Sequence[AnyResource]:
+        return state.dhcp_hosts
+
+    def _blocks(self) -> list[HostBlock]:
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return []
+        except (OSError, UnicodeDecodeError) as error:
+            raise TargetError(self.name, f"cannot read {self.path}: {error}") from None
+        return parse_host_file(text)
+
+    def read(self, desired: Sequence[AnyResource]) -> LiveState:
+        owned_keys = self.ledger.load()
+        owned: dict[str, AnyResource] = {}
+        unmanaged: dict[str, AnyResource] = {}
+        for block in self._blocks():
+            host = block.to_host(boot_url=self.boot_url)
+            (owned if block.name in owned_keys else unmanaged)[block.name] = host
+        return LiveState(owned=owned, unmanaged=unmanaged)
+
+    def apply(self, changes: Sequence[Change]) -> ApplyResult:
+        result = ApplyResult()
+        if not changes:
+            return result
+        owned_keys = self.ledger.load()
+        blocks = self._blocks()
+        foreign = {b.name: b.text for b in blocks if b.name not in owned_keys}
+        ours: dict[str, DhcpHost] = {
+            b.name: b.to_host(boot_url=self.boot_url) for b in blocks if b.name in owned_keys
+        }
+        for change in changes:
+            if change.action is Action.DELETE:
+                ours.pop(change.key, None)
+            else:
+                if not isinstance(change.new, DhcpHost):
+                    raise TargetError(self.name, f"{change.key}: not a DHCP host")
+                foreign.pop(change.key, None)  # adopted: ours from now on
+                ours[change.key] = change.new
+            log.info(
+                "dhcp-file change",
+                extra={"target": self.name, "action": change.action.value, "key": change.key},
+            )
+            result.applied += 1
+        text = self.render(foreign=list(foreign.values()), hosts=list(ours.values()))
+        try:
+            current = self.path.read_text()
+        except FileNotFoundError:
+            current = None
+        except OSError as error:
+            raise TargetError(self.name, f"cannot read {self.path}: {error}") from None
+        created = {c.key for c in changes if c.action is not Action.DELETE}
+        self.ledger.widen(created)
+        if text != current:
+            try:
+                atomic_write(self.path, text)
+            except OSError as error:
+                raise TargetError(self.name, f"cannot write {self.path}: {error}") from None
+            result.writes += 1
+        self.ledger.narrow(c.key for c in changes if c.action is Action.DELETE)
+        return result
+
+    def render(self, *, foreign: list[str], hosts: list[DhcpHost]) -> str:
+        """The whole include file: header, hand-made blocks as found, then ours by name."""
+        parts = [HEADER.format(name=self.name)]
+        parts.extend(f"{text}\n" for text in foreign)
+        parts.extend(
+            render_host_block(h, boot_url=self.boot_url)
+            for h in sorted(hosts, key=lambda h: h.hostname)
+        )
+        return "".join(parts)
+
+
+def build(name: str, settings: dict[str, Any], config: RuntimeConfig) -> DhcpFileTarget:
+    parsed = parse_settings(name, DhcpFileSettings, dict(settings))
+    return DhcpFileTarget(
+        name=name,
+        path=config.resolve(parsed.path),
+        ledger=OwnershipLedger(config.resolve(config.state_dir), name),
+        boot_url=config.boot.http_url,
+    )

@@ -1,0 +1,240 @@
+"""The ``dhcp-omapi`` backend: host declarations put into a running dhcpd, no restart.
+
+dhcpd takes hosts live over OMAPI and persists them as ``host`` blocks in its
+leases file; OMAPI itself cannot list hosts. So live state is read two ways:
+OMAPI lookups for every host the inventory names (by name, and by MAC for
+those not found, to catch a hand-made host holding a wanted MAC), and the
+leases file for hosts beyond those. dhcpd does not report a host's statements
+over OMAPI, so the boot filename comes from the leases file; the inventory
+group is not a dhcpd property and is never compared.
+
+Only hosts in the ownership ledger are deleted; an update is a delete and a
+create (two writes). Requests are pipelined, so a sync runs at OMAPI speed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from reconciler.config import RuntimeConfig
+from reconciler.resources import AnyResource, DesiredState, DhcpHost
+from reconciler.targets import parse_settings
+from reconciler.targets.base import (
+    Action,
+    ApplyResult,
+    Change,
+    LiveState,
+    OwnershipLedger,
+    TargetError,
+)
+from reconciler.targets.dhcp_hosts import HostBlock, host_statements, hosts_in_leases
+from reconciler.targets.omapi_client import OmapiFailure, OmapiHost, OmapiSession
+
+log = logging.getLogger(__name__)
+
+
+class DhcpOmapiSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    server: str = Field(default="127.0.0.1", description="dhcpd's OMAPI address")
+    port: int = Field(default=7911, ge=1, le=65535)
+    key_name: str = Field(default="omapi_key", description="the key's name in dhcpd.conf")
+    key_file: Path = Field(description="file holding the base64 HMAC-MD5 secret")
+    leases_file: Path | None = Field(
+        default=None, description="dhcpd's leases file, where OMAPI hosts persist"
+    )
+    timeout: float = Field(default=10.0, gt=0)
+
+
+class DhcpOmapiTarget:
+    """Hosts created and deleted in a running dhcpd over OMAPI."""
+
+    kind: ClassVar[str] = "dhcp-omapi"
+    live_update: ClassVar[bool] = True
+    batch_size: ClassVar[int] = 1
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        settings: DhcpOmapiSettings,
+        key_file: Path,
+        leases_file: Path | None,
+        ledger: OwnershipLedger,
+        boot_url: str,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.key_file = key_file
+        self.leases_file = leases_file
+        self.ledger = ledger
+        self.boot_url = boot_url
+
+    def desired(self, state: DesiredState) -> Sequence[AnyResource]:
+        return state.dhcp_hosts
+
+    # --- plumbing -----------------------------------------------------------
+
+    def _secret(self) -> str:
+        try:
+            secret = self.key_file.read_text().strip()
+        except OSError as error:
+            raise TargetError(
+                self.name, f"cannot read the OMAPI key file {self.key_file}: {error.strerror}"
+            ) from None
+        if not secret:
+            raise TargetError(self.name, f"the OMAPI key file {self.key_file} is empty")
+        return secret
+
+    def session(self) -> OmapiSession:
+        try:
+            return OmapiSession(
+                host=self.settings.server,
+                port=self.settings.port,
+                key_name=self.settings.key_name,
+                secret=self._secret(),
+                timeout=self.settings.timeout,
+            )
+        except OmapiFailure as error:
+            raise TargetError(self.name, str(error)) from None
+
+    def _leases(self) -> dict[str, HostBlock]:
+        if self.leases_file is None:
+            return {}
+        try:
+            text = self.leases_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return {}
+        except OSError as error:
+            raise TargetError(
+                self.name, f"cannot read dhcpd's leases file {self.leases_file}: {error.strerror}"
+            ) from None
+        return hosts_in_leases(text)
+
+    # --- reading ------------------------------------------------------------
+
+    def read(self, desired: Sequence[AnyResource]) -> LiveState:
+        wanted = [r for r in desired if isinstance(r, DhcpHost)]
+        owned_keys = self.ledger.load()
+        persisted = self._leases()
+        try:
+            with self.session() as session:
+                by_name = session.lookup_hosts_by_name([h.hostname for h in wanted])
+                missing = [h.mac for h in wanted if h.hostname not in by_name and h.mac]
+                by_mac = session.lookup_hosts_by_mac(missing)
+        except OmapiFailure as error:
+            raise TargetError(self.name, str(error)) from None
+        groups = {h.hostname: h.group for h in wanted}
+        live: dict[str, DhcpHost] = {}
+        for name, block in persisted.items():
+            live[name] = self._host(name, block=block, group=groups.get(name, block.group))
+        for found in [*by_name.values(), *by_mac.values()]:
+            if found.name:
+                live[found.name] = self._host(
+                    found.name,
+                    omapi=found,
+                    block=persisted.get(found.name),
+                    group=groups.get(found.name, ""),
+                )
+        owned: dict[str, AnyResource] = {}
+        unmanaged: dict[str, AnyResource] = {}
+        for name, host in live.items():
+            (owned if name in owned_keys else unmanaged)[name] = host
+        return LiveState(owned=owned, unmanaged=unmanaged)
+
+    def _host(
+        self, name: str, *, group: str, block: HostBlock | None, omapi: OmapiHost | None = None
+    ) -> DhcpHost:
+        from_block = block.to_host(boot_url=self.boot_url) if block else None
+        mac = omapi.mac if omapi else (from_block.mac if from_block else "")
+        ip = omapi.ip if omapi else (from_block.ip if from_block else "")
+        boot = ""
+        # The leases file is the only place statements can be read; trust it only
+        # for the object OMAPI reports (same MAC and address).
+        if from_block and from_block.mac == mac and from_block.ip == ip:
+            boot = from_block.boot_filename
+        return DhcpHost(hostname=name, mac=mac, ip=ip, group=group, boot_filename=boot)
+
+    # --- applying -------------------------------------------------------------
+
+    def apply(self, changes: Sequence[Change]) -> ApplyResult:
+        result = ApplyResult()
+        if not changes:
+            return result
+        removals = [c.key for c in changes if c.action in (Action.DELETE, Action.UPDATE)]
+        creations: list[DhcpHost] = []
+        for change in changes:
+            if change.action is not Action.DELETE:
+                if not isinstance(change.new, DhcpHost):
+                    raise TargetError(self.name, f"{change.key}: not a DHCP host")
+                creations.append(change.new)
+        self.ledger.widen(h.hostname for h in creations)
+        try:
+            with self.session() as session:
+                result.writes += self._remove(session, removals)
+                deleted = [c.key for c in changes if c.action is Action.DELETE]
+                self.ledger.narrow(deleted)
+                result.writes += self._create(session, creations)
+        except OmapiFailure as error:
+            raise TargetError(self.name, str(error)) from None
+        for change in changes:
+            log.info(
+                "dhcp-omapi change",
+                extra={"target": self.name, "action": change.action.value, "key": change.key},
+            )
+        result.applied = len(changes)
+        return result
+
+    def _remove(self, session: OmapiSession, names: list[str]) -> int:
+        """Delete host objects by name; one already gone counts as deleted."""
+        handles: list[tuple[str, int]] = []
+        for name, reply in zip(
+            names, session.pipeline(session.open_host(name=n) for n in names), strict=True
+        ):
+            if reply.ok and reply.handle:
+                handles.append((name, reply.handle))
+        replies = session.pipeline(session.delete(handle) for _, handle in handles)
+        for (name, _), reply in zip(handles, replies, strict=True):
+            if not reply.ok:
+                raise TargetError(
+                    self.name, f"dhcpd refused to delete host {name}: {reply.message}"
+                )
+        return len(handles)
+
+    def _create(self, session: OmapiSession, hosts: list[DhcpHost]) -> int:
+        messages = (
+            session.create_host(
+                name=h.hostname,
+                mac=h.mac,
+                ip=h.ip,
+                statements=host_statements(h, boot_url=self.boot_url),
+            )
+            for h in hosts
+        )
+        refused: list[str] = []
+        for host, reply in zip(hosts, session.pipeline(messages), strict=True):
+            if not reply.ok:
+                refused.append(f"{host.hostname} ({host.mac}, {host.ip}): {reply.message}")
+        if refused:
+            more = f" and {len(refused) - 5} more" if len(refused) > 5 else ""
+            raise TargetError(
+                self.name, f"dhcpd refused to create host {'; '.join(refused[:5])}{more}"
+            )
+        return len(hosts)
+
+
+def build(name: str, settings: dict[str, Any], config: RuntimeConfig) -> DhcpOmapiTarget:
+    parsed = parse_settings(name, DhcpOmapiSettings, dict(settings))
+    return DhcpOmapiTarget(
+        name=name,
+        settings=parsed,
+        key_file=config.resolve(parsed.key_file),
+        leases_file=config.resolve(parsed.leases_file) if parsed.leases_file else None,
+        ledger=OwnershipLedger(config.resolve(config.state_dir), name),
+        boot_url=config.boot.http_url,
+    )
