@@ -1,0 +1,224 @@
+"""The ``reconciler`` command: validate, plan, apply, diff, schema, and the services.
+
+Thin on purpose: each command parses options, calls the engine, renders, and
+turns errors into a message and an exit code. Exit codes: 0 success (for
+``plan``: no changes), 1 ``plan`` found changes, 2 an error. A user error never
+shows a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from reconciler.config import ConfigError, RuntimeConfig, load_config
+from reconciler.engine import Engine, PlanRefused, source_from_config
+from reconciler.hostdiff import (
+    diff_inventories,
+    render_diff_json,
+    render_diff_markdown,
+    render_diff_text,
+)
+from reconciler.inventory.sources import FolderSource, GitSource, InventorySource, SourceError
+from reconciler.logs import setup_logging
+from reconciler.model.problems import InventoryError
+from reconciler.render import RENDERERS
+from reconciler.schemas import stale_schemas, write_schemas
+from reconciler.targets.base import TargetError
+
+EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
+DEFAULT_CONFIG = Path(os.environ.get("RECONCILER_CONFIG", "/etc/reconciler/reconciler.toml"))
+
+app = typer.Typer(
+    help="Reconcile dhcpd, DNS, PXE boot files and node images with a git inventory.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+stderr = Console(stderr=True)
+
+
+class OutputFormat(StrEnum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="runtime config (TOML); env RECONCILER_CONFIG")
+]
+FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="output format")]
+RevOption = Annotated[
+    str | None, typer.Option("--rev", help="inventory revision (git source) instead of config's")
+]
+
+
+def fail(message: str) -> NoReturn:
+    stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_ERROR)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn every error a user can cause into a message and exit code 2."""
+    try:
+        yield
+    except InventoryError as error:
+        fail(str(error))
+    except (ConfigError, SourceError, PlanRefused, TargetError) as error:
+        fail(str(error))
+
+
+@app.callback()
+def main_options(
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "warning",
+    log_json: Annotated[bool, typer.Option("--log-json", help="logs as JSON lines")] = False,
+) -> None:
+    setup_logging(level=log_level, json_format=log_json)
+
+
+def _source(path: Path | None, repo: Path | None, rev: str, subdir: str) -> InventorySource:
+    if repo is not None:
+        return GitSource(repo, rev, subdir)
+    return FolderSource(path or Path("."))
+
+
+@app.command()
+def validate(
+    path: Annotated[Path | None, typer.Argument(help="inventory folder")] = None,
+    repo: Annotated[Path | None, typer.Option(help="git repository (may be bare)")] = None,
+    rev: Annotated[str, typer.Option(help="revision in --repo")] = "HEAD",
+    subdir: Annotated[str, typer.Option(help="inventory folder inside --repo")] = "",
+) -> None:
+    """Check an inventory: exit 0 when valid, 2 with every problem listed when not."""
+    with user_errors():
+        source = _source(path, repo, rev, subdir)
+        engine = Engine(RuntimeConfig.model_validate({"source": {"path": "."}}))
+        inventory = engine.load(source)
+        state = engine.compile(inventory)
+    hosts = len(state.dhcp_hosts)
+    typer.echo(
+        f"{source.describe()}: valid ({len(inventory.groups)} groups, {hosts} hosts, "
+        f"{len(inventory.images)} images)"
+    )
+
+
+def _load_engine(config_path: Path, rev: str | None) -> tuple[Engine, InventorySource]:
+    config = load_config(config_path)
+    if rev is not None:
+        if config.source.repo is None:
+            raise ConfigError("--rev needs a git source: set [source] repo in the config")
+        config = config.model_copy(update={"source": config.source.model_copy(update={"rev": rev})})
+    return Engine(config), source_from_config(config)
+
+
+def _progress() -> Callable[[str], None]:
+    def report(step: str) -> None:
+        if stderr.is_terminal:
+            stderr.print(f"[dim]{step}...[/]", highlight=False)
+
+    return report
+
+
+@app.command()
+def plan(
+    config: ConfigOption = DEFAULT_CONFIG,
+    output: FormatOption = OutputFormat.text,
+    rev: RevOption = None,
+) -> None:
+    """Show what apply would change. Exit 0: nothing; 1: changes; 2: error."""
+    with user_errors():
+        engine, source = _load_engine(config, rev)
+        inventory = engine.load(source)
+        the_plan = engine.plan(
+            engine.compile(inventory), revision=inventory.revision, progress=_progress()
+        )
+    sys.stdout.write(RENDERERS[output.value](the_plan))
+    if the_plan.has_errors:
+        raise typer.Exit(EXIT_ERROR)
+    raise typer.Exit(EXIT_CHANGES if the_plan.has_changes else EXIT_OK)
+
+
+@app.command()
+def apply(
+    config: ConfigOption = DEFAULT_CONFIG,
+    checksum: Annotated[
+        str | None, typer.Option(help="apply only if the plan still has this checksum")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="allow changing more than the safe share")] = False,
+    output: FormatOption = OutputFormat.text,
+    rev: RevOption = None,
+) -> None:
+    """Make live state match the inventory. Exit 0 when every target succeeded, else 2."""
+    with user_errors():
+        engine, source = _load_engine(config, rev)
+        inventory = engine.load(source)
+        the_plan = engine.plan(
+            engine.compile(inventory), revision=inventory.revision, progress=_progress()
+        )
+        if output is not OutputFormat.json:
+            sys.stdout.write(RENDERERS[output.value](the_plan))
+        report = engine.apply(the_plan, force=force, checksum=checksum, progress=_progress())
+    if output is OutputFormat.json:
+        body = {"plan": the_plan.to_dict(), "outcomes": [o.to_dict() for o in report.outcomes]}
+        sys.stdout.write(json.dumps(body, indent=2, sort_keys=True) + "\n")
+    for outcome in report.outcomes:
+        if outcome.ok:
+            writes = outcome.result.writes if outcome.result else 0
+            if output is not OutputFormat.json and writes:
+                typer.echo(f"{outcome.target}: applied ({writes} writes)")
+        else:
+            stderr.print(f"[bold red]error:[/] {outcome.error}", highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_ERROR)
+
+
+@app.command()
+def diff(
+    base: Annotated[str, typer.Argument(help="base revision (e.g. origin/main)")],
+    head: Annotated[str, typer.Argument(help="head revision (e.g. the PR branch)")],
+    repo: Annotated[Path, typer.Option(help="git repository")] = Path("."),
+    subdir: Annotated[str, typer.Option(help="inventory folder inside the repository")] = "",
+    output: FormatOption = OutputFormat.text,
+) -> None:
+    """Host-level changes between two revisions; needs no live access."""
+    with user_errors():
+        engine = Engine(RuntimeConfig.model_validate({"source": {"path": "."}}))
+        old = engine.load(GitSource(repo, base, subdir))
+        new = engine.load(GitSource(repo, head, subdir))
+    result = diff_inventories(old, new)
+    render = {
+        OutputFormat.text: render_diff_text,
+        OutputFormat.markdown: render_diff_markdown,
+        OutputFormat.json: render_diff_json,
+    }[output]
+    sys.stdout.write(render(result, base, head))
+
+
+@app.command()
+def schema(
+    out: Annotated[Path, typer.Option(help="folder for the schema files")] = Path("schemas"),
+    check: Annotated[bool, typer.Option(help="exit 1 if the files are stale")] = False,
+) -> None:
+    """Write the JSON Schemas of the inventory files (or check they are current)."""
+    if check:
+        stale = stale_schemas(out)
+        if stale:
+            stderr.print(f"stale: {', '.join(stale)}; run `reconciler schema --out {out}`")
+            raise typer.Exit(EXIT_CHANGES)
+        typer.echo("schemas are current")
+        return
+    for path in write_schemas(out):
+        typer.echo(f"wrote {path}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,177 @@
+"""One reconcile pass: load, compile, read live state, plan, and apply.
+
+Every entry point (CLI, watch loop, HTTP service, operator) goes through this
+module. A target that fails to read or apply is reported and skipped; the other
+targets are still reconciled, and the next pass converges.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.boot_templates import BootTemplates
+from reconciler.compile import CompileOptions, compile_inventory
+from reconciler.config import RuntimeConfig
+from reconciler.inventory.load import load_inventory
+from reconciler.inventory.sources import FolderSource, GitSource, InventorySource
+from reconciler.model.inventory import Inventory
+from reconciler.plan import Plan, TargetPlan, build_target_plan
+from reconciler.resources import DesiredState
+from reconciler.targets import build_target
+from reconciler.targets.base import ApplyResult, Target, TargetError
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[str], None]
+
+
+class PlanRefused(Exception):
+    """The plan is not applied at all: its checksum or its size is not what was allowed."""
+
+
+@dataclass(slots=True)
+class TargetOutcome:
+    target: str
+    ok: bool
+    result: ApplyResult | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "ok": self.ok,
+            "applied": self.result.applied if self.result else 0,
+            "writes": self.result.writes if self.result else 0,
+            "restarted": self.result.restarted if self.result else False,
+            "error": self.error,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(slots=True)
+class ApplyReport:
+    plan: Plan
+    outcomes: list[TargetOutcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.outcomes)
+
+
+def source_from_config(config: RuntimeConfig) -> InventorySource:
+    src = config.source
+    if src.repo is not None:
+        return GitSource(config.resolve(src.repo), src.rev, src.subdir)
+    assert src.path is not None
+    return FolderSource(config.resolve(src.path))
+
+
+class Engine:
+    """Holds the targets of one runtime config; each method is one step of a pass."""
+
+    def __init__(self, config: RuntimeConfig) -> None:
+        self.config = config
+        self.templates = BootTemplates(
+            config.resolve(config.boot.templates) if config.boot.templates else None
+        )
+        self.options = CompileOptions(http_url=config.boot.http_url.rstrip("/"))
+        self.targets: list[Target] = [
+            build_target(name, section, config) for name, section in config.targets.items()
+        ]
+
+    def load(self, source: InventorySource | None = None) -> Inventory:
+        return load_inventory(
+            source or source_from_config(self.config), boot_profiles=self.templates.profiles
+        )
+
+    def compile(self, inventory: Inventory) -> DesiredState:
+        return compile_inventory(inventory, templates=self.templates, options=self.options)
+
+    def plan(
+        self, state: DesiredState, *, revision: str, progress: ProgressCallback | None = None
+    ) -> Plan:
+        plans = []
+        for target in self.targets:
+            if progress:
+                progress(f"reading {target.name}")
+            desired = target.desired(state)
+            try:
+                live = target.read(desired)
+            except TargetError as error:
+                log.error("read failed", extra={"target": target.name, "error": str(error)})
+                plans.append(TargetPlan(target.name, target.kind, (), 0, error=str(error)))
+                continue
+            plans.append(
+                build_target_plan(target=target.name, kind=target.kind, desired=desired, live=live)
+            )
+        return Plan(revision, tuple(plans), self.config.max_change_fraction)
+
+    def apply(
+        self,
+        plan: Plan,
+        *,
+        force: bool = False,
+        checksum: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ApplyReport:
+        """Apply a plan; refuse it whole when the checksum or the safety check says so."""
+        if checksum is not None and checksum != plan.checksum:
+            raise PlanRefused(
+                f"the plan computed now (checksum {plan.checksum}) differs from the reviewed "
+                f"one ({checksum}); live state or the inventory changed: plan again and review"
+            )
+        unsafe = plan.unsafe_targets()
+        if unsafe and not force:
+            details = ", ".join(
+                f"{t.target}: {t.counts['delete']} deletes and {t.counts['update']} updates "
+                f"of {t.owned_count} owned"
+                for t in unsafe
+            )
+            raise PlanRefused(
+                f"refusing a large change ({details}; more than "
+                f"{plan.max_fraction:.0%} of what the target owns); review it and use --force"
+            )
+        report = ApplyReport(plan)
+        by_name = {t.name: t for t in self.targets}
+        for target_plan in plan.targets:
+            started = time.monotonic()
+            if target_plan.error is not None:
+                report.outcomes.append(
+                    TargetOutcome(target_plan.target, False, error=target_plan.error)
+                )
+                continue
+            if not target_plan.changes:
+                report.outcomes.append(TargetOutcome(target_plan.target, True, ApplyResult()))
+                continue
+            if progress:
+                progress(f"applying {len(target_plan.changes)} changes to {target_plan.target}")
+            try:
+                result = by_name[target_plan.target].apply(target_plan.changes)
+            except TargetError as error:
+                log.error("apply failed", extra={"target": target_plan.target, "error": str(error)})
+                report.outcomes.append(
+                    TargetOutcome(
+                        target_plan.target,
+                        False,
+                        error=str(error),
+                        seconds=time.monotonic() - started,
+                    )
+                )
+                continue
+            report.outcomes.append(
+                TargetOutcome(target_plan.target, True, result, seconds=time.monotonic() - started)
+            )
+            log.info(
+                "target applied",
+                extra={
+                    "target": target_plan.target,
+                    "applied": result.applied,
+                    "writes": result.writes,
+                },
+            )
+        return report

@@ -1,0 +1,52 @@
+"""Per-MAC boot files under a TFTP root: ``pxelinux.cfg/01-<mac>`` and ``ipxe/<mac>.ipxe``.
+
+tftpd-hpa serves the folder to PXE ROMs and ``reconciler serve`` serves the same
+files over HTTP to iPXE. Files someone put there by hand (a ``default`` menu,
+say) are reported as unmanaged and left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from reconciler.config import RuntimeConfig
+from reconciler.resources import AnyResource, BootFile, DesiredState
+from reconciler.targets import parse_settings
+from reconciler.targets.filetree import FileTreeTarget
+
+
+class BootFilesSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    directory: Path
+
+
+class BootFilesTarget(FileTreeTarget):
+    kind: ClassVar[str] = "bootfiles"
+    managed_folders: ClassVar[tuple[str, ...]] = ("pxelinux.cfg", "ipxe")
+
+    def desired(self, state: DesiredState) -> Sequence[AnyResource]:
+        return state.boot_files
+
+    def path_of(self, key: str) -> str:
+        return key
+
+    def encode(self, resource: AnyResource) -> str:
+        assert isinstance(resource, BootFile)
+        return resource.content
+
+    def decode(self, relative: str, content: str) -> AnyResource:
+        return BootFile(relative, content)
+
+
+def build(name: str, settings: dict[str, Any], config: RuntimeConfig) -> BootFilesTarget:
+    parsed = parse_settings(name, BootFilesSettings, settings)
+    return BootFilesTarget(
+        name=name,
+        root=config.resolve(parsed.directory),
+        state_dir=config.resolve(config.state_dir),
+    )

@@ -1,0 +1,74 @@
+"""The image each node must run, one JSON file per host, for node agents to fetch.
+
+``reconciler serve`` hands ``nodes/<hostname>.json`` to the agent on each node;
+the agent compares it with what it runs and swaps its root filesystem when they
+differ. Writing the assignment is the reconciler's part of a rollout.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from reconciler.config import RuntimeConfig
+from reconciler.resources import AnyResource, DesiredState, NodeImage
+from reconciler.targets import parse_settings
+from reconciler.targets.filetree import FileTreeTarget
+
+
+class NodeImagesSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    directory: Path
+
+
+def node_image_from_dict(data: dict[str, Any]) -> NodeImage:
+    return NodeImage(
+        host=data["host"],
+        mac=data["mac"],
+        image=data["image"],
+        version=data["version"],
+        kernel_url=data["kernel"]["url"],
+        kernel_sha256=data["kernel"]["sha256"],
+        initrd_url=data["initrd"]["url"],
+        initrd_sha256=data["initrd"]["sha256"],
+        rootfs_url=data["rootfs"]["url"],
+        rootfs_sha256=data["rootfs"]["sha256"],
+        cmdline=data["cmdline"],
+    )
+
+
+def build(name: str, settings: dict[str, Any], config: RuntimeConfig) -> NodeImagesTarget:
+    parsed = parse_settings(name, NodeImagesSettings, settings)
+    return NodeImagesTarget(
+        name=name,
+        root=config.resolve(parsed.directory),
+        state_dir=config.resolve(config.state_dir),
+    )
+
+
+class NodeImagesTarget(FileTreeTarget):
+    kind: ClassVar[str] = "node-images"
+    managed_folders: ClassVar[tuple[str, ...]] = ("nodes",)
+
+    def desired(self, state: DesiredState) -> Sequence[AnyResource]:
+        return state.node_images
+
+    def path_of(self, key: str) -> str:
+        return f"nodes/{key}.json"
+
+    def encode(self, resource: AnyResource) -> str:
+        assert isinstance(resource, NodeImage)
+        return json.dumps(resource.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    def decode(self, relative: str, content: str) -> AnyResource:
+        host = relative.removeprefix("nodes/").removesuffix(".json")
+        try:
+            return node_image_from_dict(json.loads(content))
+        except (ValueError, KeyError, TypeError):
+            # Unreadable: a value that never equals a desired one, so it is rewritten.
+            return NodeImage(host, "", "", "", "", "", "", "", "", "", content)
