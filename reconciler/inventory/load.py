@@ -22,9 +22,18 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 _HINTS = {
     "string_type": "; put the value in double quotes",
+    "int_type": "; write a whole number without quotes, such as 20",
+    "bool_type": "; write true or false, without quotes",
+    "list_type": "; write a list: [a, b] or one '- item' line per entry",
+    "model_type": "; write 'key: value' lines indented below it",
+    "dict_type": "; write 'key: value' lines indented below it",
+    "ip_v4_address": "; write an IPv4 address such as 10.23.45.1",
+    "ip_v4_network": "; write a network such as 10.23.45.0/24 (no host bits set)",
+    "too_short": "; add at least one entry",
     "extra_forbidden": "; remove it or fix its spelling (see schemas/ for the valid keys)",
     "missing": "; add it",
 }
+_SCALARS = (str, int, float, bool, type(None))
 
 
 def _pydantic_problems(file: str, error: ValidationError) -> list[Problem]:
@@ -33,10 +42,12 @@ def _pydantic_problems(file: str, error: ValidationError) -> list[Problem]:
         message = str(item["msg"])
         if message.startswith("Value error, "):
             message = message[len("Value error, ") :]
-        if item["type"] == "extra_forbidden":
+        elif item["type"] == "extra_forbidden":
             message = f"unknown key {item['loc'][-1]!r}"
         elif item["type"] == "missing":
             message = f"required key {item['loc'][-1]!r} is missing"
+        elif isinstance(item.get("input"), _SCALARS):
+            message += f", not {item['input']!r}"
         message += _HINTS.get(item["type"], "")
         path = tuple(item["loc"])
         if item["type"] == "missing":
@@ -46,9 +57,17 @@ def _pydantic_problems(file: str, error: ValidationError) -> list[Problem]:
 
 
 def _validate(file: str, data: Any, model: type[ModelT], problems: list[Problem]) -> ModelT | None:
+    if data is None:
+        problems.append(Problem(file, (), "the file is empty; write its keys, see INVENTORY.md"))
+        return None
     if not isinstance(data, dict):
         problems.append(
-            Problem(file, (), f"must be a mapping of keys to values, not {type(data).__name__}")
+            Problem(
+                file,
+                (),
+                "must be a mapping of 'key: value' lines at the top level, "
+                f"not a {type(data).__name__}",
+            )
         )
         return None
     try:
@@ -123,12 +142,11 @@ def load_inventory(
     if any(p.file.startswith("images/") for p in problems):
         images_complete = False
 
-    if site is not None:
-        problems.extend(
-            check_site(
-                site, groups, images, check_images=images_complete, boot_profiles=boot_profiles
-            )
-        )
+    # The rules run even when site.yaml is invalid, so every problem shows at once;
+    # without a domain they skip only the FQDN length check.
+    problems.extend(
+        check_site(site, groups, images, check_images=images_complete, boot_profiles=boot_profiles)
+    )
     if problems or site is None:
         raise InventoryError(_place(problems, texts))
     return Inventory(

@@ -36,6 +36,15 @@ class _Loader(yaml.CSafeLoader):
         seen: dict[Any, yaml.Node] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                mark = key_node.start_mark
+                raise YamlProblem(
+                    "a key must be a plain word such as 'name', not a list or mapping",
+                    mark.line + 1,
+                    mark.column + 1,
+                ) from None
             if key in seen:
                 mark = key_node.start_mark
                 raise YamlProblem(

@@ -26,8 +26,8 @@ from reconciler.model.types import (
     Sha256,
 )
 
-_URL = re.compile(r"^(https?|tftp)://[^\s\"'<>\\]+$")
-_CMDLINE = re.compile(r"^[^\x00-\x1f\x7f\"]*$")
+_URL = re.compile(r"^(https?|tftp)://[^\s\"'<>\\]+\Z")
+_CMDLINE = re.compile(r"^[^\x00-\x1f\x7f\"]*\Z")
 
 
 def _check_url(value: str) -> str:
@@ -59,16 +59,20 @@ class Site(_File):
     """site.yaml: what holds for the whole site."""
 
     domain: Domain = Field(description="forward DNS zone; a host is <hostname>.<domain>")
-    ttl: int = Field(default=300, ge=1, le=2_147_483_647, description="DNS TTL in seconds")
+    ttl: int = Field(
+        default=300, ge=1, le=2_147_483_647, strict=True, description="DNS TTL in seconds"
+    )
     lease_time: int = Field(
-        default=3600, ge=60, le=2_147_483_647, description="DHCP lease time in seconds"
+        default=3600, ge=60, le=2_147_483_647, strict=True, description="DHCP lease time in seconds"
     )
 
 
 class Host(_File):
     """One machine of a group: the index is the sticker on the blade."""
 
-    index: int = Field(ge=0, description="fills the group's hostname format and address")
+    index: int = Field(
+        ge=0, strict=True, description="fills the group's hostname format and address"
+    )
     mac: MacAddress
     aliases: list[Label] = Field(default_factory=list, description="extra names (CNAMEs)")
     image: ImageRef | None = Field(default=None, description="per-host override: a canary")
@@ -77,7 +81,9 @@ class Host(_File):
 class Registration(_File):
     """Sequential discovery of new machines."""
 
-    open: bool = Field(default=False, description="true: unknown MACs that boot are enrolled")
+    open: bool = Field(
+        default=False, strict=True, description="true: unknown MACs that boot are enrolled"
+    )
     indexes: IndexRange = Field(description="indexes new machines take, lowest free first")
 
 

@@ -22,7 +22,7 @@ IPv4 = ipaddress.IPv4Address
 class _Context:
     """What the rules learn as they walk the groups, for cross-group checks."""
 
-    site: Site
+    site: Site | None
     images: dict[str, Image]
     check_images: bool = True
     boot_profiles: frozenset[str] | None = None
@@ -37,7 +37,7 @@ class _Context:
 
 
 def check_site(
-    site: Site,
+    site: Site | None,
     groups: list[tuple[str, Group]],
     images: list[tuple[str, Image]],
     *,
@@ -47,7 +47,8 @@ def check_site(
     """Run every cross-file rule; ``groups`` and ``images`` pair each model with its file.
 
     ``check_images`` is False when an image file itself was invalid: references to
-    it would only repeat that problem.
+    it would only repeat that problem. ``site`` is None when site.yaml is invalid;
+    then names are not checked against the FQDN length limit.
     """
     context = _Context(site=site, images={}, check_images=check_images, boot_profiles=boot_profiles)
     for file, image in images:
@@ -83,7 +84,7 @@ def _unregistered(group: Group) -> Iterator[tuple[IPv4, IPv4]]:
 
 
 def _check_subnets(context: _Context, groups: list[tuple[str, Group]]) -> None:
-    seen: dict[ipaddress.IPv4Network, tuple[str, Group]] = {}
+    seen: dict[ipaddress.IPv4Network, list[tuple[str, Group]]] = {}
     for file, group in groups:
         net = group.subnet
         if net.prefixlen > 24:
@@ -103,44 +104,27 @@ def _check_subnets(context: _Context, groups: list[tuple[str, Group]]) -> None:
                 ("gateway",),
                 f"gateway {group.gateway} must be a host address inside subnet {net}",
             )
-        for other_net, (other_file, other) in seen.items():
+        for other_net, members in seen.items():
             if other_net == net:
-                if other.gateway != group.gateway:
-                    context.report(
-                        file,
-                        ("gateway",),
-                        f"group shares subnet {net} with "
-                        f"{other_file} but has gateway {group.gateway} instead of "
-                        f"{other.gateway}; groups in one subnet need one gateway",
-                    )
-                if (
-                    group.unregistered_range is not None
-                    and other.unregistered_range is not None
-                    and group.unregistered_range != other.unregistered_range
-                ):
-                    context.report(
-                        file,
-                        ("unregistered_range",),
-                        "groups sharing subnet "
-                        f"{net} give different unregistered ranges ({other_file} "
-                        "too); give it in one group only, or identically in all",
-                    )
-                break
-            if other_net.overlaps(net):
+                _check_shared_subnet(context, file, group, members)
+            elif other_net.overlaps(net):
+                other_file = members[0][0]
                 context.report(
                     file,
                     ("subnet",),
                     f"subnet {net} overlaps {other_net} of "
-                    f"{other_file}; subnets must be equal or disjoint",
+                    f"{other_file}; subnets must be equal or disjoint: give both groups "
+                    "the same subnet or pick one that does not overlap",
                 )
-        seen.setdefault(net, (file, group))
+        seen.setdefault(net, []).append((file, group))
         if group.unregistered_range is not None:
             first, last = group.unregistered_range
             if first not in net or last not in net:
                 context.report(
                     file,
                     ("unregistered_range",),
-                    f"range {first}-{last} is not inside subnet {net}",
+                    f"range {first}-{last} is not inside subnet {net}; "
+                    "pick first and last addresses inside the subnet",
                 )
             elif (
                 any(
@@ -153,15 +137,54 @@ def _check_subnets(context: _Context, groups: list[tuple[str, Group]]) -> None:
                     file,
                     ("unregistered_range",),
                     f"range {first}-{last} must not "
-                    "include the network, broadcast or gateway address",
+                    f"include the network, broadcast or gateway ({group.gateway}) address; "
+                    "narrow the range",
                 )
 
 
-def _address_problem(context: _Context, group: Group, address: IPv4) -> str | None:
+def _check_shared_subnet(
+    context: _Context, file: str, group: Group, members: list[tuple[str, Group]]
+) -> None:
+    """``group`` shares its subnet with ``members``: one gateway, at most one range."""
+    net = group.subnet
+    other_file, other = members[0]
+    if other.gateway != group.gateway:
+        context.report(
+            file,
+            ("gateway",),
+            f"group shares subnet {net} with "
+            f"{other_file} but has gateway {group.gateway} instead of "
+            f"{other.gateway}; groups in one subnet need one gateway",
+        )
+    if group.unregistered_range is None:
+        return
+    for other_file, other in members:
+        if other.unregistered_range is not None and (
+            other.unregistered_range != group.unregistered_range
+        ):
+            first, last = other.unregistered_range
+            context.report(
+                file,
+                ("unregistered_range",),
+                f"groups sharing subnet {net} give different unregistered ranges "
+                f"({other_file} gives {first}-{last}); give the range in one group only, "
+                "or identically in all of them",
+            )
+            return
+
+
+def address_of(group: Group, index: int) -> IPv4 | None:
+    """The address of ``index`` in ``group``, or None past 255.255.255.255."""
+    base = group.first_address if group.first_address is not None else group.subnet.network_address
+    value = int(base) + index
+    return IPv4(value) if value <= int(IPv4("255.255.255.255")) else None
+
+
+def _address_problem(context: _Context, group: Group, address: IPv4 | None) -> str | None:
     """Why ``address`` cannot be a host address of ``group``, or None."""
     net = group.subnet
-    if address not in net:
-        return f"address {address} is outside subnet {net}"
+    if address is None or address not in net:
+        return f"address {address or 'past 255.255.255.255'} is outside subnet {net}"
     if address == net.network_address:
         return f"address {address} is the network address of {net}"
     if address == net.broadcast_address:
@@ -180,9 +203,18 @@ def _hostname_problem(context: _Context, hostname: str) -> str | None:
             f"hostname {hostname!r} is not a valid DNS label (1-63 characters of a-z, "
             "0-9 and '-'); shorten the hostname format or use a smaller index"
         )
-    fqdn = f"{hostname}.{context.site.domain}"
+    return _fqdn_problem(context, hostname)
+
+
+def _fqdn_problem(context: _Context, name: str) -> str | None:
+    if context.site is None:
+        return None
+    fqdn = f"{name}.{context.site.domain}"
     if len(fqdn) > MAX_FQDN:
-        return f"{fqdn!r} is longer than {MAX_FQDN} characters"
+        return (
+            f"{fqdn!r} is {len(fqdn)} characters, longer than the {MAX_FQDN} DNS allows; "
+            "shorten the name or the site's domain"
+        )
     return None
 
 
@@ -193,10 +225,20 @@ def _check_image(context: _Context, file: str, path: tuple[PathPart, ...], ref: 
     image = context.images.get(name)
     if image is None:
         known = ", ".join(sorted(context.images)) or "none"
-        context.report(file, path, f"image {name!r} does not exist in images/ (known: {known})")
+        context.report(
+            file,
+            path,
+            f"image {name!r} does not exist in images/ (known: {known}); "
+            f"add images/{name}.yaml or refer to a known image",
+        )
     elif version not in image.versions:
         known = ", ".join(sorted(image.versions))
-        context.report(file, path, f"image {name!r} has no version {version!r} (versions: {known})")
+        context.report(
+            file,
+            path,
+            f"image {name!r} has no version {version!r} (versions: {known}); "
+            f"add it to images/{name}.yaml or refer to an existing version",
+        )
 
 
 def _check_group(context: _Context, file: str, group: Group) -> None:
@@ -227,7 +269,7 @@ def _check_group(context: _Context, file: str, group: Group) -> None:
                 file,
                 (*path, "index"),
                 f"index {host.index} is used twice in this "
-                f"group (also hosts[{indexes[host.index]}])",
+                f"group (also hosts[{indexes[host.index]}]); give each host its own index",
             )
         indexes.setdefault(host.index, position)
         hostname = group.hostname_of(host.index)
@@ -238,36 +280,52 @@ def _check_group(context: _Context, file: str, group: Group) -> None:
             context.report(
                 file,
                 (*path, "index"),
-                f"hostname {hostname!r} is already used by {context.hostnames[hostname]}",
+                f"hostname {hostname!r} is already used by {context.hostnames[hostname]}; "
+                "names must be unique in the site: change the index or one group's "
+                "hostname format",
             )
         else:
             context.hostnames[hostname] = where
-        address = group.address_of(host.index)
+        address = address_of(group, host.index)
         problem = _address_problem(context, group, address)
         if problem is not None:
-            context.report(file, (*path, "index"), problem)
-        elif address in context.addresses:
             context.report(
                 file,
                 (*path, "index"),
-                f"address {address} is already used by {context.addresses[address]}",
+                f"{problem}; a host's address is first_address + index: "
+                "change the index or the group's first_address",
             )
-        else:
+        elif address is not None and address in context.addresses:
+            context.report(
+                file,
+                (*path, "index"),
+                f"address {address} (first_address + index) is already used by "
+                f"{context.addresses[address]}; change the index or the group's first_address",
+            )
+        elif address is not None:
             context.addresses[address] = where
         if host.mac in context.macs:
             context.report(
-                file, (*path, "mac"), f"MAC {host.mac} is already used by {context.macs[host.mac]}"
+                file,
+                (*path, "mac"),
+                f"MAC {host.mac} is already used by {context.macs[host.mac]}; "
+                "a MAC belongs to one host: remove one entry or correct the MAC",
             )
         else:
             context.macs[host.mac] = where
         if host.image is not None:
             _check_image(context, file, (*path, "image"), host.image)
         for alias_position, alias in enumerate(host.aliases):
-            if alias in context.hostnames:
+            alias_path = (*path, "aliases", alias_position)
+            problem = _fqdn_problem(context, alias)
+            if problem is not None:
+                context.report(file, alias_path, problem)
+            elif alias in context.hostnames:
                 context.report(
                     file,
-                    (*path, "aliases", alias_position),
-                    f"alias {alias!r} is already a name of {context.hostnames[alias]}",
+                    alias_path,
+                    f"alias {alias!r} is already a name of {context.hostnames[alias]}; "
+                    "pick another alias",
                 )
             else:
                 context.hostnames[alias] = f"{where} (alias)"
@@ -281,18 +339,26 @@ def _check_registration(context: _Context, file: str, group: Group) -> None:
     path: tuple[PathPart, ...] = ("registration", "indexes")
     if last - first + 1 > group.subnet.num_addresses:
         context.report(
-            file, path, f"{last - first + 1} indexes cannot fit in subnet {group.subnet}"
+            file,
+            path,
+            f"{last - first + 1} indexes cannot fit in subnet {group.subnet}; give a smaller range",
         )
         return
     for index in range(first, last + 1):
         if index in used:
             continue
-        hostname, address = group.hostname_of(index), group.address_of(index)
+        hostname, address = group.hostname_of(index), address_of(group, index)
         problem = _hostname_problem(context, hostname) or _address_problem(context, group, address)
         if problem is None and hostname in context.hostnames:
             problem = f"hostname {hostname!r} is already used by {context.hostnames[hostname]}"
-        if problem is None and address in context.addresses:
+        if problem is None and address is not None and address in context.addresses:
             problem = f"address {address} is already used by {context.addresses[address]}"
         if problem is not None:
-            context.report(file, path, f"index {index} would be invalid: {problem}")
+            context.report(
+                file,
+                path,
+                f"index {index} would be invalid: {problem}; "
+                "narrow the registration indexes so every one gives a free, valid name "
+                "and address",
+            )
             return

@@ -15,27 +15,35 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 
-_HEX = re.compile(r"^[0-9a-f]{12}$")
+_HEX = re.compile(r"[0-9a-f]{12}")
+_MAC_OCTETS = re.compile(r"[0-9a-f]{1,2}([:.-])[0-9a-f]{1,2}(?:\1[0-9a-f]{1,2}){4}")
+_MAC_QUADS = re.compile(r"[0-9a-f]{4}([:.-])[0-9a-f]{4}\1[0-9a-f]{4}")
 _SEPARATORS = str.maketrans("", "", ":-.")
 
-LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_FORMAT = re.compile(r"^([a-z0-9-]*)%(0?)([1-9][0-9]?)?d([a-z0-9-]*)$")
-IMAGE_REF = re.compile(r"^([a-z0-9][a-z0-9._-]*)@([A-Za-z0-9][A-Za-z0-9._-]*)$")
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# Patterns end in \Z, not $: "$" also matches before a trailing newline, which
+# would let "node%d\n" or "login\n" through into dhcpd.conf and zone files.
+LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
+# Width only with zero padding: "%3d" would pad with spaces.
+_FORMAT = re.compile(r"^([a-z0-9-]*)%(?:0[1-9][0-9]?)?d([a-z0-9-]*)\Z")
+IMAGE_REF = re.compile(r"^([a-z0-9][a-z0-9._-]*)@([A-Za-z0-9][A-Za-z0-9._-]*)\Z")
+SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
 MAX_FQDN = 253
 
 
 def normalize_mac(value: object) -> str:
-    """``52-54-00-AB-CD-EF`` -> ``52:54:00:ab:cd:ef``; raise ValueError if not 6 octets."""
+    """``52-54-00-AB-CD-EF`` -> ``52:54:00:ab:cd:ef``; raise ValueError if not 6 octets.
+
+    Accepted spellings: six octets joined by one separator (``:``, ``-`` or ``.``),
+    three groups of four hex digits (``5254.00ab.cdef``), or twelve hex digits.
+    """
     if not isinstance(value, str):
         raise ValueError('a MAC address must be a quoted string such as "52:54:00:12:34:56"')
     text = value.strip().lower()
-    groups = re.split(r"[:\-.]", text)
-    if len(groups) == 6 and all(1 <= len(g) <= 2 for g in groups):
-        digits = "".join(g.zfill(2) for g in groups)
-    else:
+    if _MAC_OCTETS.fullmatch(text):
+        digits = "".join(octet.zfill(2) for octet in re.split(r"[:\-.]", text))
+    elif _MAC_QUADS.fullmatch(text) or _HEX.fullmatch(text):
         digits = text.translate(_SEPARATORS)
-    if not _HEX.match(digits):
+    else:
         raise ValueError(
             f'{value!r} is not a MAC address of 6 octets; write it like "52:54:00:12:34:56"'
         )

@@ -1,0 +1,121 @@
+"""YAML as the inventory reads it: 1.2 scalars, duplicate keys, positions of values."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.inventory.yamlfile import YamlProblem, locate, parse_yaml
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mac: 52:54:00:12:34:14", "52:54:00:12:34:14"),  # YAML 1.1: base-60 integer
+        ("mac: 00:11:22:33:44:55", "00:11:22:33:44:55"),
+        ("index: 020", 20),  # YAML 1.1: octal 16
+        ("index: 0x14", 20),
+        ("index: -3", -3),
+        ("open: yes", "yes"),  # YAML 1.1: true
+        ("open: no", "no"),
+        ("open: on", "on"),
+        ("open: true", True),
+        ("open: False", False),
+        ("value: 1_000", "1_000"),  # YAML 1.1: 1000
+        ("value: 2024.10", 2024.1),
+        ("value: 1e3", 1000.0),
+        ("value: ~", None),
+        ("value:", None),
+        ("value: null", None),
+        ("first_address: 10.23.45.150", "10.23.45.150"),
+        ("subnet: 10.23.45.0/24", "10.23.45.0/24"),
+    ],
+)
+def test_plain_scalars_resolve_the_yaml_1_2_way(text: str, expected: object) -> None:
+    value = parse_yaml(text)
+    key = text.split(":", 1)[0]
+    assert value[key] == expected
+    assert type(value[key]) is type(expected)
+
+
+def test_quoted_scalars_stay_strings() -> None:
+    assert parse_yaml("a: \"020\"\nb: 'true'") == {"a": "020", "b": "true"}
+
+
+def test_duplicate_key_is_refused_with_both_lines() -> None:
+    text = "name: compute\nsubnet: 10.0.0.0/24\nname: gpu\n"
+    with pytest.raises(YamlProblem) as caught:
+        parse_yaml(text)
+    assert (caught.value.line, caught.value.column) == (3, 1)
+    assert "'name' appears twice" in caught.value.message
+    assert "first on line 1" in caught.value.message
+
+
+def test_duplicate_key_in_nested_mapping() -> None:
+    text = "hosts:\n  - index: 1\n    mac: a\n    index: 2\n"
+    with pytest.raises(YamlProblem) as caught:
+        parse_yaml(text)
+    assert (caught.value.line, caught.value.column) == (4, 5)
+
+
+def test_same_key_in_sibling_mappings_is_fine() -> None:
+    assert parse_yaml("a: {x: 1}\nb: {x: 2}") == {"a": {"x": 1}, "b": {"x": 2}}
+
+
+def test_unhashable_key_is_a_yaml_problem_not_a_crash() -> None:
+    with pytest.raises(YamlProblem) as caught:
+        parse_yaml("? [a, b]\n: 1\n")
+    assert caught.value.line == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column"),
+    [
+        ("name: compute\nhosts: [1, 2\n", 3, 1),  # unclosed flow sequence
+        ("name: compute\n  subnet: x\n", 2, 9),  # bad indentation
+        ("a: 'unterminated\n", 2, 1),
+        ("a: 1\n---\nb: 2\n", 2, 1),  # two documents
+        ("\tname: x\n", 1, 1),  # tab indentation
+    ],
+)
+def test_syntax_errors_carry_a_position(text: str, line: int, column: int) -> None:
+    with pytest.raises(YamlProblem) as caught:
+        parse_yaml(text)
+    assert caught.value.message.startswith("not valid YAML: ")
+    assert (caught.value.line, caught.value.column) == (line, column)
+
+
+def test_empty_document_is_none() -> None:
+    assert parse_yaml("# only a comment\n") is None
+
+
+TEXT = """\
+# a comment
+name: compute
+hosts:
+  - index: 10
+    mac: "52:54:00:00:00:0a"
+  - index: 11
+    mac:   "52:54:00:00:00:0b"
+    aliases: [login, www]
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ((), (2, 1)),
+        (("name",), (2, 7)),
+        (("hosts",), (4, 3)),
+        (("hosts", 1), (6, 5)),
+        (("hosts", 1, "mac"), (7, 12)),
+        (("hosts", 1, "aliases", 1), (8, 22)),
+        (("hosts", 7, "mac"), (4, 3)),  # no such item: nearest parent
+        (("nothing",), (2, 1)),
+    ],
+)
+def test_locate_finds_the_value(path: tuple[str | int, ...], expected: tuple[int, int]) -> None:
+    assert locate(TEXT, path) == expected
+
+
+def test_locate_in_unparsable_text_is_the_start() -> None:
+    assert locate("a: [", ("a",)) == (1, 1)
