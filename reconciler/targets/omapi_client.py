@@ -46,11 +46,16 @@ class Reply:
     message: str = ""
 
 
+# ISC result codes dhcpd answers with, where its own text is too terse.
+_RESULTS = {18: "a host with this name or MAC already exists", 23: "not found"}
+
+
 def _status(response: Any) -> tuple[int, str]:
     info = dict(response.message)
     text = info.get(b"message", b"").decode(errors="replace")
     code = struct.unpack("!I", info[b"result"])[0] if len(info.get(b"result", b"")) == 4 else -1
-    return code, f"{text or 'refused'} (result {code})"
+    explained = f"; {_RESULTS[code]}" if code in _RESULTS else ""
+    return code, f"{text or 'refused'}{explained} (result {code})"
 
 
 class OmapiSession:
@@ -60,6 +65,7 @@ class OmapiSession:
         self, *, host: str, port: int, key_name: str, secret: str, timeout: float = 10.0
     ) -> None:
         self.where = f"{host}:{port}"
+        self.key_name = key_name
         try:
             self._conn = omapi.Omapi(
                 host, port, key_name.encode(), secret.encode(), timeout=timeout
@@ -78,6 +84,16 @@ class OmapiSession:
                 f"cannot reach dhcpd's OMAPI at {self.where} ({error.strerror or error}); "
                 "is dhcpd running with omapi-port set?"
             ) from None
+
+    def _explain(self, error: Exception) -> str:
+        text = str(error)
+        if "authenticator" in text or "signature" in text:
+            # dhcpd accepts any key at open and answers unsigned once it cannot verify.
+            return (
+                f"dhcpd at {self.where} rejected requests signed with the OMAPI key "
+                f"{self.key_name!r}; check the key name and secret against dhcpd.conf"
+            )
+        return f"OMAPI conversation with {self.where} failed: {text}"
 
     def close(self) -> None:
         self._conn.close()
@@ -100,7 +116,7 @@ class OmapiSession:
             while in_flight:
                 yield self._reply(in_flight.pop(0))
         except omapi.OmapiError as error:
-            raise OmapiFailure(f"OMAPI conversation with {self.where} failed: {error}") from None
+            raise OmapiFailure(self._explain(error)) from None
         except TimeoutError:
             raise OmapiFailure(f"dhcpd at {self.where} stopped answering") from None
         except OSError as error:

@@ -1,0 +1,150 @@
+"""The dhcp-omapi target against a real dhcpd: what machines really get, without restarts."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.resources import DhcpHost
+from reconciler.targets.base import Action, Change, TargetError
+from tests.integration.conftest import BOOT_URL, DhcpSite, sync
+from tests.integration.dhcp_server import write_key
+from tests.integration.netns import entered
+
+pytestmark = pytest.mark.integration
+
+MAC_A = "52:54:00:12:34:14"
+MAC_B = "52:54:00:12:34:15"
+MAC_NEW = "52:54:00:ab:cd:ef"
+MAC_UNKNOWN = "52:54:00:99:99:99"
+
+
+def node(index: int, mac: str, ip: str | None = None) -> DhcpHost:
+    return DhcpHost(
+        hostname=f"node{index:03d}",
+        mac=mac,
+        ip=ip or f"10.23.45.{index}",
+        group="compute",
+        boot_filename=f"ipxe/{mac.replace(':', '-')}.ipxe",
+    )
+
+
+def in_pool(ip: str) -> bool:
+    return 200 <= int(ip.rsplit(".", 1)[1]) <= 250
+
+
+def test_registered_and_unknown_macs(dhcp_site: DhcpSite) -> None:
+    pid = dhcp_site.dhcpd.pid()
+    plan, result = dhcp_site.sync_hosts([node(20, MAC_A), node(21, MAC_B)])
+    assert plan.counts["create"] == 2 and result.writes == 2 and not result.restarted
+
+    lease = dhcp_site.client.lease(MAC_A)
+    assert lease is not None
+    assert (lease.ip, lease.hostname) == ("10.23.45.20", "node020")
+    assert lease.filename == "undionly.kpxe"  # plain PXE: the class-based file
+
+    ipxe = dhcp_site.client.lease(MAC_A, user_class="iPXE")
+    assert ipxe is not None and ipxe.filename == f"{BOOT_URL}/ipxe/52-54-00-12-34-14.ipxe"
+
+    unknown = dhcp_site.client.lease(MAC_UNKNOWN)
+    assert unknown is not None and in_pool(unknown.ip)
+    unknown_ipxe = dhcp_site.client.lease(MAC_UNKNOWN, user_class="iPXE")
+    assert unknown_ipxe is not None and unknown_ipxe.filename == f"{BOOT_URL}/boot.ipxe"
+
+    # Second pass: nothing to do, nothing written.
+    plan, result = dhcp_site.sync_hosts([node(20, MAC_A), node(21, MAC_B)])
+    assert plan.changes == () and result.writes == 0
+    assert dhcp_site.dhcpd.pid() == pid
+
+
+def test_replaced_nic_removed_and_readdressed_hosts(dhcp_site: DhcpSite) -> None:
+    pid = dhcp_site.dhcpd.pid()
+    dhcp_site.sync_hosts([node(20, MAC_A), node(21, MAC_B)])
+
+    # The NIC of node020 is replaced: one update, two OMAPI writes, no restart.
+    plan, result = dhcp_site.sync_hosts([node(20, MAC_NEW), node(21, MAC_B)])
+    assert [c.action for c in plan.changes] == [Action.UPDATE]
+    assert result.writes == 2
+    new = dhcp_site.client.lease(MAC_NEW)
+    assert new is not None and (new.ip, new.hostname) == ("10.23.45.20", "node020")
+    old = dhcp_site.client.lease(MAC_A)
+    assert old is not None and in_pool(old.ip)
+
+    # node021 gets a new address.
+    dhcp_site.sync_hosts([node(20, MAC_NEW), node(21, MAC_B, "10.23.45.41")])
+    moved = dhcp_site.client.lease(MAC_B)
+    assert moved is not None and moved.ip == "10.23.45.41"
+
+    # node021 is removed: its MAC is unknown now.
+    plan, result = dhcp_site.sync_hosts([node(20, MAC_NEW)])
+    assert [c.action for c in plan.changes] == [Action.DELETE] and result.writes == 1
+    gone = dhcp_site.client.lease(MAC_B)
+    assert gone is not None and in_pool(gone.ip)
+
+    assert dhcp_site.dhcpd.pid() == pid  # host changes never restart dhcpd
+
+
+def test_hosts_survive_a_restart_and_are_read_back(dhcp_site: DhcpSite) -> None:
+    hosts = [node(20, MAC_A), node(21, MAC_B)]
+    dhcp_site.sync_hosts(hosts)
+    dhcp_site.sync_hosts([node(20, MAC_A), node(21, MAC_B, "10.23.45.33")])
+    dhcp_site.dhcpd.restart()
+    lease = dhcp_site.client.lease(MAC_B)
+    assert lease is not None and (lease.ip, lease.hostname) == ("10.23.45.33", "node021")
+    plan, result = dhcp_site.sync_hosts([node(20, MAC_A), node(21, MAC_B, "10.23.45.33")])
+    assert plan.changes == () and result.writes == 0
+
+
+def test_hand_made_hosts_are_drift_not_deleted(dhcp_site: DhcpSite) -> None:
+    import pypureomapi
+
+    secret = (dhcp_site.workdir / "omapi.key").read_text().strip()
+    with entered(dhcp_site.pair.server):
+        conn = pypureomapi.Omapi("127.0.0.1", 7911, b"omapi_key", secret.encode(), timeout=5)
+        conn.add_host_supersede_name("10.23.45.60", "52:54:00:00:00:60", "handmade")
+        conn.close()
+    plan, result = dhcp_site.sync_hosts([node(20, MAC_A)])
+    assert plan.unmanaged == ("handmade",)
+    assert [c.action for c in plan.changes] == [Action.CREATE]
+    plan, _ = dhcp_site.sync_hosts([])
+    assert [(c.action, c.key) for c in plan.changes] == [(Action.DELETE, "node020")]
+    lease = dhcp_site.client.lease("52:54:00:00:00:60")
+    assert lease is not None and lease.ip == "10.23.45.60"
+
+
+def test_adopting_a_hand_made_host_with_the_wanted_name(dhcp_site: DhcpSite) -> None:
+    import pypureomapi
+
+    secret = (dhcp_site.workdir / "omapi.key").read_text().strip()
+    with entered(dhcp_site.pair.server):
+        conn = pypureomapi.Omapi("127.0.0.1", 7911, b"omapi_key", secret.encode(), timeout=5)
+        conn.add_host_supersede_name("10.23.45.99", MAC_A, "node020")
+        conn.close()
+    plan, _ = dhcp_site.sync_hosts([node(20, MAC_A)])
+    assert [(c.action, c.adopt) for c in plan.changes] == [(Action.UPDATE, True)]
+    lease = dhcp_site.client.lease(MAC_A)
+    assert lease is not None and lease.ip == "10.23.45.20"
+
+
+def test_wrong_key_is_a_clear_error_without_the_key(dhcp_site: DhcpSite) -> None:
+    wrong = write_key(dhcp_site.workdir / "omapi.key", seed=b"another-key-entirely-0123456789a")
+    with pytest.raises(TargetError) as caught:
+        sync(dhcp_site.omapi, [node(20, MAC_A)], namespace=dhcp_site.pair.server)
+    message = str(caught.value)
+    assert "dhcpd-hosts" in message and "key" in message and wrong not in message
+
+
+def test_unreachable_dhcpd_is_a_clear_error(dhcp_site: DhcpSite) -> None:
+    dhcp_site.dhcpd.stop()
+    with pytest.raises(TargetError) as caught:
+        sync(dhcp_site.omapi, [node(20, MAC_A)], namespace=dhcp_site.pair.server)
+    assert "dhcpd-hosts" in str(caught.value) and "127.0.0.1:7911" in str(caught.value)
+
+
+def test_refused_create_names_the_host(dhcp_site: DhcpSite) -> None:
+    dhcp_site.sync_hosts([node(20, MAC_A)])
+    # A create of a name dhcpd already has (the ledger lost track of it) is refused.
+    create = Change(Action.CREATE, "node020", None, node(20, MAC_B))
+    with entered(dhcp_site.pair.server), pytest.raises(TargetError) as caught:
+        dhcp_site.omapi.apply([create])
+    assert "dhcpd-hosts" in str(caught.value) and "node020" in str(caught.value)
+    assert "already exists" in str(caught.value)
