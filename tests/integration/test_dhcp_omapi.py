@@ -102,7 +102,7 @@ def test_hand_made_hosts_are_drift_not_deleted(dhcp_site: DhcpSite) -> None:
         conn = pypureomapi.Omapi("127.0.0.1", 7911, b"omapi_key", secret.encode(), timeout=5)
         conn.add_host_supersede_name("10.23.45.60", "52:54:00:00:00:60", "handmade")
         conn.close()
-    plan, result = dhcp_site.sync_hosts([node(20, MAC_A)])
+    plan, _ = dhcp_site.sync_hosts([node(20, MAC_A)])
     assert plan.unmanaged == ("handmade",)
     assert [c.action for c in plan.changes] == [Action.CREATE]
     plan, _ = dhcp_site.sync_hosts([])
