@@ -261,6 +261,8 @@ class DhcpConfTarget:
             ) from None
         if done.returncode != 0:
             output = self._scrub(done.stdout + done.stderr)
+            if path is not None:  # name the file the user knows, not our candidate copy
+                output = output.replace(str(path), str(self.path))
             if what == "check":
                 raise TargetError(
                     self.name,
