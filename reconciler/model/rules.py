@@ -102,7 +102,8 @@ def _check_subnets(context: _Context, groups: list[tuple[str, Group]]) -> None:
             context.report(
                 file,
                 ("gateway",),
-                f"gateway {group.gateway} must be a host address inside subnet {net}",
+                f"gateway {group.gateway} must be a host address inside subnet {net}; "
+                "correct the gateway or the subnet",
             )
         for other_net, members in seen.items():
             if other_net == net:
@@ -271,10 +272,13 @@ def _check_group(context: _Context, file: str, group: Group) -> None:
                 f"index {host.index} is used twice in this "
                 f"group (also hosts[{indexes[host.index]}]); give each host its own index",
             )
+        duplicate = host.index in indexes
         indexes.setdefault(host.index, position)
         hostname = group.hostname_of(host.index)
         problem = _hostname_problem(context, hostname)
-        if problem is not None:
+        if duplicate:
+            pass  # its hostname and address clash too; one report says it
+        elif problem is not None:
             context.report(file, (*path, "index"), problem)
         elif hostname in context.hostnames:
             context.report(
@@ -288,7 +292,9 @@ def _check_group(context: _Context, file: str, group: Group) -> None:
             context.hostnames[hostname] = where
         address = address_of(group, host.index)
         problem = _address_problem(context, group, address)
-        if problem is not None:
+        if duplicate:
+            pass
+        elif problem is not None:
             context.report(
                 file,
                 (*path, "index"),
