@@ -47,7 +47,7 @@ def _pydantic_problems(file: str, error: ValidationError) -> list[Problem]:
         elif item["type"] == "missing":
             message = f"required key {item['loc'][-1]!r} is missing"
         elif isinstance(item.get("input"), _SCALARS):
-            message += f", not {item['input']!r}"
+            message += f" (got {item['input']!r})"
         message += _HINTS.get(item["type"], "")
         path = tuple(item["loc"])
         if item["type"] == "missing":
