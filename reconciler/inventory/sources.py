@@ -99,6 +99,8 @@ class GitSource:
         if self.subdir:
             try:
                 tree = tree / self.subdir
+                if not isinstance(tree, git.Tree):
+                    raise KeyError(self.subdir)
             except KeyError:
                 raise SourceError(
                     f"{self.describe()}: folder {self.subdir!r} does not exist in that commit"
