@@ -64,7 +64,7 @@ def timed_pass(
 
 
 def make_target(
-    workdir: Path, name: str, port: int, key_file: Path, **extra: object
+    workdir: Path, name: str, *, port: int, key_file: Path, **extra: object
 ) -> Rfc2136Target:
     config = RuntimeConfig(source=SourceConfig(path=workdir), state_dir=workdir / "state")
     settings = {"server": "127.0.0.1", "port": port, "key_file": str(key_file), **extra}
@@ -84,7 +84,7 @@ def main() -> None:
         ) as named,
     ):
         workdir = Path(tmp)
-        target = make_target(workdir, "dns", named.port, named.key_file)
+        target = make_target(workdir, "dns", port=named.port, key_file=named.key_file)
         state = state_of([FWD, REV], site_records(args.hosts))
 
         plan, result, plan_s, apply_s = timed_pass(target, state)
@@ -121,9 +121,13 @@ def main() -> None:
         )
 
         count = args.compare
-        batched = make_target(workdir, "batched", named.port, named.key_file)
+        batched = make_target(workdir, "batched", port=named.port, key_file=named.key_file)
         single = make_target(
-            workdir, "single", named.port, named.key_file, max_changes_per_message=1
+            workdir,
+            "single",
+            port=named.port,
+            key_file=named.key_file,
+            max_changes_per_message=1,
         )
         _, b_result, _, b_apply = timed_pass(
             batched, state_of([BATCH_ZONE], site_records(count, zone=BATCH_ZONE, with_ptr=False))

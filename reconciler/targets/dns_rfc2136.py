@@ -166,7 +166,7 @@ class Rfc2136Target:
         try:
             with UpdateSession(endpoint, self.stats) as session:
                 for zone, batch in batches:
-                    message = build_update(dns.name.from_text(zone), batch, endpoint.key)
+                    message = build_update(dns.name.from_text(zone), batch, key=endpoint.key)
                     session.send(message, zone=zone, changes=len(batch))
                     for edit in batch:
                         done.append(edit.change)

@@ -182,7 +182,7 @@ def batch_edits(
 
 
 def build_update(
-    zone: dns.name.Name, edits: Iterable[RRsetEdit], key: TsigKey | None
+    zone: dns.name.Name, edits: Iterable[RRsetEdit], *, key: TsigKey | None
 ) -> dns.update.UpdateMessage:
     """One UPDATE: all prerequisites, then the updates in plan order (deletes first)."""
     message = dns.update.UpdateMessage(zone)

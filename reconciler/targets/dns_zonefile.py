@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -173,20 +173,20 @@ class ZoneFileTarget:
             elif isinstance(change.new, DnsRecord):
                 current[change.key] = change.new
         if old_text is not None and old_serial is not None:
-            unchanged = self._render(zone, old_serial, current.values())
+            unchanged = self._render(zone, serial=old_serial, records=current.values())
             if unchanged == old_text:
                 return False
         serial = max((old_serial or 0) + 1, int(time.time()))
-        text = self._render(zone, serial, current.values())
+        text = self._render(zone, serial=serial, records=current.values())
         if self.settings.checkzone:
-            self._check(zone, path, text)
+            self._check(zone, path=path, text=text)
         try:
             atomic_write(path, text)
         except OSError as error:
             raise TargetError(self.name, f"cannot write zone file {path}: {error}") from None
         return True
 
-    def _render(self, zone: str, serial: int, records: Any) -> str:
+    def _render(self, zone: str, *, serial: int, records: Iterable[DnsRecord]) -> str:
         return render_zone(
             zone=zone,
             soa=self.soa,
@@ -195,7 +195,7 @@ class ZoneFileTarget:
             records=records,
         )
 
-    def _check(self, zone: str, path: Path, text: str) -> None:
+    def _check(self, zone: str, *, path: Path, text: str) -> None:
         assert self.settings.checkzone is not None
         candidate = path.with_name(f".{path.name}.check")
         try:

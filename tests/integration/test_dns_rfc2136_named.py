@@ -245,3 +245,20 @@ def test_missing_and_static_zones(named_server: NamedServer, tmp_path: Path) -> 
     plan = plan_for(target, static)  # transfer is allowed, updates are not
     with pytest.raises(TargetError, match=r"REFUSED.*not dynamic"):
         target.apply(plan.changes)
+
+
+def test_zone_dropped_from_inventory_loses_our_records(
+    named_server: NamedServer, tmp_path: Path
+) -> None:
+    target = make_target(named_server, tmp_path)
+    named_server.hand_update(REV, [("add", f"99.{REV}", 600, f"PTR printer.{FWD}")])
+    sync(target, site({"node020": 20}))
+    forward_only = DesiredState(
+        dns_zones=(DnsZone(FWD, "forward"),),
+        dns_records=tuple(r for r in site({"node020": 20}).dns_records if r.zone == FWD),
+    )
+    plan, result = sync(target, forward_only)  # the reverse zone is read through the ledger
+    assert plan.counts["delete"] == 1 and result.writes == 1
+    assert named_server.query(f"20.{REV}", "PTR") == []
+    assert named_server.query(f"99.{REV}", "PTR") == [f"printer.{FWD}"]
+    assert sync(target, forward_only)[1].writes == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import dns.name
@@ -47,7 +48,7 @@ def test_create_update_delete_carry_prerequisites() -> None:
         Change(Action.UPDATE, old.key, old, new),
     ]
     key = parse_key_text(KEY_TEXT, source="test")
-    message = build_update(ZONE, [edit_from_change(c, ZONE) for c in changes], key)
+    message = build_update(ZONE, [edit_from_change(c, ZONE) for c in changes], key=key)
     assert len(message.to_wire()) < 1000
     prereqs = {(r.name.to_text(), r.rdclass, r.rdtype) for r in message.prerequisite}
     # delete and update: the exact old RRset exists (zone class, value dependent) ...
@@ -73,7 +74,7 @@ def test_size_estimate_is_an_upper_bound_and_messages_stay_under_limit() -> None
     batches = batch_edits(edits, zone=ZONE, max_bytes=64_000, max_changes=100_000)
     assert len(batches) > 1
     for batch in batches:
-        wire = build_update(ZONE, batch, key).to_wire()
+        wire = build_update(ZONE, batch, key=key).to_wire()
         assert len(wire) <= 64_000
         # Not wastefully small either: the estimate is within 25 % of the real size.
         assert len(wire) > 0.75 * 64_000 or batch is batches[-1]
@@ -127,6 +128,34 @@ def test_tsig_key_file_formats(tmp_path: Path) -> None:
 
 
 def test_update_message_is_an_update() -> None:
-    message = build_update(ZONE, [edit_from_change(c, ZONE) for c in creates(1)], None)
+    message = build_update(ZONE, [edit_from_change(c, ZONE) for c in creates(1)], key=None)
     assert isinstance(message, dns.update.UpdateMessage)
     assert message.zone[0].name == ZONE
+
+
+def test_silent_server_is_a_timeout_error_naming_zone_and_server(tmp_path: Path) -> None:
+    from reconciler.config import RuntimeConfig, SourceConfig
+    from reconciler.resources import DesiredState, DnsZone
+    from reconciler.targets.base import TargetError
+    from reconciler.targets.dns_rfc2136 import build
+
+    key_file = tmp_path / "k.key"
+    key_file.write_text(KEY_TEXT)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)  # accepts connections, never answers
+        port = listener.getsockname()[1]
+        config = RuntimeConfig(source=SourceConfig(path=tmp_path), state_dir=tmp_path / "state")
+        target = build(
+            "dns",
+            {"server": "127.0.0.1", "port": port, "key_file": str(key_file), "timeout": 0.3},
+            config,
+        )
+        state = DesiredState(dns_zones=(DnsZone("cluster.example.", "forward"),))
+        desired = target.desired(state)
+        with pytest.raises(TargetError, match=r"did not answer within 0\.3 s") as caught:
+            target.read(desired)
+        assert f"127.0.0.1:{port}" in str(caught.value) and "cluster.example." in str(caught.value)
+        change = creates(1)[0]
+        with pytest.raises(TargetError, match=r"did not answer within 0\.3 s"):
+            target.apply([change])
