@@ -137,17 +137,31 @@ class OwnershipLedger:
             self.save(current - removed)
 
 
-def atomic_write(path: Path, content: str | bytes, *, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``content`` so a reader sees the old or the new file, never a mix."""
+def stage_file(path: Path, content: str | bytes, *, mode: int = 0o644, sync: bool = False) -> Path:
+    """Write ``content`` to a hidden temporary file beside ``path`` and return its name.
+
+    Renaming it over ``path`` (``os.replace``) then swaps the file in one step.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     data = content.encode() if isinstance(content, str) else content
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                handle.flush()
+                os.fsync(handle.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def atomic_write(path: Path, content: str | bytes, *, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``content`` so a reader sees the old or the new file, never a mix."""
+    tmp = stage_file(path, content, mode=mode, sync=True)
+    try:
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -10,6 +10,7 @@ nothing at all.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -22,7 +23,7 @@ from reconciler.targets.base import (
     LiveState,
     OwnershipLedger,
     TargetError,
-    atomic_write,
+    stage_file,
 )
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class FileTreeTarget:
 
     # -- the Target protocol -----------------------------------------------
     def read(self, desired: Sequence[AnyResource]) -> LiveState:
+        wanted = {resource.key: resource for resource in desired}
         owned_keys = self.ledger.load()
         owned_paths = {self.path_of(key) for key in owned_keys}
         owned: dict[str, AnyResource] = {}
@@ -68,44 +70,70 @@ class FileTreeTarget:
             for key in sorted(owned_keys):
                 relative = self.path_of(key)
                 content = self._read(relative)
-                if content is not None:
+                if content is None:
+                    continue
+                resource = wanted.get(key)
+                # Fast path: a file that already holds what we want needs no decoding.
+                if resource is not None and self.encode(resource) == content:
+                    owned[key] = resource
+                else:
                     owned[key] = self.decode(relative, content)
             for folder in self.managed_folders:
                 directory = self.root / folder
                 if not directory.is_dir():
                     continue
-                for entry in directory.iterdir():
-                    relative = f"{folder}/{entry.name}"
-                    if relative in owned_paths or entry.name.startswith(".") or not entry.is_file():
-                        continue
-                    resource = self.decode(relative, entry.read_text(errors="replace"))
-                    unmanaged[resource.key] = resource
+                with os.scandir(directory) as entries:
+                    for entry in entries:
+                        relative = f"{folder}/{entry.name}"
+                        if (
+                            relative in owned_paths
+                            or entry.name.startswith(".")
+                            or not entry.is_file()
+                        ):
+                            continue
+                        text = Path(entry.path).read_text(errors="replace")
+                        resource = self.decode(relative, text)
+                        unmanaged[resource.key] = resource
         except OSError as error:
             raise TargetError(self.name, f"cannot read {self.root}: {error}") from error
         return LiveState(owned=owned, unmanaged=unmanaged)
 
     def _read(self, relative: str) -> str | None:
         try:
-            return (self.root / relative).read_text()
+            with open(self.root / relative, encoding="utf-8", errors="replace") as handle:
+                return handle.read()
         except FileNotFoundError:
             return None
 
     def apply(self, changes: Sequence[Change]) -> ApplyResult:
+        """Write every new file beside its target, sync once, then rename them all in.
+
+        One sync for the whole batch instead of one per file keeps a first apply
+        of 30,000 files fast; the renames still make each file appear whole.
+        """
         result = ApplyResult()
         self.ledger.widen(c.key for c in changes if c.new is not None)
+        staged: list[tuple[Path, Path]] = []
         deleted: list[str] = []
         try:
             for change in changes:
+                if change.new is None:
+                    continue
+                content = self.encode(change.new)
+                if change.old is not None and self.encode(change.old) == content:
+                    continue  # adopting a file that already holds what we want
                 path = self.root / self.path_of(change.key)
+                staged.append((stage_file(path, content), path))
+            if staged:
+                os.sync()
+            for temporary, path in staged:
+                os.replace(temporary, path)
+                result.writes += 1
+            for change in changes:
                 if change.action is Action.DELETE:
-                    path.unlink(missing_ok=True)
+                    (self.root / self.path_of(change.key)).unlink(missing_ok=True)
                     deleted.append(change.key)
                     result.writes += 1
-                elif change.new is not None:
-                    content = self.encode(change.new)
-                    if change.old is None or self.encode(change.old) != content:
-                        atomic_write(path, content)
-                        result.writes += 1
                 result.applied += 1
                 log.info(
                     "applied change",
@@ -114,5 +142,7 @@ class FileTreeTarget:
         except OSError as error:
             raise TargetError(self.name, f"cannot write under {self.root}: {error}") from error
         finally:
+            for temporary, _ in staged:
+                temporary.unlink(missing_ok=True)
             self.ledger.narrow(deleted)
         return result
