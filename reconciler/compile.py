@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from reconciler.boot_templates import BootTemplates
 from reconciler.model.inventory import Group, Host, ImageVersion, Inventory
@@ -58,8 +59,10 @@ def reverse_name(address: ipaddress.IPv4Address) -> str:
     return ".".join(reversed(str(address).split("."))) + ".in-addr.arpa."
 
 
-def _zone_of(name: str, zones: list[str]) -> str:
-    return max((z for z in zones if name.endswith("." + z)), key=len)
+def reverse_zone_of(address: ipaddress.IPv4Address, network: ipaddress.IPv4Network) -> str:
+    """The octet-aligned reverse zone (see ``reverse_zones``) that holds an address's PTR."""
+    octets = -(-network.prefixlen // 8)
+    return ".".join(reversed(str(address).split(".")[: max(1, octets)])) + ".in-addr.arpa."
 
 
 def _image_context(name: str, version: str, image: ImageVersion) -> dict[str, str]:
@@ -139,7 +142,9 @@ class _Compiler:
         )
         self.records.append(DnsRecord(self.domain, fqdn, "A", self.ttl, (str(address),)))
         ptr = reverse_name(address)
-        self.records.append(DnsRecord(_zone_of(ptr, self.reverse), ptr, "PTR", self.ttl, (fqdn,)))
+        self.records.append(
+            DnsRecord(reverse_zone_of(address, group.subnet), ptr, "PTR", self.ttl, (fqdn,))
+        )
         for alias in host.aliases:
             self.records.append(
                 DnsRecord(self.domain, f"{alias}.{self.domain}", "CNAME", self.ttl, (fqdn,))
@@ -168,17 +173,18 @@ class _Compiler:
                 )
             )
         context = {
-            "host": {
-                "hostname": hostname,
-                "fqdn": fqdn.rstrip("."),
-                "mac": host.mac,
-                "ip": str(address),
-                "group": group.name,
-                "index": host.index,
-                "gateway": str(group.gateway),
-                "netmask": str(group.subnet.netmask),
-            },
-            "image": image_context,
+            # Namespaces rather than dicts: jinja2 finds attributes on the first try.
+            "host": SimpleNamespace(
+                hostname=hostname,
+                fqdn=fqdn.rstrip("."),
+                mac=host.mac,
+                ip=str(address),
+                group=group.name,
+                index=host.index,
+                gateway=str(group.gateway),
+                netmask=str(group.subnet.netmask),
+            ),
+            "image": SimpleNamespace(**image_context) if image_context else None,
             "http_url": self.options.http_url,
             "domain": self.inventory.site.domain,
         }
