@@ -18,7 +18,10 @@ from typing import Any
 
 import pypureomapi as omapi
 
-WINDOW = 64  # requests in flight on one connection
+# Requests in flight on one connection. dhcpd 4.4.3 aborts (dst_api.c REQUIRE on
+# its signing context) with 40 signed lookups in flight; 32 held in stress runs,
+# 16 keeps a margin and already gets most of the gain (~10,000 lookups/s).
+WINDOW = 16
 _HW_ETHERNET = struct.pack("!I", 1)
 _TRUE = struct.pack("!I", 1)
 

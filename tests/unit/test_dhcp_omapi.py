@@ -1,0 +1,75 @@
+"""The dhcp-omapi target without a server: settings, key handling, unreachable dhcpd."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from reconciler.config import ConfigError, RuntimeConfig, SourceConfig
+from reconciler.resources import DhcpHost
+from reconciler.targets.base import TargetError
+from reconciler.targets.dhcp_omapi import DhcpOmapiTarget, build
+
+SECRET = "cmVjb25jaWxlci10ZXN0LWtleS0wMTIzNDU2Nzg5YWI="
+HOST = DhcpHost("node020", "52:54:00:12:34:14", "10.23.45.20", "compute", "ipxe/a.ipxe")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make(tmp_path: Path, **settings: object) -> DhcpOmapiTarget:
+    config = RuntimeConfig(
+        source=SourceConfig(path=tmp_path), state_dir=Path("state"), base_dir=tmp_path
+    )
+    return build("dhcpd-hosts", {"key_file": "omapi.key", **settings}, config)
+
+
+def test_settings_need_a_key_file(tmp_path: Path) -> None:
+    config = RuntimeConfig(source=SourceConfig(path=tmp_path))
+    with pytest.raises(ConfigError, match=r"targets\.dhcpd-hosts\.key_file"):
+        build("dhcpd-hosts", {}, config)
+
+
+def test_unreadable_and_empty_key_files(tmp_path: Path) -> None:
+    with pytest.raises(TargetError, match="cannot read the OMAPI key file"):
+        make(tmp_path).read([HOST])
+    (tmp_path / "omapi.key").write_text("\n")
+    with pytest.raises(TargetError, match="is empty"):
+        make(tmp_path).read([HOST])
+
+
+def test_unreachable_dhcpd_names_target_and_address(tmp_path: Path) -> None:
+    (tmp_path / "omapi.key").write_text(SECRET)
+    port = free_port()
+    with pytest.raises(TargetError) as caught:
+        make(tmp_path, server="127.0.0.1", port=port, timeout=2).read([HOST])
+    message = str(caught.value)
+    assert "dhcpd-hosts" in message and f"127.0.0.1:{port}" in message
+    assert SECRET not in message
+
+
+def test_bad_base64_secret(tmp_path: Path) -> None:
+    (tmp_path / "omapi.key").write_text("not base64 !!")
+    with socket.socket() as listener:  # something to connect to on loopback
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with pytest.raises(TargetError) as caught:
+            make(tmp_path, port=port, timeout=1).read([HOST])
+    assert "not base64 !!" not in str(caught.value)
+
+
+def test_leases_file_is_read_for_hosts_beyond_the_inventory(tmp_path: Path) -> None:
+    leases = tmp_path / "dhcpd.leases"
+    leases.write_text(
+        "host other {\n  dynamic;\n  hardware ethernet 52:54:00:00:00:01;\n"
+        "  fixed-address 10.23.45.77;\n}\n"
+    )
+    target = make(tmp_path, leases_file="dhcpd.leases")
+    blocks = target._leases()
+    assert list(blocks) == ["other"] and blocks["other"].ip == "10.23.45.77"
