@@ -46,6 +46,13 @@ def _pydantic_problems(file: str, error: ValidationError) -> list[Problem]:
             message = f"unknown key {item['loc'][-1]!r}"
         elif item["type"] == "missing":
             message = f"required key {item['loc'][-1]!r} is missing"
+        elif item["loc"] and item["loc"][-1] == "[key]":
+            message = (
+                f"YAML reads this key as {type(item['input']).__name__} {item['input']!r}; "
+                'put it in double quotes exactly as meant, such as "2024.10"'
+            )
+            problems.append(Problem(file, tuple(item["loc"][:-1]), message))
+            continue
         elif isinstance(item.get("input"), _SCALARS):
             message += f" (got {item['input']!r})"
         message += _HINTS.get(item["type"], "")

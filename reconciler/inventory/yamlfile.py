@@ -100,6 +100,21 @@ def parse_yaml(text: str) -> Any:
         raise YamlProblem(f"not valid YAML: {error}") from None
 
 
+def _key_matches(key_node: yaml.Node, part: PathPart) -> bool:
+    """Whether a key is ``part``, also when YAML made a number of it (``2024.10:``)."""
+    if key_node.value == str(part):
+        return True
+    if isinstance(key_node, yaml.ScalarNode) and key_node.tag in (
+        "tag:yaml.org,2002:int",
+        "tag:yaml.org,2002:float",
+    ):
+        try:
+            return str(parse_yaml(key_node.value)) == str(part)
+        except YamlProblem:
+            return False
+    return False
+
+
 def locate(text: str, path: tuple[PathPart, ...]) -> tuple[int, int]:
     """1-based line and column of the value at ``path``, or of its nearest parent."""
     try:
@@ -113,9 +128,15 @@ def locate(text: str, path: tuple[PathPart, ...]) -> tuple[int, int]:
         child: yaml.Node | None = None
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
-                if key_node.value == str(part):
+                if _key_matches(key_node, part):
                     child = value_node
                     break
+            if child is not None and child.start_mark.line > key_node.start_mark.line:
+                # a block mapping or list below its key: point at the key, not at
+                # the first entry on the next line (unless the path goes deeper)
+                mark = key_node.start_mark
+                node = child
+                continue
         elif (
             isinstance(node, yaml.SequenceNode)
             and isinstance(part, int)

@@ -63,7 +63,7 @@ def test_unknown_key_in_a_host(tmp_path: Path) -> None:
     root = write_inventory(tmp_path, groups={"compute": group(hosts=hosts)})
     problem = only_problem(root)
     line, _ = position(root, GROUP, "alias:")
-    assert_problem(problem, file=GROUP, at=(line + 1, 3), field="hosts[0].alias", says=("'alias'",))
+    assert_problem(problem, file=GROUP, at=(line, 3), field="hosts[0].alias", says=("'alias'",))
 
 
 def test_unknown_key_in_site_yaml(tmp_path: Path) -> None:
@@ -288,7 +288,15 @@ def test_boot_values_that_would_break_boot_files(tmp_path: Path, field: str, val
 def test_unquoted_version_key_is_refused(tmp_path: Path) -> None:
     text = "name: compute\nversions:\n  2024.10: {}\n"
     found = problems(write_inventory(tmp_path, images={"compute": text}))
-    assert any("double quotes" in str(p) and p.line == 3 for p in found), found
+    key = [p for p in found if "YAML reads this key" in p.message]
+    assert len(key) == 1, found
+    assert_problem(
+        key[0],
+        file="images/compute.yaml",
+        at=(3, 12),
+        field="versions.2024.1",
+        says=("as float 2024.1", 'double quotes exactly as meant, such as "2024.10"'),
+    )
 
 
 def test_unknown_boot_profile(tmp_path: Path) -> None:

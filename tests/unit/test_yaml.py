@@ -105,11 +105,11 @@ hosts:
     [
         ((), (2, 1)),
         (("name",), (2, 7)),
-        (("hosts",), (4, 3)),
+        (("hosts",), (3, 1)),  # a block list: its key
         (("hosts", 1), (6, 5)),
         (("hosts", 1, "mac"), (7, 12)),
         (("hosts", 1, "aliases", 1), (8, 22)),
-        (("hosts", 7, "mac"), (4, 3)),  # no such item: nearest parent
+        (("hosts", 7, "mac"), (3, 1)),  # no such item: nearest parent
         (("nothing",), (2, 1)),
     ],
 )
@@ -119,3 +119,9 @@ def test_locate_finds_the_value(path: tuple[str | int, ...], expected: tuple[int
 
 def test_locate_in_unparsable_text_is_the_start() -> None:
     assert locate("a: [", ("a",)) == (1, 1)
+
+
+def test_locate_block_mapping_value_points_at_its_key() -> None:
+    text = "name: compute\nregistraton:\n  open: false\n"
+    assert locate(text, ("registraton",)) == (2, 1)
+    assert locate(text, ("registraton", "open")) == (3, 9)
