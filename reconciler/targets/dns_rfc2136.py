@@ -162,9 +162,9 @@ class Rfc2136Target:
 
         self.ledger.widen(c.key for c in changes if c.action is not Action.DELETE)
         done: list[Change] = []
-        messages_before = self.stats.messages
+        sent = SendStats()
         try:
-            with UpdateSession(endpoint, self.stats) as session:
+            with UpdateSession(endpoint, sent) as session:
                 for zone, batch in batches:
                     message = build_update(dns.name.from_text(zone), batch, key=endpoint.key)
                     session.send(message, zone=zone, changes=len(batch))
@@ -190,12 +190,14 @@ class Rfc2136Target:
             raise TargetError(
                 self.name, f"{error} ({len(done)} of {len(changes)} changes were applied)"
             ) from None
+        finally:
+            self.stats.add(sent)
         self.ledger.narrow(c.key for c in changes if c.action is Action.DELETE)
         result.applied = len(done)
-        result.writes = self.stats.messages - messages_before
+        result.writes = sent.messages
         result.notes.append(
-            f"{result.writes} UPDATE message(s) to {endpoint.where}, "
-            f"largest {self.stats.largest_message} bytes"
+            f"{sent.messages} UPDATE message(s) to {endpoint.where}, {sent.bytes_sent} bytes, "
+            f"largest {sent.largest_message} bytes"
         )
         return result
 

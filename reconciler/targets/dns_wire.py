@@ -16,7 +16,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import dns.exception
 import dns.message
@@ -95,7 +95,12 @@ class SendStats:
     rrset_changes: int = 0
     bytes_sent: int = 0
     largest_message: int = 0
-    sizes: list[int] = field(default_factory=list)
+
+    def add(self, other: SendStats) -> None:
+        self.messages += other.messages
+        self.rrset_changes += other.rrset_changes
+        self.bytes_sent += other.bytes_sent
+        self.largest_message = max(self.largest_message, other.largest_message)
 
 
 def rdatas_of(record: DnsRecord) -> tuple[dns.rdata.Rdata, ...]:
@@ -250,7 +255,6 @@ class UpdateSession:
         self.stats.messages += 1
         self.stats.rrset_changes += changes
         self.stats.bytes_sent += len(wire)
-        self.stats.sizes.append(len(wire))
         self.stats.largest_message = max(self.stats.largest_message, len(wire))
         rcode = response.rcode()
         if rcode == dns.rcode.NOERROR:
