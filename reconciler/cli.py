@@ -220,5 +220,14 @@ def schema(
         typer.echo(f"wrote {path}")
 
 
+@app.command()
+def serve(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Serve iPXE boot scripts, boot files, node images and self-registration over HTTP."""
+    from reconciler.server.app import serve as run_service
+
+    with user_errors():
+        run_service(config)
+
+
 def main() -> None:
     app()

@@ -1,0 +1,112 @@
+"""Assemble the aiohttp application of ``reconciler serve`` and run it.
+
+``build_app`` wires the pieces (compiled inventory, boot handlers, the
+registration door, the audit log) from a runtime config and its ``[serve]``
+settings. Tests build the same app and swap in what the outside world would
+give: the peer address and the kernel's neighbour table.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from reconciler.config import RuntimeConfig
+from reconciler.engine import Engine
+from reconciler.inventory.commit import Author, CommitError
+from reconciler.server.audit import AuditLog
+from reconciler.server.boot import BootHandlers, BootScripts
+from reconciler.server.enrol import Enroller
+from reconciler.server.neighbours import neighbour_mac
+from reconciler.server.ratelimit import RateLimiter
+from reconciler.server.registration import (
+    NeighbourLookup,
+    RegistrationHandler,
+    RemoteOf,
+    request_remote,
+)
+from reconciler.server.settings import ServeSettings, load_serve_config
+from reconciler.server.state import CompiledInventory, NotReady
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Outside:
+    """What the service learns from outside the request body; tests replace these."""
+
+    remote_of: RemoteOf = request_remote
+    neighbour_mac: NeighbourLookup = neighbour_mac
+
+
+def _enroller(config: RuntimeConfig, settings: ServeSettings, engine: Engine) -> Enroller | None:
+    source = config.source
+    if source.repo is None:
+        log.warning("registration disabled: the inventory source is a folder, not git")
+        return None
+    try:
+        return Enroller(
+            repo=config.resolve(source.repo),
+            branch=settings.branch or source.rev,
+            subdir=source.subdir,
+            author=Author(settings.author_name, settings.author_email),
+            boot_profiles=engine.templates.profiles,
+        )
+    except CommitError as error:
+        log.error("registration disabled", extra={"error": str(error)})
+        return None
+
+
+def build_app(
+    config: RuntimeConfig, settings: ServeSettings, *, outside: Outside | None = None
+) -> web.Application:
+    outside = outside or Outside()
+    engine = Engine(config)
+    compiled = CompiledInventory(engine, refresh_seconds=settings.refresh_seconds)
+    scripts = BootScripts(engine.templates, engine.options.http_url)
+    audit_path = settings.audit_log
+    if not audit_path.is_absolute():
+        audit_path = config.resolve(config.state_dir) / audit_path
+    registration = RegistrationHandler(
+        enroller=_enroller(config, settings, engine),
+        compiled=compiled,
+        audit=AuditLog(audit_path),
+        limiter=RateLimiter(
+            per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
+        ),
+        neighbour_mac=outside.neighbour_mac,
+        max_body_bytes=settings.max_body_bytes,
+        remote_of=outside.remote_of,
+    )
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app.add_routes(BootHandlers(compiled, scripts).routes())
+    app.add_routes(registration.routes())
+
+    async def warm_up(_: web.Application) -> None:
+        try:
+            await compiled.current(force=True)
+        except NotReady as error:  # served as 503 until a good revision arrives
+            log.error("starting without a compiled inventory", extra={"error": str(error)})
+
+    app.on_startup.append(warm_up)
+    return app
+
+
+def serve(config_path: Path) -> None:
+    """Run the service until interrupted (``reconciler serve``)."""
+    config, settings = load_serve_config(config_path)
+    app = build_app(config, settings)
+    log.warning(
+        "serving", extra={"listen": settings.listen, "port": settings.port, "config": config_path}
+    )
+    web.run_app(
+        app,
+        host=settings.listen,
+        port=settings.port,
+        print=None,
+        access_log=logging.getLogger("reconciler.server.access"),
+        handle_signals=True,
+    )

@@ -1,0 +1,206 @@
+"""Sequential enrolment: give an unknown MAC the next free index of an open group, in git.
+
+The decision is made against the head of the registration branch, read again
+for every request, and the commit moves the branch only if nobody else moved
+it in between; callers also run one enrolment at a time. So two machines never
+get the same index, and machines booted one after another get consecutive
+ones. The inventory with the new host is validated in full before it is
+committed: an enrolment never produces a revision that would not apply.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconciler.inventory.commit import Author, BranchMoved, CommitError, InventoryBranch
+from reconciler.inventory.edit import EditError, append_host
+from reconciler.inventory.load import load_inventory
+from reconciler.inventory.sources import GitSource, SourceError
+from reconciler.model.inventory import Group, Inventory
+from reconciler.model.problems import InventoryError
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS = 3
+
+
+class Refused(Exception):
+    """The request is not granted; ``status`` is the HTTP status, the message the reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolled:
+    """The answer to a granted registration (and to every repeat of it)."""
+
+    hostname: str
+    ip: str
+    index: int
+    group: str
+    commit: str | None
+    new: bool  # False when the MAC was already in the group
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hostname": self.hostname,
+            "ip": self.ip,
+            "index": self.index,
+            "group": self.group,
+            "commit": self.commit,
+        }
+
+
+class MemorySource:
+    """Inventory files held in memory: a proposed revision, validated before it is committed."""
+
+    def __init__(self, files: dict[str, bytes], revision: str) -> None:
+        self.files = files
+        self._revision = revision
+
+    def describe(self) -> str:
+        return f"proposed revision on top of {self._revision}"
+
+    def revision(self) -> str:
+        return self._revision
+
+    def read_files(self) -> dict[str, bytes]:
+        return dict(self.files)
+
+
+def lowest_free_index(group: Group) -> int | None:
+    if group.registration is None:
+        return None
+    used = {host.index for host in group.hosts}
+    first, last = group.registration.indexes
+    return next((i for i in range(first, last + 1) if i not in used), None)
+
+
+def commit_message(hostname: str, mac: str, group: str) -> str:
+    return f"register {hostname} ({mac}) in {group}"
+
+
+class Enroller:
+    """Enrols MACs into the inventory on one branch. Not thread-safe: run one at a time."""
+
+    def __init__(
+        self,
+        *,
+        repo: Path,
+        branch: str,
+        subdir: str,
+        author: Author,
+        boot_profiles: frozenset[str] | None,
+    ) -> None:
+        self.repo_path = repo
+        self.branch = InventoryBranch(repo, branch)
+        self.subdir = subdir.strip("/")
+        self.author = author
+        self.boot_profiles = boot_profiles
+
+    def _repo_path(self, relative: str) -> str:
+        return f"{self.subdir}/{relative}" if self.subdir else relative
+
+    def enrol(self, mac: str, address: str) -> Enrolled:
+        """Register ``mac`` asking from ``address``; raise Refused with the reason if not."""
+        for _ in range(ATTEMPTS):
+            try:
+                return self._attempt(mac, ipaddress.IPv4Address(address))
+            except BranchMoved:
+                log.info("registration branch moved; trying again", extra={"mac": mac})
+        raise Refused(503, f"branch {self.branch.branch} keeps moving; try again")
+
+    def _attempt(self, mac: str, address: ipaddress.IPv4Address) -> Enrolled:
+        head = self.branch.head()
+        try:
+            files = GitSource(self.repo_path, head.hexsha, self.subdir).read_files()
+            inventory = load_inventory(
+                MemorySource(files, head.hexsha), boot_profiles=self.boot_profiles
+            )
+        except (SourceError, InventoryError) as error:
+            raise Refused(
+                503, f"the inventory at the head of {self.branch.branch} is not usable: {error}"
+            ) from None
+        existing = self._existing(inventory, mac, address)
+        if existing is not None:
+            return existing
+        group, index = self._choose(inventory, address)
+        hostname = group.hostname_of(index)
+        relative = f"groups/{group.name}.yaml"
+        try:
+            edited = append_host(files[relative].decode("utf-8"), index=index, mac=mac)
+        except (EditError, KeyError, UnicodeDecodeError) as error:
+            raise Refused(500, f"cannot edit {relative}: {error}") from None
+        proposed = {**files, relative: edited.encode("utf-8")}
+        try:
+            load_inventory(MemorySource(proposed, head.hexsha), boot_profiles=self.boot_profiles)
+        except InventoryError as error:
+            raise Refused(
+                409, f"enrolling {mac} as {hostname} would make the inventory invalid: {error}"
+            ) from None
+        try:
+            sha = self.branch.commit_file(
+                parent=head,
+                path=self._repo_path(relative),
+                content=proposed[relative],
+                message=commit_message(hostname, mac, group.name),
+                author=self.author,
+            )
+        except BranchMoved:
+            raise
+        except CommitError as error:
+            raise Refused(503, str(error)) from None
+        log.info(
+            "registered",
+            extra={"host": hostname, "mac": mac, "group": group.name, "commit": sha},
+        )
+        return Enrolled(hostname, str(group.address_of(index)), index, group.name, sha, new=True)
+
+    def _existing(
+        self, inventory: Inventory, mac: str, address: ipaddress.IPv4Address
+    ) -> Enrolled | None:
+        for group in inventory.groups:
+            for host in group.hosts:
+                if host.mac != mac:
+                    continue
+                hostname = group.hostname_of(host.index)
+                if address not in group.subnet:
+                    raise Refused(
+                        409,
+                        f"{mac} is already registered as {hostname} in group {group.name} "
+                        f"({group.subnet}), not in the subnet of {address}",
+                    )
+                commit = self.branch.last_commit_mentioning(f"({mac})")
+                return Enrolled(
+                    hostname, str(group.address_of(host.index)), host.index, group.name,
+                    commit, new=False,
+                )  # fmt: skip
+        return None
+
+    def _choose(self, inventory: Inventory, address: ipaddress.IPv4Address) -> tuple[Group, int]:
+        in_subnet = sorted(
+            (g for g in inventory.groups if address in g.subnet), key=lambda g: g.name
+        )
+        if not in_subnet:
+            raise Refused(403, f"{address} is not in the subnet of any group")
+        open_groups = [g for g in in_subnet if g.registration is not None and g.registration.open]
+        if not open_groups:
+            names = ", ".join(g.name for g in in_subnet)
+            raise Refused(403, f"registration is closed for {names} (subnet of {address})")
+        for group in open_groups:
+            index = lowest_free_index(group)
+            if index is not None:
+                return group, index
+        windows = ", ".join(
+            f"{g.name} {g.registration.indexes[0]}-{g.registration.indexes[1]}"
+            for g in open_groups
+            if g.registration is not None
+        )
+        raise Refused(409, f"registration window is full: every index is taken ({windows})")
