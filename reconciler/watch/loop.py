@@ -1,0 +1,333 @@
+"""The watch loop: wait for a trigger, reconcile, record; until told to stop.
+
+One thread runs passes; watchers, webhooks and signals only fire the trigger.
+A pass resolves the source's revision; a new commit is verified (signature),
+loaded and compiled completely before anything is applied, so an invalid
+revision is never applied, not even in part, and the last good one stays in
+force. Targets are then planned and applied one at a time: a failing target
+is retried with backoff while the others go on, a target in ``report`` mode is
+brought to a new revision but drift found later is only reported, and a stop
+request (SIGTERM) is honoured between targets, never inside an apply.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from reconciler.engine import Engine, PlanRefused
+from reconciler.inventory.sources import SourceError
+from reconciler.model.problems import InventoryError
+from reconciler.plan import Plan, TargetPlan, build_target_plan
+from reconciler.resources import DesiredState
+from reconciler.targets.base import Target, TargetError
+from reconciler.watch.backoff import Backoff, RetryState
+from reconciler.watch.debounce import Trigger
+from reconciler.watch.metrics import WatchMetrics
+from reconciler.watch.settings import WatchSettings
+from reconciler.watch.sources import RevisionSource, SourceUnavailable, pinned, verify_commit
+from reconciler.watch.status import StatusStore, TargetStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class GoodRevision:
+    commit: str
+    state: DesiredState
+
+
+class WatchLoop:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        settings: WatchSettings,
+        source: RevisionSource,
+        store: StatusStore,
+        metrics: WatchMetrics | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.source = source
+        self.store = store
+        self.metrics = metrics or WatchMetrics()
+        self.trigger = Trigger(window=settings.debounce, max_delay=settings.debounce_max)
+        self.backoff = Backoff(
+            initial=settings.backoff_initial,
+            cap=settings.backoff_max,
+            factor=settings.backoff_factor,
+            jitter=settings.backoff_jitter,
+        )
+        self.retries = {t.name: RetryState() for t in engine.targets}
+        self.status = store.load()
+        self.status.source = source.describe()
+        self.good: GoodRevision | None = None
+        self.bad: str | None = None  # newest commit found unusable; skipped until HEAD moves
+        self.bad_reason = ""
+        self.source_error: str | None = None
+        self.refused: dict[str, str] = {}  # target -> why its plan was refused
+        self._stop = threading.Event()
+        self._next_drift = 0.0
+
+    # -- control -------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Finish the apply in progress, then leave ``run``; safe from signal handlers."""
+        self._stop.set()
+        self.trigger.fire("stop")
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> None:
+        self.source.start(self.trigger)
+        try:
+            self._restore_last_good()
+            self.trigger.fire("startup")
+            while not self._stop.is_set():
+                reasons = self.trigger.wait(self._timeout())
+                if self._stop.is_set():
+                    break
+                self.run_pass(reasons or {"timer"})
+        finally:
+            self.source.stop()
+            log.info("watch loop stopped")
+
+    def _timeout(self) -> float:
+        wakeups = [self._next_drift]
+        wakeups += [r.next_attempt for r in self.retries.values() if r.failures]
+        source_wakeup = self.source.next_wakeup()
+        if source_wakeup is not None:
+            wakeups.append(source_wakeup)
+        return max(0.0, min(wakeups) - time.monotonic())
+
+    def _restore_last_good(self) -> None:
+        """After a restart, the revision in force is the one status.json recorded."""
+        commit = self.status.good_revision or self.status.applied_revision
+        if commit is None:
+            return
+        try:
+            state = self.engine.compile(self.engine.load(pinned(self.source, commit)))
+        except (InventoryError, SourceError) as error:
+            log.warning(
+                "last good revision unreadable", extra={"commit": commit, "error": str(error)}
+            )
+            return
+        self.good = GoodRevision(commit, state)
+
+    # -- one pass ------------------------------------------------------------
+
+    def run_pass(self, reasons: set[str]) -> None:
+        now = time.monotonic()
+        drift = bool(reasons & {"startup", "manual"}) or now >= self._next_drift
+        try:
+            commit: str | None = self.source.resolve(reasons)
+            self.source_error = None
+        except SourceUnavailable as error:
+            commit, self.source_error = None, str(error)
+        fresh = commit is not None and (self.good is None or commit != self.good.commit)
+        if commit is not None and fresh and commit != self.bad:
+            self._consider(commit)
+        result = "noop"
+        if self.good is not None:
+            due = [t for t in self.engine.targets if self._due(t.name, drift=drift, now=now)]
+            if due:
+                result = self._reconcile(self.good, due, drift=drift)
+        if drift:
+            self._next_drift = now + self.settings.drift_interval
+        if self.bad is not None and result == "noop":
+            result = "refused"
+        elif self.source_error is not None and result == "noop":
+            result = "source-error"
+        self._finish(result)
+
+    def _due(self, name: str, *, drift: bool, now: float) -> bool:
+        retry = self.retries[name]
+        if not retry.due(now):
+            return False
+        assert self.good is not None
+        target = self.status.targets.get(name)
+        behind = target is None or target.revision != self.good.commit or not target.ok
+        return drift or behind or retry.failures > 0
+
+    def _consider(self, commit: str) -> None:
+        """Verify, load and compile a new commit; it becomes good or is set aside as bad."""
+        self.status.attempted_revision = commit
+        refusal = verify_commit(
+            self.source.repo,
+            commit,
+            mode=self.settings.verify_signatures,
+            allowed_signers=self.settings.allowed_signers,
+            gnupghome=self.settings.gnupghome,
+        )
+        if refusal is not None:
+            self._set_bad(commit, "UntrustedSignature", [refusal])
+            return
+        try:
+            state = self.engine.compile(self.engine.load(pinned(self.source, commit)))
+        except InventoryError as error:
+            self._set_bad(commit, "InvalidRevision", [str(p) for p in error.problems])
+            return
+        except SourceError as error:
+            self._set_bad(commit, "UnreadableRevision", [str(error)])
+            return
+        self.good, self.bad, self.bad_reason = GoodRevision(commit, state), None, ""
+        self.status.good_revision = commit
+        self.status.errors = []
+        self.refused.clear()
+        log.info("new revision", extra={"commit": commit})
+
+    def _set_bad(self, commit: str, reason: str, errors: list[str]) -> None:
+        self.bad, self.bad_reason = commit, reason
+        self.status.errors = errors
+        log.error(
+            "revision refused",
+            extra={"commit": commit, "reason": reason, "errors": errors[:20]},
+        )
+
+    def _read(self, target: Target, state: DesiredState) -> TargetPlan:
+        desired = target.desired(state)
+        live = target.read(desired)
+        return build_target_plan(target=target.name, kind=target.kind, desired=desired, live=live)
+
+    def _reconcile(self, good: GoodRevision, targets: list[Target], *, drift: bool) -> str:
+        self.status.set_condition(
+            "Reconciling", True, reason="Progressing", message=f"reconciling {good.commit[:12]}"
+        )
+        self._save()
+        failed = False
+        for target in targets:
+            if self._stop.is_set():
+                log.info("stop requested: remaining targets left for the next run")
+                break
+            if not self._reconcile_target(good, target, drift=drift):
+                failed = True
+        return "failure" if failed else "success"
+
+    def _reconcile_target(self, good: GoodRevision, target: Target, *, drift: bool) -> bool:
+        name = target.name
+        record = self.status.targets.setdefault(name, TargetStatus())
+        record.mode = self.settings.drift_mode(name)
+        retry = self.retries[name]
+        try:
+            plan = self._read(target, good.state)
+        except TargetError as error:
+            return self._target_failed(record, retry, name, str(error))
+        record.unmanaged = len(plan.unmanaged)
+        at_revision = record.revision == good.commit and record.ok
+        if record.mode == "report" and at_revision and plan.changes:
+            record.pending = len(plan.changes)
+            self.metrics.observe_drift(
+                target=name, unmanaged=record.unmanaged, pending=record.pending
+            )
+            log.warning("drift reported", extra={"target": name, "pending": record.pending})
+            return True
+        started = time.monotonic()
+        one = Plan(good.commit, (plan,), self.engine.config.max_change_fraction)
+        try:
+            report = self.engine.apply(one, force=self.settings.force)
+        except PlanRefused as error:
+            self.refused[name] = str(error)
+            record.pending = len(plan.changes)
+            return self._target_failed(record, retry, name, str(error))
+        outcome = report.outcomes[0]
+        seconds = time.monotonic() - started
+        if not outcome.ok:
+            record.pending = len(plan.changes)
+            return self._target_failed(record, retry, name, outcome.error or "apply failed")
+        self.refused.pop(name, None)
+        retry.succeeded()
+        record.ok, record.error, record.failures, record.next_retry = True, None, 0, None
+        record.revision, record.pending = good.commit, 0
+        record.applied = outcome.result.applied if outcome.result else 0
+        if plan.changes:
+            record.last_apply = time.time()
+            self.metrics.observe_apply(target=name, seconds=seconds, counts=plan.counts)
+            log.info(
+                "changes applied",
+                extra={"target": name, "commit": good.commit, "drift": drift, **plan.counts},
+            )
+        self.metrics.observe_drift(target=name, unmanaged=record.unmanaged, pending=0)
+        self.metrics.target_up.labels(target=name).set(1)
+        return True
+
+    def _target_failed(
+        self, record: TargetStatus, retry: RetryState, name: str, error: str
+    ) -> bool:
+        at = retry.failed(now=time.monotonic(), backoff=self.backoff, error=error)
+        record.ok, record.error, record.failures = False, error, retry.failures
+        record.next_retry = time.time() + (at - time.monotonic())
+        self.metrics.target_up.labels(target=name).set(0)
+        log.error(
+            "target failed; will retry",
+            extra={"target": name, "error": error, "retry_in": round(at - time.monotonic(), 2)},
+        )
+        return False
+
+    # -- status ----------------------------------------------------------------
+
+    def _finish(self, result: str) -> None:
+        status = self.status
+        status.passes += 1
+        good = self.good
+        targets_ok = good is not None and all(
+            (t := status.targets.get(n)) is not None and t.ok and t.revision == good.commit
+            for n in self.retries
+        )
+        if good is not None and targets_ok:
+            status.applied_revision = good.commit
+        in_force = f"revision {good.commit[:12]} stays in force" if good else "nothing applied yet"
+        if self.bad is not None:
+            shown = "; ".join(status.errors[:5]) + (" ..." if len(status.errors) > 5 else "")
+            message = f"commit {self.bad} not applied: {shown}; {in_force}"
+            status.set_condition("Stalled", True, reason=self.bad_reason, message=message)
+            status.set_condition("Ready", False, reason=self.bad_reason, message=message)
+        elif self.refused:
+            message = "; ".join(self.refused.values())
+            status.set_condition("Stalled", True, reason="PlanRefused", message=message)
+            status.set_condition("Ready", False, reason="PlanRefused", message=message)
+        else:
+            status.set_condition("Stalled", False, reason="Progressing")
+            if good is None:
+                why = self.source_error or "no revision loaded yet"
+                status.set_condition("Ready", False, reason="NoRevision", message=why)
+            elif not targets_ok:
+                failing = [n for n, t in status.targets.items() if not t.ok]
+                status.set_condition(
+                    "Ready", False, reason="TargetFailed",
+                    message=f"{', '.join(failing) or 'some targets'} not at {good.commit[:12]}",
+                )  # fmt: skip
+            elif self.source_error is not None:
+                status.set_condition(
+                    "Ready", False, reason="SourceUnavailable",
+                    message=f"{self.source_error}; {in_force}",
+                )  # fmt: skip
+            else:
+                status.set_condition(
+                    "Ready", True, reason="ReconciliationSucceeded",
+                    message=f"applied revision {good.commit}",
+                )  # fmt: skip
+        ready = status.condition("Ready")
+        if ready is not None and ready.status:
+            status.last_success = time.time()
+            self.metrics.last_success.set(status.last_success)
+        waiting = [n for n, r in self.retries.items() if r.failures and n not in self.refused]
+        if waiting or self.source_error is not None:
+            what = ", ".join(waiting) or "the source"
+            status.set_condition(
+                "Reconciling", True, reason="RetryPending", message=f"retrying {what} with backoff"
+            )
+        else:
+            status.set_condition("Reconciling", False, reason="Idle")
+        self.metrics.observe_pass(result)
+        self.metrics.observe_revision(
+            applied=status.applied_revision, attempted=status.attempted_revision
+        )
+        self._save()
+
+    def _save(self) -> None:
+        self.store.save(self.status)

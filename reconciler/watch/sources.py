@@ -1,0 +1,250 @@
+"""Where new revisions come from: a local repository's refs, or a remote fetched into a mirror.
+
+Each source answers one question, ``resolve()``: which commit is the revision
+to run now. A local repository is watched with watchdog on the files git
+rewrites when a branch moves (``refs/heads/...``, ``packed-refs``, ``HEAD``),
+so a commit or a push into it fires the loop's trigger at once; a cheap ref
+check every few seconds backs the notifications up. A remote is fetched into a
+bare mirror under the state directory every poll interval (jittered), and at
+once when a webhook says something was pushed. Reading a commit's files is
+left to ``reconciler.inventory.sources.GitSource``, pinned to the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import subprocess
+import time
+from pathlib import Path
+from typing import Protocol
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from reconciler.inventory.sources import GitSource
+from reconciler.watch.backoff import Backoff, RetryState
+from reconciler.watch.debounce import Trigger
+
+log = logging.getLogger(__name__)
+
+# Reasons that make a remote fetch now rather than at its next poll.
+FETCH_REASONS = frozenset({"startup", "poll", "webhook", "manual"})
+
+
+class SourceUnavailable(Exception):
+    """The revision cannot be found out now (remote unreachable, ref missing); try later."""
+
+
+def git_command(repo: Path, *args: str, timeout: float = 30.0) -> str:
+    try:
+        result = subprocess.run(
+            ["git", *args], cwd=repo, capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        raise SourceUnavailable(f"git {args[0]} in {repo} took more than {timeout:g} s") from None
+    except FileNotFoundError:
+        raise SourceUnavailable(f"{repo}: no such folder") from None
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise SourceUnavailable(f"git {args[0]} in {repo}: {detail[-1] if detail else 'failed'}")
+    return result.stdout.strip()
+
+
+def resolve_commit(repo: Path, rev: str) -> str:
+    return git_command(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+
+
+def git_dir_of(repo: Path) -> Path:
+    """The folder holding refs: ``repo/.git`` for a working tree, ``repo`` when bare."""
+    dot_git = repo / ".git"
+    if dot_git.is_dir():
+        return dot_git
+    if dot_git.is_file():  # a linked worktree: "gitdir: <path>"
+        target = Path(dot_git.read_text().split(":", 1)[1].strip())
+        return target if target.is_absolute() else (repo / target).resolve()
+    return repo
+
+
+class RevisionSource(Protocol):
+    repo: Path  # the repository commits are read from (the mirror for a remote)
+    subdir: str
+
+    def describe(self) -> str: ...
+
+    def resolve(self, reasons: set[str]) -> str: ...
+
+    def start(self, trigger: Trigger) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def next_wakeup(self) -> float | None:
+        """Monotonic time at which the source wants the loop to wake up (a poll)."""
+        ...
+
+
+def pinned(source: RevisionSource, commit: str) -> GitSource:
+    return GitSource(source.repo, commit, source.subdir)
+
+
+class _RefEvents(FileSystemEventHandler):
+    """Fires the trigger when git rewrites a ref; ignores objects, index, logs."""
+
+    def __init__(self, git_dir: Path, trigger: Trigger) -> None:
+        self.git_dir = git_dir
+        self.trigger = trigger
+
+    def _relevant(self, path: str) -> bool:
+        try:
+            relative = Path(path).relative_to(self.git_dir).as_posix()
+        except ValueError:
+            return False
+        if relative.endswith(".lock"):
+            relative = relative[: -len(".lock")]
+        return relative in ("HEAD", "packed-refs") or relative.startswith("refs/")
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        paths = [str(event.src_path), str(getattr(event, "dest_path", "") or "")]
+        if any(p and self._relevant(p) for p in paths):
+            self.trigger.fire("ref-change")
+
+
+class LocalRepoSource:
+    """The runtime config's ``[source] repo``: a working tree or a bare repository."""
+
+    def __init__(self, repo: Path, rev: str, subdir: str, *, poll_interval: float = 5.0) -> None:
+        self.repo = repo
+        self.rev = rev
+        self.subdir = subdir
+        self.poll_interval = poll_interval
+        self._observer: Observer | None = None  # type: ignore[valid-type]
+        self._next_poll = 0.0
+
+    def describe(self) -> str:
+        return f"{self.repo}@{self.rev}" + (f":{self.subdir}" if self.subdir else "")
+
+    def resolve(self, reasons: set[str]) -> str:
+        self._next_poll = time.monotonic() + self.poll_interval
+        return resolve_commit(self.repo, self.rev)
+
+    def start(self, trigger: Trigger) -> None:
+        git_dir = git_dir_of(self.repo)
+        handler = _RefEvents(git_dir, trigger)
+        observer = Observer()
+        observer.schedule(handler, str(git_dir), recursive=False)
+        if (git_dir / "refs").is_dir():
+            observer.schedule(handler, str(git_dir / "refs"), recursive=True)
+        observer.daemon = True
+        observer.start()
+        self._observer = observer
+        self._next_poll = time.monotonic() + self.poll_interval
+
+    def stop(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None
+
+    def next_wakeup(self) -> float | None:
+        return self._next_poll
+
+
+class RemoteSource:
+    """A remote repository (any URL git can fetch), mirrored under the state directory."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        mirror: Path,
+        rev: str,
+        subdir: str,
+        interval: float = 60.0,
+        jitter: float = 0.1,
+        timeout: float = 60.0,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.url = url
+        self.repo = mirror
+        self.rev = rev
+        self.subdir = subdir
+        self.interval = interval
+        self.jitter = jitter
+        self.timeout = timeout
+        self.backoff = backoff or Backoff(initial=2.0, cap=interval)
+        self.retry = RetryState()
+        self._next_fetch = 0.0
+
+    def describe(self) -> str:
+        return f"{self.url}@{self.rev}" + (f":{self.subdir}" if self.subdir else "")
+
+    def fetch(self) -> None:
+        """Bring the mirror up to date with the remote (clone it the first time)."""
+        if not (self.repo / "HEAD").exists():
+            self.repo.parent.mkdir(parents=True, exist_ok=True)
+            git_command(
+                self.repo.parent,
+                "clone", "--quiet", "--mirror", self.url, str(self.repo),
+                timeout=self.timeout,
+            )  # fmt: skip
+            return
+        git_command(self.repo, "fetch", "--quiet", "--prune", "origin", timeout=self.timeout)
+
+    def resolve(self, reasons: set[str]) -> str:
+        now = time.monotonic()
+        due = now >= self._next_fetch
+        if (reasons & FETCH_REASONS or due) and self.retry.due(now):
+            try:
+                self.fetch()
+            except SourceUnavailable as error:
+                self._next_fetch = self.retry.failed(
+                    now=now, backoff=self.backoff, error=str(error)
+                )
+                log.warning("fetch failed", extra={"remote": self.url, "error": str(error)})
+                raise
+            self.retry.succeeded()
+            self._next_fetch = now + self.interval * (1 + self.jitter * random.random())
+        if not (self.repo / "HEAD").exists():
+            raise SourceUnavailable(f"{self.url}: not fetched yet ({self.retry.last_error})")
+        return resolve_commit(self.repo, self.rev)
+
+    def start(self, trigger: Trigger) -> None:
+        self._next_fetch = 0.0
+
+    def stop(self) -> None:
+        return None
+
+    def next_wakeup(self) -> float | None:
+        return self._next_fetch
+
+
+def verify_commit(
+    repo: Path,
+    commit: str,
+    *,
+    mode: str,
+    allowed_signers: Path | None = None,
+    gnupghome: Path | None = None,
+) -> str | None:
+    """None if ``commit`` is signed by a trusted key; otherwise the reason it is refused."""
+    import os
+
+    if mode == "none":
+        return None
+    args = ["git"]
+    env = dict(os.environ)
+    if mode == "ssh":
+        if allowed_signers is None:
+            return "verify_signatures = 'ssh' needs watch.allowed_signers"
+        args += ["-c", f"gpg.ssh.allowedSignersFile={allowed_signers}"]
+    elif mode == "gpg":
+        if gnupghome is None:
+            return "verify_signatures = 'gpg' needs watch.gnupghome"
+        env["GNUPGHOME"] = str(gnupghome)
+    args += ["verify-commit", "--raw", commit]
+    result = subprocess.run(args, cwd=repo, capture_output=True, text=True, env=env, timeout=30)
+    if result.returncode == 0:
+        return None
+    lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+    detail = "; ".join(lines[-2:]) if lines else "no signature"
+    return f"commit {commit[:12]} is not signed by a trusted key ({detail})"

@@ -1,0 +1,140 @@
+"""What the loop is doing and where it stands, in ``status.json`` under the state directory.
+
+Modelled on Kubernetes/Flux conditions: ``Ready`` (live state matches the last
+good revision), ``Reconciling`` (a pass is running or a retry is pending) and
+``Stalled`` (the newest revision cannot be applied: invalid, unsigned, refused
+as too large), each with a reason and a message naming the commit. Writes are
+atomic, so ``reconciler status`` and the HTTP service always read a whole file.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from reconciler.targets.base import atomic_write
+
+ConditionType = Literal["Ready", "Reconciling", "Stalled"]
+CONDITION_TYPES: tuple[ConditionType, ...] = ("Ready", "Reconciling", "Stalled")
+STATUS_FILE = "status.json"
+
+
+@dataclass(slots=True)
+class Condition:
+    type: str
+    status: bool
+    reason: str
+    message: str = ""
+    last_transition: float = 0.0
+
+
+@dataclass(slots=True)
+class TargetStatus:
+    ok: bool = True
+    mode: str = "correct"
+    revision: str | None = None  # revision this target was last brought to
+    last_apply: float | None = None
+    applied: int = 0  # changes applied in its last apply
+    error: str | None = None
+    failures: int = 0
+    next_retry: float | None = None  # wall-clock time of the next attempt
+    unmanaged: int = 0  # objects someone else made (left alone)
+    pending: int = 0  # changes waiting: drift reported, or not applied after a failure
+
+
+@dataclass(slots=True)
+class Status:
+    source: str = ""
+    applied_revision: str | None = None  # last revision applied to every target
+    good_revision: str | None = None  # last valid revision: the one in force
+    attempted_revision: str | None = None  # newest revision the loop looked at
+    errors: list[str] = field(default_factory=list)  # why attempted was not applied
+    conditions: list[Condition] = field(default_factory=list)
+    targets: dict[str, TargetStatus] = field(default_factory=dict)
+    passes: int = 0
+    last_success: float | None = None
+    updated: float = 0.0
+
+    def condition(self, kind: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == kind), None)
+
+    def set_condition(
+        self, kind: ConditionType, status: bool, *, reason: str, message: str = ""
+    ) -> None:
+        """Set a condition; its transition time moves only when its status flips."""
+        now = time.time()
+        current = self.condition(kind)
+        if current is None:
+            self.conditions.append(Condition(kind, status, reason, message, now))
+            self.conditions.sort(key=lambda c: CONDITION_TYPES.index(c.type))
+            return
+        if current.status != status:
+            current.last_transition = now
+        current.status, current.reason, current.message = status, reason, message
+
+    def to_dict(self) -> dict[str, Any]:
+        body = asdict(self)
+        body["conditions"] = [
+            {**asdict(c), "status": "True" if c.status else "False"} for c in self.conditions
+        ]
+        return body
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> Status:
+        conditions = [
+            Condition(**{**c, "status": c.get("status") in ("True", True)})
+            for c in body.get("conditions", [])
+        ]
+        targets = {name: TargetStatus(**t) for name, t in body.get("targets", {}).items()}
+        plain = {k: v for k, v in body.items() if k not in ("conditions", "targets")}
+        return cls(**plain, conditions=conditions, targets=targets)
+
+
+class StatusStore:
+    """Loads and saves ``status.json`` atomically."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / STATUS_FILE
+
+    def load(self) -> Status:
+        try:
+            return Status.from_dict(json.loads(self.path.read_text()))
+        except FileNotFoundError:
+            return Status()
+        except (OSError, ValueError, TypeError):
+            return Status()  # unreadable: start afresh, the next write repairs it
+
+    def save(self, status: Status) -> None:
+        status.updated = time.time()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path, json.dumps(status.to_dict(), indent=2, sort_keys=True) + "\n")
+
+
+def _when(stamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "never"
+
+
+def render_status_text(status: Status) -> str:
+    """A short human summary for ``reconciler status``."""
+    lines = [
+        f"source:     {status.source or '(unknown)'}",
+        f"applied:    {status.applied_revision or '(none)'}",
+        f"in force:   {status.good_revision or '(none)'}",
+        f"attempted:  {status.attempted_revision or '(none)'}",
+        f"last ok:    {_when(status.last_success)}   passes: {status.passes}",
+    ]
+    for c in status.conditions:
+        state = "True " if c.status else "False"
+        lines.append(f"{c.type:<12}{state} {c.reason}: {c.message}".rstrip(": "))
+    for error in status.errors:
+        lines.append(f"  error: {error}")
+    for name, t in sorted(status.targets.items()):
+        state = "ok" if t.ok else f"FAILED ({t.failures}x): {t.error}"
+        lines.append(
+            f"target {name} [{t.mode}]: {state}; unmanaged {t.unmanaged}, pending {t.pending}"
+            + (f"; retry at {_when(t.next_retry)}" if t.next_retry else "")
+        )
+    return "\n".join(lines) + "\n"
