@@ -33,11 +33,12 @@ class _Loader(yaml.CSafeLoader):
     yaml_implicit_resolvers = {}  # noqa: RUF012 - fresh resolvers, not the YAML 1.1 ones
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, yaml.Node] = {}
-        for key_node, _ in node.value:
+        """Build the dict in one pass; YAML merge keys (``<<``) are not supported."""
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=deep)
             try:
-                hash(key)
+                duplicate = key in mapping
             except TypeError:
                 mark = key_node.start_mark
                 raise YamlProblem(
@@ -45,16 +46,17 @@ class _Loader(yaml.CSafeLoader):
                     mark.line + 1,
                     mark.column + 1,
                 ) from None
-            if key in seen:
+            if duplicate:
+                first = next(k for k, _ in node.value if k.value == key_node.value)
                 mark = key_node.start_mark
                 raise YamlProblem(
                     f"key {key!r} appears twice in the same mapping (first on line "
-                    f"{seen[key].start_mark.line + 1}); keep one",
+                    f"{first.start_mark.line + 1}); keep one",
                     mark.line + 1,
                     mark.column + 1,
                 )
-            seen[key] = key_node
-        return super().construct_mapping(node, deep=deep)
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
 
 
 def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:

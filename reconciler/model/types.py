@@ -28,6 +28,7 @@ _FORMAT = re.compile(r"^([a-z0-9-]*)%(?:0[1-9][0-9]?)?d([a-z0-9-]*)\Z")
 IMAGE_REF = re.compile(r"^([a-z0-9][a-z0-9._-]*)@([A-Za-z0-9][A-Za-z0-9._-]*)\Z")
 SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
 MAX_FQDN = 253
+_MAC_CANONICAL = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
 
 
 def normalize_mac(value: object) -> str:
@@ -39,6 +40,8 @@ def normalize_mac(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError('a MAC address must be a quoted string such as "52:54:00:12:34:56"')
     text = value.strip().lower()
+    if _MAC_CANONICAL.fullmatch(text):
+        return text
     if _MAC_OCTETS.fullmatch(text):
         digits = "".join(octet.zfill(2) for octet in re.split(r"[:\-.]", text))
     elif _MAC_QUADS.fullmatch(text) or _HEX.fullmatch(text):
