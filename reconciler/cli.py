@@ -20,6 +20,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
+from reconciler.boot_templates import BootTemplates
 from reconciler.config import ConfigError, RuntimeConfig, load_config
 from reconciler.engine import Engine, PlanRefused, source_from_config
 from reconciler.hostdiff import (
@@ -28,6 +29,7 @@ from reconciler.hostdiff import (
     render_diff_markdown,
     render_diff_text,
 )
+from reconciler.inventory.load import load_inventory
 from reconciler.inventory.sources import FolderSource, GitSource, InventorySource, SourceError
 from reconciler.logs import setup_logging
 from reconciler.model.problems import InventoryError
@@ -98,14 +100,24 @@ def validate(
     repo: Annotated[Path | None, typer.Option(help="git repository (may be bare)")] = None,
     rev: Annotated[str, typer.Option(help="revision in --repo")] = "HEAD",
     subdir: Annotated[str, typer.Option(help="inventory folder inside --repo")] = "",
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="runtime config: its boot profiles")
+    ] = None,
 ) -> None:
-    """Check an inventory: exit 0 when valid, 2 with every problem listed when not."""
+    """Check an inventory: exit 0 when valid, 2 with every problem listed when not.
+
+    Needs no runtime config and no access to any service; with ``--config`` the
+    site's own boot profiles count as known.
+    """
     with user_errors():
         source = _source(path, repo, rev, subdir)
-        engine = Engine(RuntimeConfig.model_validate({"source": {"path": "."}}))
-        inventory = engine.load(source)
-        state = engine.compile(inventory)
-    hosts = len(state.dhcp_hosts)
+        templates = None
+        if config is not None:
+            runtime = load_config(config)
+            if runtime.boot.templates is not None:
+                templates = runtime.resolve(runtime.boot.templates)
+        inventory = load_inventory(source, boot_profiles=BootTemplates(templates).profiles)
+    hosts = sum(len(group.hosts) for group in inventory.groups)
     typer.echo(
         f"{source.describe()}: valid ({len(inventory.groups)} groups, {hosts} hosts, "
         f"{len(inventory.images)} images)"
@@ -231,3 +243,42 @@ def serve(config: ConfigOption = DEFAULT_CONFIG) -> None:
 
 def main() -> None:
     app()
+
+
+# -- the watch loop and its status (reconciler.watch) ---------------------------
+
+
+@app.command()
+def watch(
+    config: ConfigOption = DEFAULT_CONFIG,
+    listen: Annotated[
+        str | None, typer.Option(help="serve /status, /metrics and webhooks on HOST:PORT")
+    ] = None,
+) -> None:
+    """Keep live services at the newest good revision; SIGTERM finishes the apply, exits 0."""
+    from reconciler.watch.service import run_watch
+    from reconciler.watch.settings import load_watch_config
+
+    with user_errors():
+        runtime, settings = load_watch_config(config)
+        run_watch(runtime, settings, listen=listen)
+
+
+@app.command()
+def status(
+    config: ConfigOption = DEFAULT_CONFIG,
+    output: FormatOption = OutputFormat.text,
+) -> None:
+    """Show the watch loop's status: revisions, conditions, targets, drift. Exit 2 if not Ready."""
+    from reconciler.watch.settings import load_watch_config
+    from reconciler.watch.status import StatusStore, render_status_text
+
+    with user_errors():
+        runtime, _settings = load_watch_config(config)
+    current = StatusStore(runtime.resolve(runtime.state_dir)).load()
+    if output is OutputFormat.json:
+        sys.stdout.write(json.dumps(current.to_dict(), indent=2, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write(render_status_text(current))
+    ready = current.condition("Ready")
+    raise typer.Exit(EXIT_OK if ready is not None and ready.status else EXIT_ERROR)
