@@ -1,10 +1,11 @@
 """A folder of files, one per resource: the shape of boot files and node image assignments.
 
-Live state is what is on disk. Only files the ownership ledger lists are read
-as owned; other files under the managed patterns are reported as unmanaged and
-never removed. Writes are atomic (temp file and rename), so an apply cut short
-leaves every file either old or new, and an apply with nothing to do writes
-nothing at all.
+Live state is what is on disk (a manifest of sizes, mtimes and hashes spares
+reading files that did not change since we wrote them). Only files the
+ownership ledger lists are read as owned; other files under the managed
+folders are reported as unmanaged and never removed. Writes are atomic (temp
+file and rename), so an apply cut short leaves every file either old or new,
+and an apply with nothing to do writes nothing at all.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from reconciler.targets.base import (
     TargetError,
     stage_file,
 )
+from reconciler.targets.manifest import Manifest, digest
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ class FileTreeTarget:
         self.name = name
         self.root = root
         self.ledger = OwnershipLedger(state_dir, name)
+        self.manifest = Manifest(state_dir, name)
 
     # -- to be provided by subclasses --------------------------------------
     def desired(self, state: DesiredState) -> Sequence[AnyResource]:
@@ -63,21 +66,15 @@ class FileTreeTarget:
     def read(self, desired: Sequence[AnyResource]) -> LiveState:
         wanted = {resource.key: resource for resource in desired}
         owned_keys = self.ledger.load()
-        owned_paths = {self.path_of(key) for key in owned_keys}
+        self.manifest.load()
         owned: dict[str, AnyResource] = {}
         unmanaged: dict[str, AnyResource] = {}
         try:
             for key in sorted(owned_keys):
-                relative = self.path_of(key)
-                content = self._read(relative)
-                if content is None:
-                    continue
-                resource = wanted.get(key)
-                # Fast path: a file that already holds what we want needs no decoding.
-                if resource is not None and self.encode(resource) == content:
+                resource = self._read_owned(key, wanted.get(key))
+                if resource is not None:
                     owned[key] = resource
-                else:
-                    owned[key] = self.decode(relative, content)
+            owned_paths = {self.path_of(key) for key in owned_keys}
             for folder in self.managed_folders:
                 directory = self.root / folder
                 if not directory.is_dir():
@@ -92,18 +89,28 @@ class FileTreeTarget:
                         ):
                             continue
                         text = Path(entry.path).read_text(errors="replace")
-                        resource = self.decode(relative, text)
-                        unmanaged[resource.key] = resource
+                        foreign = self.decode(relative, text)
+                        unmanaged[foreign.key] = foreign
         except OSError as error:
             raise TargetError(self.name, f"cannot read {self.root}: {error}") from error
         return LiveState(owned=owned, unmanaged=unmanaged)
 
-    def _read(self, relative: str) -> str | None:
+    def _read_owned(self, key: str, wanted: AnyResource | None) -> AnyResource | None:
+        """The live resource under ``key``, without reading the file when the manifest can tell."""
+        relative = self.path_of(key)
+        path = self.root / relative
         try:
-            with open(self.root / relative, encoding="utf-8", errors="replace") as handle:
-                return handle.read()
+            stat = path.stat()
         except FileNotFoundError:
             return None
+        recorded = self.manifest.unchanged_digest(key, stat)
+        if wanted is not None and recorded is not None and recorded == digest(self.encode(wanted)):
+            return wanted
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            content = handle.read()
+        if wanted is not None and self.encode(wanted) == content:
+            return wanted
+        return self.decode(relative, content)
 
     def apply(self, changes: Sequence[Change]) -> ApplyResult:
         """Write every new file beside its target, sync once, then rename them all in.
@@ -113,25 +120,28 @@ class FileTreeTarget:
         """
         result = ApplyResult()
         self.ledger.widen(c.key for c in changes if c.new is not None)
-        staged: list[tuple[Path, Path]] = []
+        staged: list[tuple[Path, Path, str, str]] = []
         deleted: list[str] = []
         try:
             for change in changes:
                 if change.new is None:
                     continue
                 content = self.encode(change.new)
-                if change.old is not None and self.encode(change.old) == content:
-                    continue  # adopting a file that already holds what we want
                 path = self.root / self.path_of(change.key)
-                staged.append((stage_file(path, content), path))
+                if change.old is not None and self.encode(change.old) == content:
+                    self.manifest.record(change.key, path, content)  # adopted as it is
+                    continue
+                staged.append((stage_file(path, content), path, change.key, content))
             if staged:
                 os.sync()
-            for temporary, path in staged:
+            for temporary, path, key, content in staged:
                 os.replace(temporary, path)
+                self.manifest.record(key, path, content)
                 result.writes += 1
             for change in changes:
                 if change.action is Action.DELETE:
                     (self.root / self.path_of(change.key)).unlink(missing_ok=True)
+                    self.manifest.forget(change.key)
                     deleted.append(change.key)
                     result.writes += 1
                 result.applied += 1
@@ -142,7 +152,9 @@ class FileTreeTarget:
         except OSError as error:
             raise TargetError(self.name, f"cannot write under {self.root}: {error}") from error
         finally:
-            for temporary, _ in staged:
+            for temporary, *_ in staged:
                 temporary.unlink(missing_ok=True)
             self.ledger.narrow(deleted)
+            if changes:
+                self.manifest.save()
         return result

@@ -63,7 +63,8 @@ class NodeImagesTarget(FileTreeTarget):
 
     def encode(self, resource: AnyResource) -> str:
         assert isinstance(resource, NodeImage)
-        return json.dumps(resource.to_dict(), indent=2, sort_keys=True) + "\n"
+        # Compact JSON: the C encoder does it; indenting would fall back to Python.
+        return json.dumps(resource.to_dict(), sort_keys=True, separators=(",", ":")) + "\n"
 
     def decode(self, relative: str, content: str) -> AnyResource:
         host = relative.removeprefix("nodes/").removesuffix(".json")

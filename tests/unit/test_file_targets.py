@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -42,8 +43,8 @@ def test_canary_host_gets_its_own_image(site: Site) -> None:
     apply_all(site.engine())
     files = site.files()
     assert "compute@2024.11" in files["tftp/ipxe/52-54-00-12-34-0e.ipxe"]
-    assert '"version": "2024.11"' in files["http/nodes/node014.json"]
-    assert '"version": "2024.10"' in files["http/nodes/node013.json"]
+    assert json.loads(files["http/nodes/node014.json"])["version"] == "2024.11"
+    assert json.loads(files["http/nodes/node013.json"])["version"] == "2024.10"
 
 
 def test_removed_host_loses_only_its_own_files(site: Site) -> None:
@@ -124,3 +125,29 @@ def test_deleting_more_than_30_percent_needs_force(site: Site) -> None:
     assert "tftp/ipxe/52-54-00-12-34-0a.ipxe" in site.files()
     assert engine.apply(plan, force=True).ok
     assert "tftp/ipxe/52-54-00-12-34-0a.ipxe" not in site.files()
+
+
+def test_a_hand_edited_boot_file_is_drift_and_is_put_back(site: Site) -> None:
+    apply_all(site.engine())
+    path = site.root / "out/tftp/ipxe/52-54-00-12-34-0b.ipxe"
+    original = path.read_text()
+    path.write_text(original.replace("boot\n", "shell\n"))  # same size would not matter
+    engine = site.engine()
+    plan = engine.plan(engine.compile(engine.load()), revision="test")
+    boot = next(t for t in plan.targets if t.target == "boot")
+    assert [(c.action.value, c.key) for c in boot.changes] == [
+        ("update", "ipxe/52-54-00-12-34-0b.ipxe")
+    ]
+    apply_all(engine)
+    assert path.read_text() == original
+
+
+def test_plans_are_right_without_the_manifest_cache(site: Site) -> None:
+    apply_all(site.engine())
+    for manifest in (site.root / "state").glob("*.files.json"):
+        manifest.unlink()
+    (site.root / "out/http/nodes/node010.json").write_text("{not json")
+    engine = site.engine()
+    plan = engine.plan(engine.compile(engine.load()), revision="test")
+    changed = {(t.target, c.key) for t in plan.targets for c in t.changes}
+    assert changed == {("images", "node010")}
