@@ -93,6 +93,7 @@ class FileTreeTarget:
                         unmanaged[foreign.key] = foreign
         except OSError as error:
             raise TargetError(self.name, f"cannot read {self.root}: {error}") from error
+        self.manifest.save_if_noted()
         return LiveState(owned=owned, unmanaged=unmanaged)
 
     def _read_owned(self, key: str, wanted: AnyResource | None) -> AnyResource | None:
@@ -108,6 +109,7 @@ class FileTreeTarget:
             return wanted
         with open(path, encoding="utf-8", errors="replace") as handle:
             content = handle.read()
+        self.manifest.note(key, stat, content)
         if wanted is not None and self.encode(wanted) == content:
             return wanted
         return self.decode(relative, content)

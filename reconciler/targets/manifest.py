@@ -10,6 +10,7 @@ The manifest is only a cache: deleting it costs speed, never correctness.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -28,6 +29,7 @@ class Manifest:
     def __init__(self, state_dir: Path, target_name: str) -> None:
         self.path = state_dir / f"{target_name}.files.json"
         self.entries: dict[str, Entry] = {}
+        self._noted = False
 
     def load(self) -> None:
         try:
@@ -42,6 +44,18 @@ class Manifest:
         if entry is not None and entry[0] == stat.st_size and entry[1] == stat.st_mtime_ns:
             return entry[2]
         return None
+
+    def note(self, key: str, stat: os.stat_result, content: str) -> None:
+        """Remember a file read in full, so the next pass need not read it again."""
+        self.entries[key] = (stat.st_size, stat.st_mtime_ns, digest(content))
+        self._noted = True
+
+    def save_if_noted(self) -> None:
+        """Keep what reads learned; a cache, so a read-only state folder only costs speed."""
+        if self._noted:
+            self._noted = False
+            with contextlib.suppress(OSError):
+                self.save()
 
     def record(self, key: str, path: Path, content: str) -> None:
         stat = path.stat()
