@@ -99,9 +99,9 @@ class FileTreeTarget:
     def _read_owned(self, key: str, wanted: AnyResource | None) -> AnyResource | None:
         """The live resource under ``key``, without reading the file when the manifest can tell."""
         relative = self.path_of(key)
-        path = self.root / relative
+        path = os.path.join(self.root, relative)  # plain strings: pathlib costs 30k times
         try:
-            stat = path.stat()
+            stat = os.stat(path)
         except FileNotFoundError:
             return None
         recorded = self.manifest.unchanged_digest(key, stat)
