@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from generate import generate  # noqa: E402
+from generate import generate
 
 RECONCILER = Path(sys.executable).parent / "reconciler"
 
@@ -78,10 +78,16 @@ def measure(hosts: int, runs: int) -> dict[str, float]:
         best_of(1, [str(RECONCILER), "apply", "-c", "reconciler.toml"], expect=0, cwd=site)
         first_apply = time.perf_counter() - started
         plan = best_of(runs, [str(RECONCILER), "plan", "-c", "reconciler.toml"], expect=0, cwd=site)
-        noop_apply = best_of(1, [str(RECONCILER), "apply", "-c", "reconciler.toml"], expect=0,
-                             cwd=site)
-    return {"validate": validate, "compile": compiled, "first_apply": first_apply,
-            "noop_plan": plan, "noop_apply": noop_apply}
+        noop_apply = best_of(
+            1, [str(RECONCILER), "apply", "-c", "reconciler.toml"], expect=0, cwd=site
+        )
+    return {
+        "validate": validate,
+        "compile": compiled,
+        "first_apply": first_apply,
+        "noop_plan": plan,
+        "noop_apply": noop_apply,
+    }
 
 
 def main() -> None:
@@ -91,18 +97,27 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     results = {}
-    print(f"{'hosts':>7} {'validate':>9} {'compile':>8} {'1st apply':>10} {'no-op plan':>11} "
-          f"{'no-op apply':>12}")
+    print(
+        f"{'hosts':>7} {'validate':>9} {'compile':>8} {'1st apply':>10} {'no-op plan':>11} "
+        f"{'no-op apply':>12}"
+    )
     for hosts in sizes:
         r = results[hosts] = measure(hosts, args.runs)
-        print(f"{hosts:>7} {r['validate']:>8.2f}s {r['compile']:>7.2f}s {r['first_apply']:>9.2f}s "
-              f"{r['noop_plan']:>10.2f}s {r['noop_apply']:>11.2f}s", flush=True)
+        print(
+            f"{hosts:>7} {r['validate']:>8.2f}s {r['compile']:>7.2f}s {r['first_apply']:>9.2f}s "
+            f"{r['noop_plan']:>10.2f}s {r['noop_apply']:>11.2f}s",
+            flush=True,
+        )
     if 10_000 in results:
         r = results[10_000]
-        print(f"\n10k validate {r['validate']:.2f}s (target <= 1 s): "
-              f"{'OK' if r['validate'] <= 1 else 'MISSED'}")
-        print(f"10k no-op plan {r['noop_plan']:.2f}s (target <= 2 s): "
-              f"{'OK' if r['noop_plan'] <= 2 else 'MISSED'}")
+        print(
+            f"\n10k validate {r['validate']:.2f}s (target <= 1 s): "
+            f"{'OK' if r['validate'] <= 1 else 'MISSED'}"
+        )
+        print(
+            f"10k no-op plan {r['noop_plan']:.2f}s (target <= 2 s): "
+            f"{'OK' if r['noop_plan'] <= 2 else 'MISSED'}"
+        )
     if 10_000 in results and 50_000 in results:
         for key in ("validate", "noop_plan"):
             ratio = results[50_000][key] / results[10_000][key]

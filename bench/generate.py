@@ -32,7 +32,8 @@ def generate(folder: Path, hosts: int, *, domain: str = "bench.example") -> Path
             f'    rootfs: {{url: "{base}/root.squashfs", sha256: "{_sha("r" + version)}"}}\n'
             f'    cmdline: "console=ttyS0 quiet"\n'
         )
-    (folder / "images" / "compute.yaml").write_text("name: compute\nversions:\n" + "".join(versions))
+    image_text = "name: compute\nversions:\n" + "".join(versions)
+    (folder / "images" / "compute.yaml").write_text(image_text)
     remaining, group = hosts, 0
     while remaining > 0:
         count = min(remaining, HOSTS_PER_GROUP)
@@ -49,8 +50,8 @@ def generate(folder: Path, hosts: int, *, domain: str = "bench.example") -> Path
         ]
         for index in range(1, count + 1):
             serial = group * HOSTS_PER_GROUP + index
-            mac = "52:54:%02x:%02x:%02x:%02x" % (
-                group, (serial >> 16) & 0xFF, (serial >> 8) & 0xFF, serial & 0xFF
+            mac = f"52:54:{group:02x}:{(serial >> 16) & 0xFF:02x}:{(serial >> 8) & 0xFF:02x}:" + (
+                f"{serial & 0xFF:02x}"
             )
             lines.append(f"  - index: {index}")
             lines.append(f'    mac: "{mac}"')
