@@ -17,6 +17,10 @@ BUILTIN = Path(__file__).parent / "templates" / "boot"
 FILE_KINDS = ("ipxe", "pxelinux")
 
 
+class BootTemplateError(Exception):
+    """A boot profile template is missing or fails to render for some host."""
+
+
 class BootTemplates:
     """The profiles available to this site, each with one template per boot file kind."""
 
@@ -39,7 +43,17 @@ class BootTemplates:
 
     def render(self, profile: str, kind: str, context: dict[str, Any]) -> str:
         name = f"{profile}/{kind}.j2"
-        template = self._compiled.get(name)
-        if template is None:
-            template = self._compiled[name] = self.environment.get_template(name)
-        return template.render(context)
+        try:
+            template = self._compiled.get(name)
+            if template is None:
+                template = self._compiled[name] = self.environment.get_template(name)
+            return template.render(context)
+        except jinja2.TemplateNotFound:
+            raise BootTemplateError(
+                f"boot profile {profile!r} has no template {name}; add it to the templates folder"
+            ) from None
+        except jinja2.TemplateError as error:
+            host = getattr(context.get("host"), "hostname", "?")
+            raise BootTemplateError(
+                f"boot template {name} fails for host {host}: {error}; fix the template"
+            ) from None

@@ -20,7 +20,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from reconciler.boot_templates import BootTemplates
+from reconciler.boot_templates import BootTemplateError, BootTemplates
 from reconciler.config import ConfigError, RuntimeConfig, load_config
 from reconciler.engine import Engine, PlanRefused, source_from_config
 from reconciler.hostdiff import (
@@ -76,7 +76,7 @@ def user_errors() -> Iterator[None]:
         yield
     except InventoryError as error:
         fail(str(error))
-    except (ConfigError, SourceError, PlanRefused, TargetError) as error:
+    except (ConfigError, SourceError, PlanRefused, TargetError, BootTemplateError) as error:
         fail(str(error))
 
 

@@ -152,3 +152,18 @@ def test_example_files_point_editors_at_the_schemas() -> None:
         assert first.startswith("# yaml-language-server: $schema="), path
         target = (path.parent / first.split("=", 1)[1]).resolve()
         assert target.is_file(), f"{path} points at {target}"
+
+
+def test_a_broken_site_template_is_a_clear_error(site: Site) -> None:
+    templates = site.root / "templates/default"
+    templates.mkdir(parents=True)
+    (templates / "ipxe.j2").write_text("#!ipxe\nkernel {{ image.no_such_field }}\n")
+    (templates / "pxelinux.j2").write_text("DEFAULT x\n")
+    site.config.write_text(
+        site.config.read_text().replace("[boot]\n", '[boot]\ntemplates = "templates"\n')
+    )
+    code, _, err = run("plan", "-c", str(site.config))
+    assert code == 2
+    assert "boot template default/ipxe.j2 fails for host" in err
+    assert "no_such_field" in err
+    assert "Traceback" not in err
