@@ -56,6 +56,11 @@ class TargetConfig(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     type: str
+    adopt: bool | None = Field(
+        default=None,
+        description="take over objects someone else made under a key the inventory wants "
+        "(default: the target's own default, off for all but dhcp-conf)",
+    )
 
     def settings(self) -> dict[str, Any]:
         return dict(self.model_extra or {})

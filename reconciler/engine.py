@@ -84,6 +84,13 @@ class Engine:
             build_target(name, section, config) for name, section in config.targets.items()
         ]
 
+    def _adopts(self, target: Target) -> bool:
+        """Whether a target takes over hand-made objects: config, else the target's default."""
+        configured = self.config.targets[target.name].adopt
+        if configured is not None:
+            return configured
+        return bool(getattr(target, "adopts_by_default", False))
+
     def load(self, source: InventorySource | None = None) -> Inventory:
         return load_inventory(
             source or source_from_config(self.config), boot_profiles=self.templates.profiles
@@ -107,7 +114,13 @@ class Engine:
                 plans.append(TargetPlan(target.name, target.kind, (), 0, error=str(error)))
                 continue
             plans.append(
-                build_target_plan(target=target.name, kind=target.kind, desired=desired, live=live)
+                build_target_plan(
+                    target=target.name,
+                    kind=target.kind,
+                    desired=desired,
+                    live=live,
+                    adopt=self._adopts(target),
+                )
             )
         return Plan(revision, tuple(plans), self.config.max_change_fraction)
 

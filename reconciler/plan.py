@@ -22,11 +22,14 @@ MAX_SAFE_CHANGE_FRACTION = 0.3
 MIN_OWNED_FOR_SAFETY = 10
 
 
-def compute_changes(desired: Iterable[AnyResource], live: LiveState) -> tuple[Change, ...]:
+def compute_changes(
+    desired: Iterable[AnyResource], live: LiveState, *, adopt: bool = True
+) -> tuple[Change, ...]:
     """The minimal ordered list of changes that turns ``live`` into ``desired``.
 
     Objects we own and no longer want are deleted; objects someone else made are
-    never deleted, but one whose key we now want is updated and adopted.
+    never deleted. One whose key we now want is updated and adopted when
+    ``adopt`` is true; otherwise it is left alone (see ``conflicting_keys``).
     """
     wanted: dict[str, AnyResource] = {}
     for resource in desired:
@@ -41,7 +44,7 @@ def compute_changes(desired: Iterable[AnyResource], live: LiveState) -> tuple[Ch
             foreign = live.unmanaged.get(key)
             if foreign is None:
                 changes.append(Change(Action.CREATE, key, None, resource))
-            else:
+            elif adopt:
                 # Someone else's object under a key we want: take it over (even when
                 # equal, so the ledger records it and later passes may change it).
                 changes.append(Change(Action.UPDATE, key, foreign, resource, adopt=True))
@@ -60,6 +63,8 @@ class TargetPlan:
     changes: tuple[Change, ...]
     owned_count: int
     unmanaged: tuple[str, ...] = ()  # keys of objects someone else made (drift report)
+    # Keys we want that someone else's object holds; left alone unless adoption is on.
+    conflicts: tuple[str, ...] = ()
     error: str | None = None  # the target could not be read
 
     @property
@@ -87,6 +92,7 @@ class TargetPlan:
             "counts": self.counts,
             "changes": [c.to_dict() for c in self.changes],
             "unmanaged": list(self.unmanaged),
+            "conflicts": list(self.conflicts),
             "error": self.error,
         }
 
@@ -127,10 +133,26 @@ class Plan:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def conflicting_keys(desired: Sequence[AnyResource], live: LiveState) -> tuple[str, ...]:
+    """Keys we want that someone else's object holds with other content."""
+    return tuple(
+        sorted(
+            r.key
+            for r in desired
+            if r.key not in live.owned and r.key in live.unmanaged and live.unmanaged[r.key] != r
+        )
+    )
+
+
 def build_target_plan(
-    *, target: str, kind: str, desired: Sequence[AnyResource], live: LiveState
+    *,
+    target: str,
+    kind: str,
+    desired: Sequence[AnyResource],
+    live: LiveState,
+    adopt: bool = True,
 ) -> TargetPlan:
-    changes = compute_changes(desired, live)
+    changes = compute_changes(desired, live, adopt=adopt)
     wanted = {r.key for r in desired}
     unmanaged = tuple(sorted(k for k in live.unmanaged if k not in wanted))
     return TargetPlan(
@@ -139,6 +161,7 @@ def build_target_plan(
         changes=changes,
         owned_count=len(live.owned),
         unmanaged=unmanaged,
+        conflicts=() if adopt else conflicting_keys(desired, live),
     )
 
 

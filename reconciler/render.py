@@ -91,6 +91,12 @@ def render_text(plan: Plan) -> str:
             lines.append(f"  {SYMBOL[change.action]} {change_line(change)}")
         if len(target.changes) > MAX_LISTED:
             lines.append(f"  ... and {len(target.changes) - MAX_LISTED} more (see --format json)")
+        if target.conflicts:
+            lines.append(
+                f"  ! {len(target.conflicts)} wanted but held by objects the reconciler did not "
+                f"make (left alone; set adopt = true to take them over): "
+                f"{', '.join(target.conflicts[:10])}"
+            )
         if target.unmanaged:
             lines.append(
                 f"  {len(target.unmanaged)} unmanaged (not made by the reconciler, "
@@ -111,7 +117,7 @@ def render_markdown(plan: Plan) -> str:
         if target.error:
             lines += [f"#### :x: `{target.target}` ({target.kind})", "", f"> {target.error}", ""]
             continue
-        if not target.changes and not target.unmanaged:
+        if not target.changes and not target.unmanaged and not target.conflicts:
             continue
         lines += [f"#### `{target.target}` ({target.kind}): {_summary(target)}", ""]
         if not target.is_safe(plan.max_fraction):
@@ -128,6 +134,14 @@ def render_markdown(plan: Plan) -> str:
             if len(target.changes) > MAX_LISTED:
                 lines.append(f"| | | ... and {len(target.changes) - MAX_LISTED} more |")
             lines.append("")
+        if target.conflicts:
+            names = ", ".join(f"`{k}`" for k in target.conflicts[:10])
+            lines += [
+                f"> **Conflict:** {len(target.conflicts)} wanted object(s) are held by "
+                f"hand-made ones and left alone ({names}); set `adopt = true` to take "
+                "them over.",
+                "",
+            ]
         if target.unmanaged:
             lines += [f"{len(target.unmanaged)} unmanaged object(s) left alone.", ""]
     if plan.has_changes:

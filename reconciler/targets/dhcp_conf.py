@@ -100,6 +100,9 @@ class DhcpConfTarget:
     kind: ClassVar[str] = "dhcp-conf"
     live_update: ClassVar[bool] = False
     batch_size: ClassVar[int] = 1_000_000
+    # The whole file is ours: a settings change shows its subnets as not ours
+    # (see read()), and they must be taken over to be rewritten.
+    adopts_by_default: ClassVar[bool] = True
 
     def __init__(
         self,

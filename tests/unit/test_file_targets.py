@@ -151,3 +151,20 @@ def test_plans_are_right_without_the_manifest_cache(site: Site) -> None:
     plan = engine.plan(engine.compile(engine.load()), revision="test")
     changed = {(t.target, c.key) for t in plan.targets for c in t.changes}
     assert changed == {("images", "node010")}
+
+
+def test_hand_made_file_under_a_wanted_name_is_left_alone_unless_adopting(site: Site) -> None:
+    handmade = site.root / "out/tftp/ipxe/52-54-00-12-34-0b.ipxe"
+    handmade.parent.mkdir(parents=True)
+    handmade.write_text("#!ipxe\n# made by hand\n")
+    engine = site.engine()
+    plan = engine.plan(engine.compile(engine.load()), revision="test")
+    boot = next(t for t in plan.targets if t.target == "boot")
+    assert boot.conflicts == ("ipxe/52-54-00-12-34-0b.ipxe",)
+    apply_all(engine)
+    assert handmade.read_text() == "#!ipxe\n# made by hand\n"
+    site.config.write_text(
+        site.config.read_text().replace('type = "bootfiles"', 'type = "bootfiles"\nadopt = true')
+    )
+    apply_all(site.engine())
+    assert "hostname=node011" in handmade.read_text()

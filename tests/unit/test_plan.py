@@ -84,3 +84,15 @@ def test_renderers_show_every_change() -> None:
     assert "2 to delete" in text and plan.checksum in text
     assert "| - | `n00` |" in markdown
     assert '"action": "delete"' in body
+
+
+def test_without_adoption_a_hand_made_object_is_a_conflict_left_alone() -> None:
+    foreign = dhcp("n1", "10.0.0.1")
+    same = dhcp("n2", "10.0.0.2")
+    live = LiveState(owned={}, unmanaged={"n1": foreign, "n2": same})
+    desired = [dhcp("n1", "10.0.0.9"), same, dhcp("n3", "10.0.0.3")]
+    plan = build_target_plan(target="t", kind="k", desired=desired, live=live, adopt=False)
+    assert [(c.action, c.key) for c in plan.changes] == [(Action.CREATE, "n3")]
+    assert plan.conflicts == ("n1",)
+    text = render_text(Plan("rev", (plan,)))
+    assert "set adopt = true" in text and "n1" in text
