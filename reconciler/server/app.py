@@ -79,6 +79,7 @@ def build_app(
         ),
         neighbour_mac=outside.neighbour_mac,
         max_body_bytes=settings.max_body_bytes,
+        allow_get=settings.register_with_get,
         remote_of=outside.remote_of,
     )
     app = web.Application(client_max_size=settings.max_body_bytes)

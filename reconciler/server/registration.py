@@ -62,6 +62,7 @@ class RegistrationHandler:
         limiter: RateLimiter,
         neighbour_mac: NeighbourLookup,
         max_body_bytes: int,
+        allow_get: bool = True,
         remote_of: RemoteOf = request_remote,
     ) -> None:
         self.enroller = enroller
@@ -71,10 +72,16 @@ class RegistrationHandler:
         self.neighbour_mac = neighbour_mac
         self.remote_of = remote_of
         self.max_body_bytes = max_body_bytes
+        self.allow_get = allow_get
         self._lock = asyncio.Lock()
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post("/register", self.handle)]
+        routes = [web.post("/register", self.handle)]
+        if self.allow_get:
+            # iPXE builds without PARAM_CMD (Debian's among them) cannot POST: they ask
+            # GET /register?mac=..., under exactly the same guards.
+            routes.append(web.get("/register", self.handle, allow_head=False))
+        return routes
 
     async def handle(self, request: web.Request) -> web.Response:
         remote = plain_ipv4(self.remote_of(request))
@@ -114,6 +121,10 @@ class RegistrationHandler:
         if not self.limiter.allow(remote):
             raise Refused(429, f"too many registration requests from {remote}; slow down")
         text = await self._mac_field(request)
+        if text is None:
+            raise Refused(400, "the request has no 'mac' field")
+        if not isinstance(text, str):
+            raise Refused(400, "the 'mac' field must be a string")
         try:
             mac = normalize_mac(text)
         except ValueError as error:
@@ -125,6 +136,10 @@ class RegistrationHandler:
 
     async def _mac_field(self, request: web.Request) -> Any:
         max_size = self.max_body_bytes
+        if request.method == "GET":
+            if request.can_read_body:
+                raise Refused(400, "GET /register takes the MAC in the query, not a body")
+            return request.query.get("mac")
         if request.content_length is not None and request.content_length > max_size:
             raise Refused(413, f"request body larger than {max_size} bytes")
         try:
@@ -140,8 +155,4 @@ class RegistrationHandler:
             raise Refused(413, f"request body larger than {max_size} bytes") from None
         except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
             raise Refused(400, "the request body is not valid form data or JSON") from None
-        if value is None:
-            raise Refused(400, "the request has no 'mac' field")
-        if not isinstance(value, str):
-            raise Refused(400, "the 'mac' field must be a string")
         return value

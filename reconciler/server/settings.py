@@ -43,6 +43,10 @@ class ServeSettings(BaseModel):
     max_body_bytes: int = Field(
         default=4096, ge=64, le=1_048_576, description="largest request body accepted"
     )
+    register_with_get: bool = Field(
+        default=True,
+        description="also accept GET /register?mac=... (iPXE built without PARAM_CMD cannot POST)",
+    )
     refresh_seconds: float = Field(
         default=2.0,
         ge=0,

@@ -293,3 +293,24 @@ def test_audit_log_has_one_line_per_decision(tmp_path: Path) -> None:
     assert entries[1]["status"] == 400 and entries[1]["mac"] is None
     assert entries[2]["remote"] == "192.0.2.9" and "subnet" in entries[2]["reason"]
     assert all("time" in e for e in entries)
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+def test_ipxe_without_params_registers_with_get(tmp_path: Path, allowed: bool) -> None:
+    repo = make_repo(tmp_path)
+    app = serve_app(
+        make_config(tmp_path, repo),
+        settings(tmp_path, register_with_get=allowed),
+        FakeNeighbours(),
+    )
+
+    async def scenario(client: TestClient) -> tuple[int, str]:
+        response = await client.get(f"/register?mac={MAC}", headers={REMOTE_HEADER: REMOTE})
+        return response.status, await response.text()
+
+    status, body = with_client(app, scenario)
+    if allowed:
+        assert status == 200 and json.loads(body)["hostname"] == "node021"
+    else:
+        assert status == 405
+        assert git(repo, "rev-list", "--count", "main").strip() == "1"
