@@ -42,15 +42,19 @@ class BootTemplates:
         self._compiled: dict[str, jinja2.Template] = {}
 
     def render(self, profile: str, kind: str, context: dict[str, Any]) -> str:
-        name = f"{profile}/{kind}.j2"
+        return self.render_file(f"{profile}/{kind}.j2", context, profile=profile)
+
+    def render_file(self, name: str, context: dict[str, Any], *, profile: str = "") -> str:
+        """Render one template by its path under the templates folders."""
         try:
             template = self._compiled.get(name)
             if template is None:
                 template = self._compiled[name] = self.environment.get_template(name)
             return template.render(context)
         except jinja2.TemplateNotFound:
+            owner = f"boot profile {profile!r}" if profile else "the boot templates"
             raise BootTemplateError(
-                f"boot profile {profile!r} has no template {name}; add it to the templates folder"
+                f"{owner} has no template {name}; add it to the templates folder"
             ) from None
         except jinja2.TemplateError as error:
             host = getattr(context.get("host"), "hostname", "?")

@@ -31,6 +31,12 @@ class CompileOptions:
     http_url: str = "http://127.0.0.1:8080"
 
 
+ENTRY_SCRIPT = "boot.ipxe"
+REGISTRATION_PROFILE = "registration"
+REGISTRATION_IPXE = "ipxe/registration.ipxe"
+PXELINUX_DEFAULT = "pxelinux.cfg/default"
+
+
 def mac_dashed(mac: str) -> str:
     """``52:54:00:12:34:56`` -> ``52-54-00-12-34-56``, as pxelinux names its files."""
     return mac.replace(":", "-")
@@ -102,6 +108,7 @@ class _Compiler:
         for group in self.inventory.groups:
             for host in group.hosts:
                 self._host(group, host)
+        self._site_boot_files()
         zones = [DnsZone(self.domain, "forward")] + [DnsZone(z, "reverse") for z in self.reverse]
         return DesiredState(
             dhcp_hosts=tuple(self.dhcp_hosts),
@@ -111,6 +118,21 @@ class _Compiler:
             boot_files=tuple(self.boot_files),
             node_images=tuple(self.node_images),
             hosts_by_mac=self.hosts_by_mac,
+        )
+
+    def _site_boot_files(self) -> None:
+        """Files every client may fetch: the iPXE entry script and, for unknown MACs,
+        the registration profile (``pxelinux.cfg/default`` is where pxelinux falls back)."""
+        context = {"http_url": self.options.http_url, "domain": self.inventory.site.domain}
+        render = self.templates.render
+        self.boot_files.append(
+            BootFile(ENTRY_SCRIPT, self.templates.render_file("boot.ipxe.j2", context))
+        )
+        self.boot_files.append(
+            BootFile(REGISTRATION_IPXE, render(REGISTRATION_PROFILE, "ipxe", context))
+        )
+        self.boot_files.append(
+            BootFile(PXELINUX_DEFAULT, render(REGISTRATION_PROFILE, "pxelinux", context))
         )
 
     def _subnets(self) -> tuple[DhcpSubnet, ...]:

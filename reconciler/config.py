@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from reconciler.server.settings import ServeSettings
+
 
 class ConfigError(Exception):
     """The runtime config is missing or wrong; the message says where and how to fix it."""
@@ -71,6 +73,7 @@ class RuntimeConfig(_Strict):
     state_dir: Path = Field(default=Path("/var/lib/reconciler"))
     boot: BootConfig = Field(default_factory=BootConfig)
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
     max_change_fraction: float = Field(
         default=0.3, gt=0, le=1, description="safety: share of owned objects one plan may change"
     )

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 debian_packages=(
   git iproute2 isc-dhcp-server isc-dhcp-client bind9 bind9-dnsutils
   tftpd-hpa tftp-hpa qemu-system-x86 ipxe-qemu busybox-static cpio procps
+  linux-image-amd64 openssh-client
 )
 missing=()
 for pkg in "${debian_packages[@]}"; do

@@ -1,20 +1,18 @@
 """The ``[serve]`` table of the runtime config: how ``reconciler serve`` listens and registers.
 
-It lives in the same TOML file as the rest of the runtime config. Until
-``RuntimeConfig`` knows the table, ``load_serve_config`` reads the file itself:
-it takes ``[serve]`` out, validates it here, and validates the rest as a
-``RuntimeConfig`` exactly as ``load_config`` would.
+``reconciler.config.RuntimeConfig`` holds it as ``serve``; it is defined here,
+beside the service that uses it.
 """
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from reconciler.config import ConfigError, RuntimeConfig
+if TYPE_CHECKING:
+    from reconciler.config import RuntimeConfig
 
 
 class ServeSettings(BaseModel):
@@ -54,37 +52,9 @@ class ServeSettings(BaseModel):
     )
 
 
-def _problems(prefix: str, error: ValidationError) -> str:
-    return "; ".join(
-        f"{prefix}{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-        for e in error.errors()
-    )
-
-
-def parse_serve_settings(raw: dict[str, Any], *, where: str = "config") -> ServeSettings:
-    """Validate a ``[serve]`` table; ConfigError names the key to fix."""
-    try:
-        return ServeSettings.model_validate(raw)
-    except ValidationError as error:
-        raise ConfigError(f"{where}: {_problems('serve.', error)}") from None
-
-
 def load_serve_config(path: Path) -> tuple[RuntimeConfig, ServeSettings]:
     """The runtime config and its ``[serve]`` table from one TOML file."""
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: runtime config not found; copy deploy/reconciler.toml and edit it"
-        ) from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    serve_raw = raw.pop("serve", {})
-    if not isinstance(serve_raw, dict):
-        raise ConfigError(f"{path}: serve must be a table ([serve])")
-    raw["base_dir"] = path.resolve().parent
-    try:
-        config = RuntimeConfig.model_validate(raw)
-    except ValidationError as error:
-        raise ConfigError(f"{path}: {_problems('', error)}") from None
-    return config, parse_serve_settings(serve_raw, where=str(path))
+    from reconciler.config import load_config  # the config module imports this one
+
+    config = load_config(path)
+    return config, config.serve

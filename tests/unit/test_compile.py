@@ -169,7 +169,9 @@ def test_boot_file_paths() -> None:
 
 def test_every_host_gets_both_boot_files(example: DesiredState) -> None:
     paths = [b.path for b in example.boot_files]
-    assert len(paths) == len(set(paths)) == 2 * len(example.dhcp_hosts)
+    site_wide = {"boot.ipxe", "ipxe/registration.ipxe", "pxelinux.cfg/default"}
+    assert site_wide <= set(paths)
+    assert len(paths) == len(set(paths)) == 2 * len(example.dhcp_hosts) + len(site_wide)
     for dhcp_host in example.dhcp_hosts:
         dashed = dhcp_host.mac.replace(":", "-")
         assert f"pxelinux.cfg/01-{dashed}" in paths

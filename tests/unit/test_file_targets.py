@@ -39,6 +39,14 @@ def test_first_apply_writes_every_target_and_second_writes_nothing(site: Site) -
     assert {p: os.stat(site.root / "out" / p).st_mtime_ns for p in files} == mtimes
 
 
+def test_unknown_macs_get_the_registration_profile(site: Site) -> None:
+    apply_all(site.engine())
+    files = site.files()
+    assert "chain http://10.23.45.2:8080/boot/${net0/mac}" in files["tftp/boot.ipxe"]
+    assert "register" in files["tftp/ipxe/registration.ipxe"]
+    assert "tftp/pxelinux.cfg/default" in files
+
+
 def test_canary_host_gets_its_own_image(site: Site) -> None:
     apply_all(site.engine())
     files = site.files()
@@ -49,14 +57,14 @@ def test_canary_host_gets_its_own_image(site: Site) -> None:
 
 def test_removed_host_loses_only_its_own_files(site: Site) -> None:
     apply_all(site.engine())
-    handmade = site.root / "out/tftp/pxelinux.cfg/default"
+    handmade = site.root / "out/tftp/pxelinux.cfg/menu"
     handmade.write_text("DEFAULT local\n")
     site.edit("groups/compute.yaml", '  - index: 12\n    mac: "52:54:00:12:34:0c"\n', "")
     engine = site.engine()
     plan = engine.plan(engine.compile(engine.load()), revision="test")
     boot = next(t for t in plan.targets if t.target == "boot")
     assert boot.counts == {"delete": 2, "create": 0, "update": 0}
-    assert "pxelinux.cfg/default" in boot.unmanaged
+    assert "pxelinux.cfg/menu" in boot.unmanaged
     apply_all(engine)
     files = site.files()
     assert "tftp/ipxe/52-54-00-12-34-0c.ipxe" not in files

@@ -1,0 +1,46 @@
+"""The runtime config: the example loads, and mistakes name the key to fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.config import ConfigError, load_config
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "reconciler.toml"
+
+
+def test_the_deploy_example_loads_with_every_table() -> None:
+    config = load_config(EXAMPLE)
+    assert config.source.rev == "main"
+    assert config.serve.port == 8080
+    assert list(config.targets) == ["dhcp-hosts", "dns", "boot", "images"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[source]\npath = "x"\nrepo = "y"\n', "exactly one of 'path'"),
+        ("[source]\n", "exactly one of 'path'"),
+        ('[source]\npath = "x"\n[serve]\nport = 0\n', "serve.port"),
+        ('[source]\npath = "x"\n[serve]\nlisten_on = "a"\n', "serve.listen_on"),
+        ('[source]\npath = "x"\nstate_dri = "/tmp"\n', "state_dri"),
+        ('[source\npath = "x"\n', "not valid TOML"),
+        ('[source]\npath = "x"\nmax_change_fraction = 2\n', "max_change_fraction"),
+    ],
+)
+def test_config_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "r.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as error:
+        load_config(path)
+    assert str(path) in str(error.value)
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "etc" / "r.toml"
+    path.parent.mkdir()
+    path.write_text('state_dir = "state"\n[source]\npath = "inv"\n')
+    config = load_config(path)
+    assert config.resolve(config.state_dir) == tmp_path / "etc" / "state"
