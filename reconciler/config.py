@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from reconciler.server.settings import ServeSettings
+from reconciler.watch.settings import WatchSettings
 
 
 class ConfigError(Exception):
@@ -74,10 +75,19 @@ class RuntimeConfig(_Strict):
     boot: BootConfig = Field(default_factory=BootConfig)
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    watch: WatchSettings = Field(default_factory=WatchSettings)
     max_change_fraction: float = Field(
         default=0.3, gt=0, le=1, description="safety: share of owned objects one plan may change"
     )
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _drift_targets_exist(self) -> RuntimeConfig:
+        for name in self.watch.drift:
+            if name not in self.targets:
+                known = ", ".join(sorted(self.targets)) or "(none configured)"
+                raise ValueError(f"watch.drift.{name}: no such target; use one of {known}")
+        return self
 
     def resolve(self, path: Path) -> Path:
         """Relative paths in the config are relative to the config file's folder."""

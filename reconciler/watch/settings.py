@@ -1,20 +1,18 @@
 """Settings of the watch loop: the ``[watch]`` table of the runtime config.
 
-``reconciler.config.RuntimeConfig`` describes one pass; how often and from
-where the loop runs is kept here, so the watch loop can grow without touching
-the config every entry point loads. ``load_watch_config`` reads a runtime
-config file that may carry a ``[watch]`` table and returns both halves.
+``reconciler.config.RuntimeConfig`` holds it as ``watch``; how often and from
+where the loop runs is defined here, beside the loop that uses it.
 """
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from reconciler.config import ConfigError, RuntimeConfig
+if TYPE_CHECKING:
+    from reconciler.config import RuntimeConfig
 
 DriftMode = Literal["correct", "report"]
 
@@ -69,43 +67,9 @@ class WatchSettings(BaseModel):
         return self.drift.get(target, self.drift_default)
 
 
-def _problems(error: ValidationError, prefix: str) -> str:
-    return "; ".join(
-        f"{prefix}{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-        for e in error.errors()
-    )
-
-
-def parse_watch_settings(raw: dict[str, Any], *, where: str = "[watch]") -> WatchSettings:
-    try:
-        return WatchSettings.model_validate(raw)
-    except ValidationError as error:
-        raise ConfigError(f"{where}: {_problems(error, 'watch.')}") from None
-
-
 def load_watch_config(path: Path) -> tuple[RuntimeConfig, WatchSettings]:
-    """Read a runtime config that may have a ``[watch]`` table; raise ConfigError on problems."""
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: runtime config not found; copy deploy/reconciler.toml and edit it"
-        ) from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    watch = raw.pop("watch", {})
-    if not isinstance(watch, dict):
-        raise ConfigError(f"{path}: watch must be a table ([watch])")
-    raw["base_dir"] = path.resolve().parent
-    try:
-        config = RuntimeConfig.model_validate(raw)
-    except ValidationError as error:
-        raise ConfigError(f"{path}: {_problems(error, '')}") from None
-    settings = parse_watch_settings(watch, where=str(path))
-    for name in settings.drift:
-        if name not in config.targets:
-            raise ConfigError(
-                f"{path}: watch.drift.{name}: no such target; use one of "
-                f"{', '.join(sorted(config.targets)) or '(none configured)'}"
-            )
-    return config, settings
+    """The runtime config and its ``[watch]`` table from one TOML file."""
+    from reconciler.config import load_config  # the config module imports this one
+
+    config = load_config(path)
+    return config, config.watch

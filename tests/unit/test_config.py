@@ -15,6 +15,7 @@ def test_the_deploy_example_loads_with_every_table() -> None:
     config = load_config(EXAMPLE)
     assert config.source.rev == "main"
     assert config.serve.port == 8080
+    assert config.watch.drift_interval == 300
     assert list(config.targets) == ["dhcp-hosts", "dns", "boot", "images"]
 
 
@@ -27,6 +28,8 @@ def test_the_deploy_example_loads_with_every_table() -> None:
         ('[source]\npath = "x"\n[serve]\nlisten_on = "a"\n', "serve.listen_on"),
         ('[source]\npath = "x"\nstate_dri = "/tmp"\n', "state_dri"),
         ('[source\npath = "x"\n', "not valid TOML"),
+        ('[source]\npath = "x"\n[watch]\ndrift = { dns = "report" }\n', "watch.drift.dns"),
+        ('[source]\npath = "x"\n[watch]\ndrift_default = "fix"\n', "watch.drift_default"),
         ('[source]\npath = "x"\nmax_change_fraction = 2\n', "max_change_fraction"),
     ],
 )
