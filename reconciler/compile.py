@@ -85,10 +85,42 @@ def _image_context(name: str, version: str, image: ImageVersion) -> dict[str, st
     }
 
 
+@dataclass(frozen=True, slots=True)
+class HostOutput:
+    """Everything one host compiles to."""
+
+    dhcp_host: DhcpHost
+    records: tuple[DnsRecord, ...]
+    node_image: NodeImage | None
+    boot_files: tuple[BootFile, ...]
+
+
+class CompileCache:
+    """Host outputs by their inputs, holding those of the latest compile only."""
+
+    def __init__(self) -> None:
+        self._previous: dict[tuple[object, ...], HostOutput] = {}
+        self._current: dict[tuple[object, ...], HostOutput] = {}
+
+    def get(self, key: tuple[object, ...]) -> HostOutput | None:
+        return self._previous.get(key)
+
+    def keep(self, key: tuple[object, ...], output: HostOutput) -> None:
+        self._current[key] = output
+
+    def swap(self) -> None:
+        self._previous, self._current = self._current, {}
+
+
 class _Compiler:
     def __init__(
-        self, inventory: Inventory, templates: BootTemplates, options: CompileOptions
+        self,
+        inventory: Inventory,
+        templates: BootTemplates,
+        options: CompileOptions,
+        cache: CompileCache,
     ) -> None:
+        self.cache = cache
         self.inventory = inventory
         self.templates = templates
         self.options = options
@@ -105,9 +137,19 @@ class _Compiler:
         subnets = self._subnets()
         for network in sorted({g.subnet for g in self.inventory.groups}):
             self.reverse.extend(z for z in reverse_zones(network) if z not in self.reverse)
+        site_key = (self.domain, self.ttl, self.options.http_url)
         for group in self.inventory.groups:
+            group_key = (
+                site_key,
+                group.name,
+                group.subnet,
+                group.gateway,
+                group.hostname,
+                group.first_address,
+                group.boot,
+            )
             for host in group.hosts:
-                self._host(group, host)
+                self._host(group, group_key, host)
         self._site_boot_files()
         zones = [DnsZone(self.domain, "forward")] + [DnsZone(z, "reverse") for z in self.reverse]
         return DesiredState(
@@ -154,45 +196,61 @@ class _Compiler:
             )
         return tuple(subnets)
 
-    def _host(self, group: Group, host: Host) -> None:
+    def _host(self, group: Group, group_key: tuple[object, ...], host: Host) -> None:
+        ref = host.image or group.image
+        resolved = self.inventory.resolve_image(ref) if ref is not None else None
+        key = (group_key, host.index, host.mac, tuple(host.aliases), resolved)
+        output = self.cache.get(key)
+        if output is None:
+            output = self._render_host(group, host, resolved)
+        self.cache.keep(key, output)
+        self.hosts_by_mac[host.mac] = output.dhcp_host.hostname
+        self.dhcp_hosts.append(output.dhcp_host)
+        self.records.extend(output.records)
+        if output.node_image is not None:
+            self.node_images.append(output.node_image)
+        self.boot_files.extend(output.boot_files)
+
+    def _render_host(
+        self, group: Group, host: Host, resolved: tuple[str, str, ImageVersion] | None
+    ) -> HostOutput:
         hostname = group.hostname_of(host.index)
         address = group.address_of(host.index)
         fqdn = f"{hostname}.{self.domain}"
-        self.hosts_by_mac[host.mac] = hostname
-        self.dhcp_hosts.append(
-            DhcpHost(hostname, host.mac, str(address), group.name, ipxe_path(host.mac))
+        records = [
+            DnsRecord(self.domain, fqdn, "A", self.ttl, (str(address),)),
+            DnsRecord(
+                reverse_zone_of(address, group.subnet),
+                reverse_name(address),
+                "PTR",
+                self.ttl,
+                (fqdn,),
+            ),
+        ]
+        records.extend(
+            DnsRecord(self.domain, f"{alias}.{self.domain}", "CNAME", self.ttl, (fqdn,))
+            for alias in host.aliases
         )
-        self.records.append(DnsRecord(self.domain, fqdn, "A", self.ttl, (str(address),)))
-        ptr = reverse_name(address)
-        self.records.append(
-            DnsRecord(reverse_zone_of(address, group.subnet), ptr, "PTR", self.ttl, (fqdn,))
-        )
-        for alias in host.aliases:
-            self.records.append(
-                DnsRecord(self.domain, f"{alias}.{self.domain}", "CNAME", self.ttl, (fqdn,))
-            )
-        ref = host.image or group.image
         image_context: dict[str, str] | None = None
+        node_image: NodeImage | None = None
         profile = group.boot
-        if ref is None:
+        if resolved is None:
             profile = "discovery" if profile == "default" else profile
         else:
-            name, version, image = self.inventory.resolve_image(ref)
+            name, version, image = resolved
             image_context = _image_context(name, version, image)
-            self.node_images.append(
-                NodeImage(
-                    host=hostname,
-                    mac=host.mac,
-                    image=name,
-                    version=version,
-                    kernel_url=image.kernel.url,
-                    kernel_sha256=image.kernel.sha256,
-                    initrd_url=image.initrd.url,
-                    initrd_sha256=image.initrd.sha256,
-                    rootfs_url=image.rootfs.url,
-                    rootfs_sha256=image.rootfs.sha256,
-                    cmdline=image.cmdline,
-                )
+            node_image = NodeImage(
+                host=hostname,
+                mac=host.mac,
+                image=name,
+                version=version,
+                kernel_url=image.kernel.url,
+                kernel_sha256=image.kernel.sha256,
+                initrd_url=image.initrd.url,
+                initrd_sha256=image.initrd.sha256,
+                rootfs_url=image.rootfs.url,
+                rootfs_sha256=image.rootfs.sha256,
+                cmdline=image.cmdline,
             )
         context = {
             # Namespaces rather than dicts: jinja2 finds attributes on the first try.
@@ -210,11 +268,15 @@ class _Compiler:
             "http_url": self.options.http_url,
             "domain": self.inventory.site.domain,
         }
-        self.boot_files.append(
-            BootFile(pxelinux_path(host.mac), self.templates.render(profile, "pxelinux", context))
+        boot_files = (
+            BootFile(pxelinux_path(host.mac), self.templates.render(profile, "pxelinux", context)),
+            BootFile(ipxe_path(host.mac), self.templates.render(profile, "ipxe", context)),
         )
-        self.boot_files.append(
-            BootFile(ipxe_path(host.mac), self.templates.render(profile, "ipxe", context))
+        return HostOutput(
+            dhcp_host=DhcpHost(hostname, host.mac, str(address), group.name, ipxe_path(host.mac)),
+            records=tuple(records),
+            node_image=node_image,
+            boot_files=boot_files,
         )
 
 
@@ -223,6 +285,19 @@ def compile_inventory(
     *,
     templates: BootTemplates | None = None,
     options: CompileOptions | None = None,
+    cache: CompileCache | None = None,
 ) -> DesiredState:
-    """Every resource the inventory asks for, in a deterministic order."""
-    return _Compiler(inventory, templates or BootTemplates(), options or CompileOptions()).run()
+    """Every resource the inventory asks for, in a deterministic order.
+
+    ``cache`` (kept by a long-running process) lets hosts whose inputs did not
+    change since the previous compile reuse their output instead of rendering again.
+    """
+    compiler = _Compiler(
+        inventory,
+        templates or BootTemplates(),
+        options or CompileOptions(),
+        cache or CompileCache(),
+    )
+    state = compiler.run()
+    compiler.cache.swap()
+    return state

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.boot_templates import BootTemplates
-from reconciler.compile import CompileOptions, compile_inventory
+from reconciler.compile import CompileCache, CompileOptions, compile_inventory
 from reconciler.config import RuntimeConfig
-from reconciler.inventory.load import load_inventory
+from reconciler.inventory.load import FileModelCache, load_inventory
 from reconciler.inventory.sources import FolderSource, GitSource, InventorySource
 from reconciler.model.inventory import Inventory
 from reconciler.plan import Plan, TargetPlan, build_target_plan
@@ -80,6 +80,9 @@ class Engine:
             config.resolve(config.boot.templates) if config.boot.templates else None
         )
         self.options = CompileOptions(http_url=config.boot.http_url.rstrip("/"))
+        # Kept between passes: a new revision re-parses and re-renders only what changed.
+        self.file_cache = FileModelCache()
+        self.compile_cache = CompileCache()
         self.targets: list[Target] = [
             build_target(name, section, config) for name, section in config.targets.items()
         ]
@@ -93,11 +96,15 @@ class Engine:
 
     def load(self, source: InventorySource | None = None) -> Inventory:
         return load_inventory(
-            source or source_from_config(self.config), boot_profiles=self.templates.profiles
+            source or source_from_config(self.config),
+            boot_profiles=self.templates.profiles,
+            cache=self.file_cache,
         )
 
     def compile(self, inventory: Inventory) -> DesiredState:
-        return compile_inventory(inventory, templates=self.templates, options=self.options)
+        return compile_inventory(
+            inventory, templates=self.templates, options=self.options, cache=self.compile_cache
+        )
 
     def plan(
         self, state: DesiredState, *, revision: str, progress: ProgressCallback | None = None

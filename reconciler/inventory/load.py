@@ -8,7 +8,7 @@ never pays for positions.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -94,21 +94,49 @@ def _place(problems: list[Problem], texts: dict[str, str]) -> list[Problem]:
     return placed
 
 
+class FileModelCache:
+    """Validated models of inventory files, by content.
+
+    A long-running process (the watch loop, the HTTP service) loads revision
+    after revision that differ in one file; with this cache only that file is
+    parsed and validated again. It holds the files of the latest load only.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[bytes, BaseModel]] = {}
+
+    def get(self, file: str, content: bytes) -> BaseModel | None:
+        entry = self._entries.get(file)
+        return entry[1] if entry is not None and entry[0] == content else None
+
+    def replace(self, entries: dict[str, tuple[bytes, BaseModel]]) -> None:
+        self._entries = entries
+
+
 def load_inventory(
-    source: InventorySource, *, boot_profiles: frozenset[str] | None = None
+    source: InventorySource,
+    *,
+    boot_profiles: frozenset[str] | None = None,
+    cache: FileModelCache | None = None,
 ) -> Inventory:
     """Read, parse and validate every file; raise InventoryError listing all problems.
 
     ``boot_profiles``, when given, are the profiles a group's ``boot`` may name.
+    ``cache`` spares parsing files whose content a previous load already validated.
     """
     raw = source.read_files()
     problems: list[Problem] = []
     texts: dict[str, str] = {}
     parsed: dict[str, Any] = {}
+    cached: dict[str, BaseModel | None] = {}
     for file, content in sorted(raw.items()):
         if not file.endswith(".yaml"):
             if file.endswith(".yml") or file.startswith("site."):
                 problems.append(Problem(file, (), "inventory files end in .yaml; rename it"))
+            continue
+        hit = cache.get(file, content) if cache is not None else None
+        if hit is not None:
+            cached[file] = hit
             continue
         try:
             texts[file] = content.decode("utf-8")
@@ -129,21 +157,28 @@ def load_inventory(
                 "site.yaml is missing; create it with at least 'domain: <your DNS domain>'",
             )
         )
+    elif "site.yaml" in cached:
+        site = cast(Site, cached["site.yaml"])
     elif "site.yaml" in parsed:
         site = _validate("site.yaml", parsed["site.yaml"], Site, problems)
+        if site is not None:
+            cached["site.yaml"] = site
 
     groups: list[tuple[str, Group]] = []
     images: list[tuple[str, Image]] = []
     images_complete = True
-    for file, data in parsed.items():
+    for file in sorted(set(parsed) | set(cached)):
+        model: BaseModel | None = cached.get(file)
         if file.startswith("groups/"):
-            group = _validate(file, data, Group, problems)
-            if group is not None:
-                groups.append((file, group))
+            if model is None:
+                model = cached[file] = _validate(file, parsed[file], Group, problems)
+            if model is not None:
+                groups.append((file, cast(Group, model)))
         elif file.startswith("images/"):
-            image = _validate(file, data, Image, problems)
-            if image is not None:
-                images.append((file, image))
+            if model is None:
+                model = cached[file] = _validate(file, parsed[file], Image, problems)
+            if model is not None:
+                images.append((file, cast(Image, model)))
             else:
                 images_complete = False
     if any(p.file.startswith("images/") for p in problems):
@@ -154,6 +189,8 @@ def load_inventory(
     problems.extend(
         check_site(site, groups, images, check_images=images_complete, boot_profiles=boot_profiles)
     )
+    if cache is not None:
+        cache.replace({f: (raw[f], m) for f, m in cached.items() if m is not None})
     if problems or site is None:
         raise InventoryError(_place(problems, texts))
     return Inventory(

@@ -1,0 +1,56 @@
+"""Caches of a long-running process: the next revision gives exactly what a fresh load would."""
+
+from __future__ import annotations
+
+import pytest
+from site_fixture import Site
+
+import reconciler.inventory.load as load_module
+from reconciler.compile import CompileCache, compile_inventory
+from reconciler.inventory.load import FileModelCache, load_inventory
+from reconciler.inventory.sources import FolderSource
+from reconciler.model.problems import InventoryError
+
+
+def test_only_changed_files_are_parsed_again(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = FileModelCache()
+    source = FolderSource(site.inventory)
+    load_inventory(source, cache=cache)
+    parsed: list[str] = []
+    real_parse = load_module.parse_yaml
+
+    def counting_parse(text: str) -> object:
+        parsed.append(text.splitlines()[1])
+        return real_parse(text)
+
+    monkeypatch.setattr(load_module, "parse_yaml", counting_parse)
+    site.edit("groups/gpu.yaml", "first_address: 10.23.46.100", "first_address: 10.23.46.110")
+    inventory = load_inventory(source, cache=cache)
+    assert len(parsed) == 1 and "GPU" in parsed[0]
+    assert inventory == load_inventory(FolderSource(site.inventory))
+
+
+def test_a_cached_good_file_does_not_hide_a_new_problem(site: Site) -> None:
+    cache = FileModelCache()
+    load_inventory(FolderSource(site.inventory), cache=cache)
+    site.edit("groups/gpu.yaml", '"52:54:00:aa:00:02"', '"52:54:00:12:34:0a"')
+    with pytest.raises(InventoryError, match="already used"):
+        load_inventory(FolderSource(site.inventory), cache=cache)
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new"),
+    [
+        ("groups/compute.yaml", "image: compute@2024.10", "image: compute@2024.11"),
+        ("groups/compute.yaml", '"52:54:00:12:34:0c"', '"52:54:00:12:34:99"'),
+        ("groups/gpu.yaml", 'hostname: "gpu%02d"', 'hostname: "gpu%03d"'),
+        ("site.yaml", "ttl: 300", "ttl: 600"),
+        ("images/compute.yaml", "console=ttyS0 quiet mitigations=auto", "console=ttyS1"),
+    ],
+)
+def test_a_cached_compile_equals_a_fresh_one(site: Site, file: str, old: str, new: str) -> None:
+    cache = CompileCache()
+    compile_inventory(load_inventory(FolderSource(site.inventory)), cache=cache)
+    site.edit(file, old, new)
+    inventory = load_inventory(FolderSource(site.inventory))
+    assert compile_inventory(inventory, cache=cache) == compile_inventory(inventory)
