@@ -21,6 +21,7 @@ from reconciler.server.audit import AuditLog
 from reconciler.server.boot import BootHandlers, BootScripts
 from reconciler.server.enrol import Enroller
 from reconciler.server.neighbours import neighbour_mac
+from reconciler.server.ops import ops_routes
 from reconciler.server.ratelimit import RateLimiter
 from reconciler.server.registration import (
     NeighbourLookup,
@@ -85,6 +86,13 @@ def build_app(
     app = web.Application(client_max_size=settings.max_body_bytes)
     app.add_routes(BootHandlers(compiled, scripts).routes())
     app.add_routes(registration.routes())
+    secret_file = config.watch.webhook_secret_file
+    app.add_routes(
+        ops_routes(
+            state_dir=config.resolve(config.state_dir),
+            webhook_secret_file=config.resolve(secret_file) if secret_file else None,
+        )
+    )
 
     async def warm_up(_: web.Application) -> None:
         try:

@@ -20,6 +20,7 @@ from reconciler.watch.loop import WatchLoop
 from reconciler.watch.settings import WatchSettings
 from reconciler.watch.sources import LocalRepoSource, RemoteSource, RevisionSource
 from reconciler.watch.status import StatusStore
+from reconciler.watch.wakeup import WakeupWatcher
 from reconciler.watch.webhooks import read_secret
 
 log = logging.getLogger(__name__)
@@ -92,8 +93,11 @@ def run_watch(config: RuntimeConfig, settings: WatchSettings, *, listen: str | N
         server = BackgroundServer(routes, host=host, port=port)
         server.start()
         log.info("listening", extra={"host": host, "port": server.port})
+    wakeup = WakeupWatcher(config.resolve(config.state_dir), loop.trigger.fire)
+    wakeup.start()
     try:
         loop.run()
     finally:
+        wakeup.stop()
         if server is not None:
             server.stop()
