@@ -282,3 +282,29 @@ def status(
         sys.stdout.write(render_status_text(current))
     ready = current.condition("Ready")
     raise typer.Exit(EXIT_OK if ready is not None and ready.status else EXIT_ERROR)
+
+
+# -- the sandbox: a whole site on this machine (reconciler.sandbox) -------------
+
+
+@app.command()
+def sandbox(
+    inventory: Annotated[
+        Path, typer.Option(help="inventory folder copied into the sandbox's git repository")
+    ] = Path("inventory-example"),
+    mac: Annotated[str, typer.Option(help="MAC of the sandbox's DHCP client (the new host)")] = (
+        "52:54:00:12:34:99"
+    ),
+    keep: Annotated[bool, typer.Option(help="keep the sandbox's folder for inspection")] = False,
+) -> None:
+    """Run a whole site in namespaces (as root), commit a new host, prove it applied live.
+
+    Exit 0: every check passed; 1: a check failed; 2: the sandbox could not run.
+    Everything it starts is stopped and removed at the end, also on Ctrl-C.
+    """
+    from reconciler.sandbox.demo import exit_code, run
+
+    if not (inventory / "site.yaml").is_file():
+        fail(f"{inventory}: not an inventory folder (no site.yaml); give --inventory PATH")
+    report = run(example=inventory.resolve(), mac=mac, keep=keep)
+    raise typer.Exit(exit_code(report))
