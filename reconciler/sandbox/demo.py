@@ -59,7 +59,7 @@ class Interrupted(BaseException):
 
 @contextlib.contextmanager
 def _signals_unwind() -> Iterator[None]:
-    """SIGTERM raises Interrupted (SIGINT already raises KeyboardInterrupt) in the main thread."""
+    """In the main thread: SIGTERM raises Interrupted, SIGINT KeyboardInterrupt."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -68,10 +68,13 @@ def _signals_unwind() -> Iterator[None]:
         raise Interrupted
 
     previous = signal.signal(signal.SIGTERM, on_term)
+    # Ctrl-C stops the demo even where SIGINT came in ignored (a background job).
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 @contextlib.contextmanager

@@ -143,11 +143,10 @@ class SandboxSite:
         git(self.repo, "commit", "-q", "-m", f"inventory copied from {example.name}")
         return git(self.repo, "rev-parse", "HEAD")
 
-    def desired(self, rev: str = "main") -> DesiredState:
-        """What a revision of the sandbox inventory compiles to (no config, no live access)."""
-        config = RuntimeConfig.model_validate(
-            {"source": {"repo": str(self.repo), "rev": rev}, "base_dir": self.workdir}
-        )
+    def desired(self, rev: str | None = "main") -> DesiredState:
+        """What a revision (None: the working tree) compiles to; no config, no live access."""
+        source = {"repo": str(self.repo), "rev": rev} if rev else {"path": str(self.repo)}
+        config = RuntimeConfig.model_validate({"source": source, "base_dir": self.workdir})
         engine = Engine(config)
         return engine.compile(engine.load())
 
@@ -218,13 +217,20 @@ class SandboxSite:
         except OSError:
             return ""
 
-    def commit_host(self, *, group: str, index: int, mac: str) -> str:
-        """Add a host to a group file (appended: comments stay) and commit; the new commit."""
+    def add_host(self, *, group: str, index: int, mac: str) -> str:
+        """Add a host to a group file in the working tree (appended: comments stay).
+
+        Returns the commit message for ``commit``.
+        """
         path = self.repo / "groups" / f"{group}.yaml"
         text = path.read_text()
         text += f'  - index: {index}\n    mac: "{mac}"   # added by reconciler sandbox\n'
         path.write_text(text)
-        git(self.repo, "commit", "-q", "-am", f"add {group} host {index} ({mac})")
+        return f"add {group} host {index} ({mac})"
+
+    def commit(self, message: str) -> str:
+        """Commit the working tree on main; the new commit."""
+        git(self.repo, "commit", "-q", "-am", message)
         return git(self.repo, "rev-parse", "HEAD")
 
     def host(self, state: DesiredState, mac: str) -> DhcpHost | None:

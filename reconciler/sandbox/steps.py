@@ -76,12 +76,13 @@ class Narrator:
 
     def summary(self, checks: list[Check], *, latency: float | None, error: str | None) -> None:
         passed = sum(c.ok for c in checks)
-        self.title(
-            f"{passed}/{len(checks)} checks passed"
-            + (f"; commit applied by the watch loop in {latency:.2f} s" if latency else "")
-            + (f"; error: {error}" if error else "")
-            + f"; {self.elapsed():.1f} s in all"
-        )
+        parts = [f"{passed}/{len(checks)} checks passed"] if checks else ["no checks ran"]
+        if latency is not None:
+            parts.append(f"commit applied by the watch loop in {latency:.2f} s")
+        if error:
+            parts.append(f"error: {error}")
+        parts.append(f"{self.elapsed():.1f} s in all")
+        self.title("; ".join(parts))
 
 
 def _timed(started: float) -> float:
@@ -213,15 +214,20 @@ def show_change(
         f"{pool[0] if pool else '?'}-{pool[1] if pool else '?'} ({_timed(started):.2f} s)",
     ))  # fmt: skip
 
-    say.title(f"commit: add {group} host {index} with MAC {mac}, then watch it land")
-    committed = time.monotonic()
-    commit = site.commit_host(group=group, index=index, mac=mac)
-    say.step(f"git commit {commit[:10]} on main in {site.repo}")
-    state = site.desired(commit)
+    message = site.add_host(group=group, index=index, mac=mac)
+    state = site.desired(None)  # the edited working tree, not committed yet
     host = site.host(state, mac)
     if host is None:
-        raise RuntimeError(f"{mac} is not a host of the new revision")
+        raise RuntimeError(f"{mac} is not a host of the edited inventory")
     fqdn = _fqdn(state, host)
+    assert site.named is not None
+    answer = dns_answer(site.named, server, name=fqdn, rdtype="A")
+    record(Check("DNS before", answer == [], f"{fqdn} -> {', '.join(answer) or 'no answer'}"))
+
+    say.title(f"commit: {message}, then watch it land")
+    committed = time.monotonic()
+    commit = site.commit(message)
+    say.step(f"git commit {commit[:10]} on main in {site.repo}")
     try:
         wait_applied(site, commit, timeout=budget.left(30))
         latency: float | None = _timed(committed)
@@ -242,7 +248,6 @@ def show_change(
         "live", pid == dhcpd_pid and site.dhcpd.running(),
         f"dhcpd was not restarted (pid {dhcpd_pid} still serving): the host went in over OMAPI",
     ))  # fmt: skip
-    assert site.named is not None
     answer = dns_answer(site.named, server, name=fqdn, rdtype="A")
     record(Check(
         "DNS A", answer == [host.ip], f"{fqdn} -> {', '.join(answer) or 'no answer'}",
