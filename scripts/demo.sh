@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
-# Set up, then run the main job on inventory-example/: validate, plan, apply into
-# ./out with the file targets (dhcpd include, BIND zone files, boot files, node
-# images), and plan again to show that a second pass has nothing to do.
+# Set up, then show the reconciler at work on inventory-example/:
+#  1. `reconciler sandbox`: a whole site on this machine (network namespaces,
+#     dhcpd with OMAPI, named with dynamic zones and TSIG, tftpd, `reconciler
+#     serve` and `reconciler watch`) on a git copy of inventory-example/; it
+#     commits a new host and proves, with timings, that a DHCP client with that
+#     MAC gets its address, named answers its name, and its boot files are
+#     served. Everything is removed at the end, also on Ctrl-C. Needs root.
+#  2. The same inventory with the file targets, offline: validate, plan, apply
+#     into ./out/demo, and plan again to show a second pass has nothing to do.
+# Exits non-zero if any check fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 reconciler=.venv/bin/reconciler
+
+echo "== 1. the sandbox: a commit applied live"
+$reconciler sandbox --inventory inventory-example
+
+echo
+echo "== 2. the file targets, offline"
 workdir=out/demo
 mkdir -p "$workdir"
 cat > "$workdir/reconciler.toml" <<TOML
