@@ -121,6 +121,7 @@ class _Compiler:
         cache: CompileCache,
     ) -> None:
         self.cache = cache
+        self.image_keys: dict[str, str] = {}
         self.inventory = inventory
         self.templates = templates
         self.options = options
@@ -139,13 +140,14 @@ class _Compiler:
             self.reverse.extend(z for z in reverse_zones(network) if z not in self.reverse)
         site_key = (self.domain, self.ttl, self.options.http_url)
         for group in self.inventory.groups:
+            # Strings cache their hash; addresses and models would be hashed per host.
             group_key = (
                 site_key,
                 group.name,
-                group.subnet,
-                group.gateway,
+                str(group.subnet),
+                str(group.gateway),
                 group.hostname,
-                group.first_address,
+                str(group.first_address),
                 group.boot,
             )
             for host in group.hosts:
@@ -199,7 +201,7 @@ class _Compiler:
     def _host(self, group: Group, group_key: tuple[object, ...], host: Host) -> None:
         ref = host.image or group.image
         resolved = self.inventory.resolve_image(ref) if ref is not None else None
-        key = (group_key, host.index, host.mac, tuple(host.aliases), resolved)
+        key = (group_key, host.index, host.mac, tuple(host.aliases), self._image_key(ref))
         output = self.cache.get(key)
         if output is None:
             output = self._render_host(group, host, resolved)
@@ -210,6 +212,17 @@ class _Compiler:
         if output.node_image is not None:
             self.node_images.append(output.node_image)
         self.boot_files.extend(output.boot_files)
+
+    def _image_key(self, ref: str | None) -> str:
+        """The image reference and everything its version says, as one string."""
+        if ref is None:
+            return ""
+        key = self.image_keys.get(ref)
+        if key is None:
+            key = self.image_keys[ref] = (
+                ref + self.inventory.resolve_image(ref)[2].model_dump_json()
+            )
+        return key
 
     def _render_host(
         self, group: Group, host: Host, resolved: tuple[str, str, ImageVersion] | None
