@@ -33,6 +33,7 @@ from reconciler.inventory.load import load_inventory
 from reconciler.inventory.sources import FolderSource, GitSource, InventorySource, SourceError
 from reconciler.logs import setup_logging
 from reconciler.model.problems import InventoryError
+from reconciler.plan import Plan
 from reconciler.render import RENDERERS
 from reconciler.schemas import stale_schemas, write_schemas
 from reconciler.targets.base import TargetError
@@ -141,6 +142,14 @@ def _progress() -> Callable[[str], None]:
     return report
 
 
+def _plan_from_config(config_path: Path, rev: str | None) -> tuple[Engine, Plan]:
+    """Load, compile and plan as the runtime config says: what plan and apply share."""
+    engine, source = _load_engine(config_path, rev)
+    inventory = engine.load(source)
+    state = engine.compile(inventory)
+    return engine, engine.plan(state, revision=inventory.revision, progress=_progress())
+
+
 @app.command()
 def plan(
     config: ConfigOption = DEFAULT_CONFIG,
@@ -149,11 +158,7 @@ def plan(
 ) -> None:
     """Show what apply would change. Exit 0: nothing; 1: changes; 2: error."""
     with user_errors():
-        engine, source = _load_engine(config, rev)
-        inventory = engine.load(source)
-        the_plan = engine.plan(
-            engine.compile(inventory), revision=inventory.revision, progress=_progress()
-        )
+        _, the_plan = _plan_from_config(config, rev)
     sys.stdout.write(RENDERERS[output.value](the_plan))
     if the_plan.has_errors:
         raise typer.Exit(EXIT_ERROR)
@@ -172,11 +177,7 @@ def apply(
 ) -> None:
     """Make live state match the inventory. Exit 0 when every target succeeded, else 2."""
     with user_errors():
-        engine, source = _load_engine(config, rev)
-        inventory = engine.load(source)
-        the_plan = engine.plan(
-            engine.compile(inventory), revision=inventory.revision, progress=_progress()
-        )
+        engine, the_plan = _plan_from_config(config, rev)
         if output is not OutputFormat.json:
             sys.stdout.write(RENDERERS[output.value](the_plan))
         report = engine.apply(the_plan, force=force, checksum=checksum, progress=_progress())
