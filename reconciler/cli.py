@@ -8,6 +8,7 @@ shows a traceback.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -110,6 +111,7 @@ def validate(
     Needs no runtime config and no access to any service; with ``--config`` the
     site's own boot profiles count as known.
     """
+    one_shot()
     with user_errors():
         source = _source(path, repo, rev, subdir)
         templates = None
@@ -142,8 +144,19 @@ def _progress() -> Callable[[str], None]:
     return report
 
 
+def one_shot() -> None:
+    """For commands that run one pass and exit: no cyclic garbage collection.
+
+    A pass builds hundreds of thousands of long-lived objects and frees them at
+    exit; the collector's full sweeps over them cost a third of a 50,000-host
+    plan and buy nothing. Reference counting still frees what is dropped.
+    """
+    gc.disable()
+
+
 def _plan_from_config(config_path: Path, rev: str | None) -> tuple[Engine, Plan]:
     """Load, compile and plan as the runtime config says: what plan and apply share."""
+    one_shot()
     engine, source = _load_engine(config_path, rev)
     inventory = engine.load(source)
     state = engine.compile(inventory)
