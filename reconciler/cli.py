@@ -111,7 +111,6 @@ def validate(
     Needs no runtime config and no access to any service; with ``--config`` the
     site's own boot profiles count as known.
     """
-    one_shot()
     with user_errors():
         source = _source(path, repo, rev, subdir)
         templates = None
@@ -144,19 +143,8 @@ def _progress() -> Callable[[str], None]:
     return report
 
 
-def one_shot() -> None:
-    """For commands that run one pass and exit: no cyclic garbage collection.
-
-    A pass builds hundreds of thousands of long-lived objects and frees them at
-    exit; the collector's full sweeps over them cost a third of a 50,000-host
-    plan and buy nothing. Reference counting still frees what is dropped.
-    """
-    gc.disable()
-
-
 def _plan_from_config(config_path: Path, rev: str | None) -> tuple[Engine, Plan]:
     """Load, compile and plan as the runtime config says: what plan and apply share."""
-    one_shot()
     engine, source = _load_engine(config_path, rev)
     inventory = engine.load(source)
     state = engine.compile(inventory)
@@ -255,7 +243,17 @@ def serve(config: ConfigOption = DEFAULT_CONFIG) -> None:
         run_service(config)
 
 
+ONE_SHOT_COMMANDS = {"validate", "plan", "apply", "diff", "schema"}
+
+
 def main() -> None:
+    """The console script. Commands that run one pass and exit do so without the
+    cyclic garbage collector: a pass builds hundreds of thousands of long-lived
+    objects, and full sweeps over them cost a third of a 50,000-host plan while
+    freeing nothing (reference counting still frees what is dropped)."""
+    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+    if command in ONE_SHOT_COMMANDS:
+        gc.disable()
     app()
 
 
