@@ -30,6 +30,14 @@ def request_pass(state_dir: Path, reason: str) -> None:
     atomic_write(wakeup_path(state_dir), json.dumps({"reason": reason, "time": time.time()}))
 
 
+def read_reason(path: Path) -> str:
+    """The reason the requester gave ("webhook" makes a remote source fetch at once)."""
+    try:
+        return str(json.loads(path.read_text()).get("reason", "webhook"))
+    except (OSError, ValueError, AttributeError):
+        return "webhook"
+
+
 class _WakeupEvents(FileSystemEventHandler):
     def __init__(self, path: Path, trigger: Callable[[str], None]) -> None:
         self.path = str(path)
@@ -38,7 +46,7 @@ class _WakeupEvents(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         paths = {str(event.src_path), str(getattr(event, "dest_path", ""))}
         if self.path in paths and event.event_type in ("created", "modified", "moved"):
-            self.trigger("wakeup")
+            self.trigger(read_reason(Path(self.path)))
 
 
 class WakeupWatcher:

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 from serve_site import FakeNeighbours, make_config, make_repo, serve_app, with_client
 
 from reconciler.server.settings import ServeSettings
+from reconciler.watch.sources import FETCH_REASONS
 from reconciler.watch.status import Status, StatusStore, TargetStatus
 from reconciler.watch.wakeup import WakeupWatcher, request_pass, wakeup_path
 
@@ -80,10 +81,17 @@ def test_a_signed_webhook_wakes_the_loop_and_a_forged_one_does_not(tmp_path: Pat
 
 def test_the_watch_loop_hears_a_wakeup_from_another_process(tmp_path: Path) -> None:
     fired = threading.Event()
-    watcher = WakeupWatcher(tmp_path, lambda reason: fired.set())
+    reasons: list[str] = []
+
+    def trigger(reason: str) -> None:
+        reasons.append(reason)
+        fired.set()
+
+    watcher = WakeupWatcher(tmp_path, trigger)
     watcher.start()
     try:
         request_pass(tmp_path, "webhook")
         assert fired.wait(timeout=5)
     finally:
         watcher.stop()
+    assert reasons[0] in FETCH_REASONS  # a remote source fetches at once
