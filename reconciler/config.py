@@ -108,9 +108,13 @@ def load_config(path: Path) -> RuntimeConfig:
     try:
         config = RuntimeConfig.model_validate(raw)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-            for e in error.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from None
+        raise ConfigError(f"{path}: {describe_errors(error)}") from None
     return config
+
+
+def describe_errors(error: ValidationError, *, prefix: str = "") -> str:
+    """pydantic's errors as ``key.path: message; ...``, for config error messages."""
+    return "; ".join(
+        f"{prefix}{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
+        for e in error.errors()
+    )

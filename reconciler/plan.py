@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,7 +163,3 @@ def build_target_plan(
         unmanaged=unmanaged,
         conflicts=() if adopt else conflicting_keys(desired, live),
     )
-
-
-def changes_by_key(plan: TargetPlan) -> Mapping[str, Change]:
-    return {c.key: c for c in plan.changes}

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from reconciler.config import ConfigError, RuntimeConfig, TargetConfig
+from reconciler.config import ConfigError, RuntimeConfig, TargetConfig, describe_errors
 from reconciler.targets.base import Target
 
 # type name -> module that defines ``build(name, settings, config) -> Target``
@@ -46,8 +46,4 @@ def parse_settings(name: str, model: type[SettingsT], settings: dict[str, Any]) 
     try:
         return model.model_validate(settings)
     except ValidationError as error:
-        problems = "; ".join(
-            f"targets.{name}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in error.errors()
-        )
-        raise ConfigError(problems) from None
+        raise ConfigError(describe_errors(error, prefix=f"targets.{name}.")) from None
