@@ -11,17 +11,7 @@ from inventory_factory import group, write_inventory
 from reconciler.inventory.load import load_inventory
 from reconciler.inventory.sources import FolderSource, GitSource, SourceError
 from reconciler.model.problems import InventoryError
-
-
-def git(repo: Path, *args: str) -> str:
-    result = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return result.stdout.strip()
+from reconciler.sandbox.site import git
 
 
 @pytest.fixture

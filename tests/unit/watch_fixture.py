@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,24 +13,13 @@ import pytest
 from site_fixture import EXAMPLE, FILE_TARGETS
 
 from reconciler.config import RuntimeConfig, load_config
+from reconciler.sandbox.site import git
 from reconciler.watch.loop import WatchLoop
 from reconciler.watch.service import build_loop
 from reconciler.watch.settings import WatchSettings
 from reconciler.watch.status import Status
 
 FAST = {"debounce": 0.02, "drift_interval": 3600, "local_poll_interval": 30}
-
-
-def git(repo: Path, *args: str) -> str:
-    result = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    return result.stdout.strip()
 
 
 @dataclass
