@@ -201,7 +201,15 @@ class _Compiler:
     def _host(self, group: Group, group_key: tuple[object, ...], host: Host) -> None:
         ref = host.image or group.image
         resolved = self.inventory.resolve_image(ref) if ref is not None else None
-        key = (group_key, host.index, host.mac, tuple(host.aliases), self._image_key(ref))
+        key = (
+            group_key,
+            host.index,
+            host.mac,
+            host.name,
+            str(host.address),
+            tuple(host.aliases),
+            self._image_key(ref),
+        )
         output = self.cache.get(key)
         if output is None:
             output = self._render_host(group, host, resolved)
@@ -227,8 +235,8 @@ class _Compiler:
     def _render_host(
         self, group: Group, host: Host, resolved: tuple[str, str, ImageVersion] | None
     ) -> HostOutput:
-        hostname = group.hostname_of(host.index)
-        address = group.address_of(host.index)
+        hostname = group.name_of(host)
+        address = group.address_for(host)
         fqdn = f"{hostname}.{self.domain}"
         records = [
             DnsRecord(self.domain, fqdn, "A", self.ttl, (str(address),)),

@@ -45,12 +45,12 @@ def host_views(inventory: Inventory) -> dict[str, HostView]:
     views = {}
     for group in inventory.groups:
         for host in group.hosts:
-            name = group.hostname_of(host.index)
+            name = group.name_of(host)
             views[name] = HostView(
                 hostname=name,
                 group=group.name,
                 mac=host.mac,
-                ip=str(group.address_of(host.index)),
+                ip=str(group.address_for(host)),
                 image=host.image or group.image or "(discovery)",
                 aliases=tuple(host.aliases),
             )

@@ -74,6 +74,14 @@ class Host(_File):
         ge=0, strict=True, description="fills the group's hostname format and address"
     )
     mac: MacAddress
+    name: Label | None = Field(
+        default=None,
+        description="this host's name, instead of the group's hostname format (irregular names)",
+    )
+    address: ipaddress.IPv4Address | None = Field(
+        default=None,
+        description="this host's address, instead of first_address + index (irregular addresses)",
+    )
     aliases: list[Label] = Field(default_factory=list, description="extra names (CNAMEs)")
     image: ImageRef | None = Field(default=None, description="per-host override: a canary")
 
@@ -108,11 +116,21 @@ class Group(_File):
     hosts: list[Host] = Field(default_factory=list)
 
     def hostname_of(self, index: int) -> str:
+        """The name the group's format gives ``index`` (a host's own ``name`` may override it)."""
         return self.hostname % index
 
     def address_of(self, index: int) -> ipaddress.IPv4Address:
+        """first_address + ``index`` (a host's own ``address`` may override it)."""
         base = self.first_address if self.first_address is not None else self.subnet.network_address
         return ipaddress.IPv4Address(int(base) + index)
+
+    def name_of(self, host: Host) -> str:
+        """A host's name: its own ``name``, else the group's format filled with its index."""
+        return host.name if host.name is not None else self.hostname % host.index
+
+    def address_for(self, host: Host) -> ipaddress.IPv4Address:
+        """A host's address: its own ``address``, else first_address + its index."""
+        return host.address if host.address is not None else self.address_of(host.index)
 
 
 class Artifact(_File):

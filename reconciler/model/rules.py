@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from reconciler.model.inventory import Group, Image, Site
+from reconciler.model.inventory import Group, Host, Image, Site
 from reconciler.model.problems import PathPart, Problem
 from reconciler.model.types import LABEL, MAX_FQDN
 
@@ -274,42 +274,12 @@ def _check_group(context: _Context, file: str, group: Group) -> None:
             )
         duplicate = host.index in indexes
         indexes.setdefault(host.index, position)
-        hostname = group.hostname_of(host.index)
-        problem = _hostname_problem(context, hostname)
-        if duplicate:
-            pass  # its hostname and address clash too; one report says it
-        elif problem is not None:
-            context.report(file, (*path, "index"), problem)
-        elif hostname in context.hostnames:
-            context.report(
-                file,
-                (*path, "index"),
-                f"hostname {hostname!r} is already used by {context.hostnames[hostname]}; "
-                "names must be unique in the site: change the index or one group's "
-                "hostname format",
-            )
-        else:
-            context.hostnames[hostname] = where
-        address = address_of(group, host.index)
-        problem = _address_problem(context, group, address)
-        if duplicate:
-            pass
-        elif problem is not None:
-            context.report(
-                file,
-                (*path, "index"),
-                f"{problem}; a host's address is first_address + index: "
-                "change the index or the group's first_address",
-            )
-        elif address is not None and address in context.addresses:
-            context.report(
-                file,
-                (*path, "index"),
-                f"address {address} (first_address + index) is already used by "
-                f"{context.addresses[address]}; change the index or the group's first_address",
-            )
-        elif address is not None:
-            context.addresses[address] = where
+        # A clash of a duplicate index's derived name and address is the same
+        # problem as the index itself: one report says it. Own values are checked.
+        if host.name is not None or not duplicate:
+            _check_host_name(context, file=file, path=path, group=group, host=host, where=where)
+        if host.address is not None or not duplicate:
+            _check_host_address(context, file=file, path=path, group=group, host=host, where=where)
         if host.mac in context.macs:
             context.report(
                 file,
@@ -335,6 +305,67 @@ def _check_group(context: _Context, file: str, group: Group) -> None:
                 )
             else:
                 context.hostnames[alias] = f"{where} (alias)"
+
+
+def _check_host_name(
+    context: _Context,
+    *,
+    file: str,
+    path: tuple[PathPart, ...],
+    group: Group,
+    host: Host,
+    where: str,
+) -> None:
+    """The host's name (its own ``name`` or the group's format): valid and unique."""
+    hostname = group.name_of(host)
+    if host.name is not None:
+        # The model checked the label; only the FQDN length and uniqueness are left.
+        problem, field, fix = _fqdn_problem(context, hostname), "name", "change its name"
+    else:
+        problem = _hostname_problem(context, hostname)
+        field, fix = "index", "change the index or one group's hostname format"
+    if problem is not None:
+        context.report(file, (*path, field), problem)
+    elif hostname in context.hostnames:
+        context.report(
+            file,
+            (*path, field),
+            f"hostname {hostname!r} is already used by {context.hostnames[hostname]}; "
+            f"names must be unique in the site: {fix}",
+        )
+    else:
+        context.hostnames[hostname] = where
+
+
+def _check_host_address(
+    context: _Context,
+    *,
+    file: str,
+    path: tuple[PathPart, ...],
+    group: Group,
+    host: Host,
+    where: str,
+) -> None:
+    """The host's address (its own ``address`` or first_address + index): usable and unique."""
+    if host.address is not None:
+        address: IPv4 | None = host.address
+        field, origin = "address", "its own address"
+        fix = "correct the address or move the host to the group of that subnet"
+    else:
+        address = address_of(group, host.index)
+        field, origin = "index", "first_address + index"
+        fix = "change the index or the group's first_address"
+    problem = _address_problem(context, group, address)
+    if problem is not None:
+        context.report(file, (*path, field), f"{problem}; a host's address is {origin}: {fix}")
+    elif address is not None and address in context.addresses:
+        context.report(
+            file,
+            (*path, field),
+            f"address {address} ({origin}) is already used by {context.addresses[address]}; {fix}",
+        )
+    elif address is not None:
+        context.addresses[address] = where
 
 
 def _check_registration(context: _Context, file: str, group: Group) -> None:

@@ -170,7 +170,7 @@ class Enroller:
             for host in group.hosts:
                 if host.mac != mac:
                     continue
-                hostname = group.hostname_of(host.index)
+                hostname = group.name_of(host)
                 if address not in group.subnet:
                     raise Refused(
                         409,
@@ -179,7 +179,7 @@ class Enroller:
                     )
                 commit = self.branch.last_commit_mentioning(f"({mac})")
                 return Enrolled(
-                    hostname, str(group.address_of(host.index)), host.index, group.name,
+                    hostname, str(group.address_for(host)), host.index, group.name,
                     commit, new=False,
                 )  # fmt: skip
         return None
