@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Set up everything the reconciler and its tests need on a fresh Debian 12 machine:
-# the real servers the tests start (dhcpd, named, tftpd, dhclient, qemu) and a venv.
+# Set up everything the reconciler and its tests need on a fresh Debian 12 or 13
+# machine: the real servers the tests start (dhcpd, named, tftpd, dhclient, qemu),
+# gpg (signed-commit tests) and a venv (python3-venv: Debian's Python cannot make
+# one without it). Other installers may hold the dpkg lock: wait for it, up to 15 min.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debian_packages=(
   git iproute2 isc-dhcp-server isc-dhcp-client bind9 bind9-dnsutils
   tftpd-hpa tftp-hpa qemu-system-x86 ipxe-qemu busybox-static cpio procps
-  linux-image-amd64 openssh-client
+  linux-image-amd64 openssh-client gnupg python3-venv
 )
 missing=()
 for pkg in "${debian_packages[@]}"; do
@@ -16,8 +18,9 @@ done
 if ((${#missing[@]})); then
   echo "setup: installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt_get=(apt-get -o DPkg::Lock::Timeout=900)
+  "${apt_get[@]}" update -qq
+  "${apt_get[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # The packaged daemons must not run on their own: the reconciler's tests start them.
 for service in isc-dhcp-server bind9 named tftpd-hpa; do
