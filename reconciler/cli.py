@@ -24,8 +24,8 @@ from rich.console import Console
 from reconciler.boot_templates import BootTemplateError, BootTemplates
 from reconciler.config import ConfigError, RuntimeConfig, load_config
 from reconciler.engine import Engine, PlanRefused, source_from_config
-from reconciler.hostdiff import (
-    diff_inventories,
+from reconciler.hostdiff import diff_inventories
+from reconciler.hostdiff_render import (
     render_diff_json,
     render_diff_markdown,
     render_diff_text,

@@ -1,16 +1,34 @@
 """What changes between two inventory revisions, in the terms of hosts.
 
 For pull requests: "node020 re-addressed, node031 added, node014 image
-compute@2024.10 -> compute@2024.11". It needs no live access, so CI can post
-it without any secret.
+compute@2024.10 -> compute@2024.11 (kernel, rootfs)", and how many running
+nodes would reboot or swap because what they boot changes. It needs no live
+access, so CI can post it without any secret. Renderers: ``hostdiff_render``.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from reconciler.model.inventory import Inventory
+
+DISCOVERY = "(discovery)"
+BOOT_PARTS = ("kernel", "initrd", "rootfs", "cmdline")
+
+
+@dataclass(frozen=True, slots=True)
+class BootImage:
+    """What a node boots, resolved from its image reference: compared part by part."""
+
+    ref: str  # <image>@<version>
+    kernel: str  # "<url> sha256:<digest>"
+    initrd: str
+    rootfs: str
+    cmdline: str
+
+    def part(self, name: str) -> str:
+        value: str = getattr(self, name)
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,8 +37,21 @@ class HostView:
     group: str
     mac: str
     ip: str
-    image: str
+    boot: BootImage | None  # None: the host boots discovery
     aliases: tuple[str, ...]
+
+    @property
+    def image(self) -> str:
+        return self.boot.ref if self.boot is not None else DISCOVERY
+
+
+@dataclass(frozen=True, slots=True)
+class PartChange:
+    """One boot part (kernel, initrd, rootfs, cmdline) of one host, before and after."""
+
+    part: str
+    old: str
+    new: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +59,7 @@ class HostChange:
     kind: str  # added, removed, renamed, readdressed, mac, image, aliases, group
     hostname: str
     detail: str
+    parts: tuple[PartChange, ...] = ()  # kind "image": what the node would boot differently
 
 
 @dataclass(slots=True)
@@ -40,6 +72,24 @@ class HostDiff:
             result[change.kind] = result.get(change.kind, 0) + 1
         return result
 
+    @property
+    def image_changes(self) -> list[HostChange]:
+        """Existing hosts whose boot image changes: each would reboot or swap."""
+        return [change for change in self.changes if change.kind == "image"]
+
+
+def _boot_image(inventory: Inventory, ref: str | None) -> BootImage | None:
+    if ref is None:
+        return None
+    _, _, version = inventory.resolve_image(ref)
+    return BootImage(
+        ref=ref,
+        kernel=f"{version.kernel.url} sha256:{version.kernel.sha256}",
+        initrd=f"{version.initrd.url} sha256:{version.initrd.sha256}",
+        rootfs=f"{version.rootfs.url} sha256:{version.rootfs.sha256}",
+        cmdline=version.cmdline,
+    )
+
 
 def host_views(inventory: Inventory) -> dict[str, HostView]:
     views = {}
@@ -51,10 +101,36 @@ def host_views(inventory: Inventory) -> dict[str, HostView]:
                 group=group.name,
                 mac=host.mac,
                 ip=str(group.address_for(host)),
-                image=host.image or group.image or "(discovery)",
+                boot=_boot_image(inventory, host.image or group.image),
                 aliases=tuple(host.aliases),
             )
     return views
+
+
+def _image_change(old: HostView, new: HostView, name: str) -> HostChange | None:
+    if old.boot == new.boot:
+        return None
+    if old.boot is None or new.boot is None:
+        parts: tuple[PartChange, ...] = tuple(
+            PartChange(
+                part,
+                old.boot.part(part) if old.boot else DISCOVERY,
+                new.boot.part(part) if new.boot else DISCOVERY,
+            )
+            for part in BOOT_PARTS
+        )
+    else:
+        parts = tuple(
+            PartChange(part, old.boot.part(part), new.boot.part(part))
+            for part in BOOT_PARTS
+            if old.boot.part(part) != new.boot.part(part)
+        )
+    what = ", ".join(p.part for p in parts)
+    if old.image == new.image:
+        detail = f"image {new.image} changed in place ({what})"
+    else:
+        detail = f"image {old.image} -> {new.image} ({what})"
+    return HostChange("image", name, detail, parts)
 
 
 def _field_changes(old: HostView, new: HostView, name: str) -> list[HostChange]:
@@ -63,8 +139,9 @@ def _field_changes(old: HostView, new: HostView, name: str) -> list[HostChange]:
         changes.append(HostChange("readdressed", name, f"{old.ip} -> {new.ip}"))
     if old.mac != new.mac:
         changes.append(HostChange("mac", name, f"MAC {old.mac} -> {new.mac}"))
-    if old.image != new.image:
-        changes.append(HostChange("image", name, f"image {old.image} -> {new.image}"))
+    image = _image_change(old, new, name)
+    if image is not None:
+        changes.append(image)
     if old.aliases != new.aliases:
         changes.append(
             HostChange("aliases", name, f"aliases {list(old.aliases)} -> {list(new.aliases)}")
@@ -94,32 +171,3 @@ def diff_inventories(base: Inventory, head: Inventory) -> HostDiff:
         diff.changes.append(HostChange("removed", name, f"{view.mac} {view.ip}"))
     diff.changes.sort(key=lambda c: (c.hostname, c.kind))
     return diff
-
-
-def render_diff_text(diff: HostDiff, base: str, head: str) -> str:
-    if not diff.changes:
-        return f"No host changes between {base} and {head}.\n"
-    lines = [f"Host changes {base} -> {head}:"]
-    lines += [f"  {c.kind:<11} {c.hostname:<20} {c.detail}" for c in diff.changes]
-    summary = ", ".join(f"{count} {kind}" for kind, count in sorted(diff.counts().items()))
-    return "\n".join([*lines, "", summary]) + "\n"
-
-
-def render_diff_markdown(diff: HostDiff, base: str, head: str) -> str:
-    lines = [f"### Host changes `{base[:12]}` → `{head[:12]}`", ""]
-    if not diff.changes:
-        return "\n".join([*lines, "No host changes."]) + "\n"
-    lines += ["| host | change | detail |", "|---|---|---|"]
-    lines += [f"| `{c.hostname}` | {c.kind} | {c.detail} |" for c in diff.changes]
-    summary = ", ".join(f"{count} {kind}" for kind, count in sorted(diff.counts().items()))
-    return "\n".join([*lines, "", summary]) + "\n"
-
-
-def render_diff_json(diff: HostDiff, base: str, head: str) -> str:
-    body = {
-        "base": base,
-        "head": head,
-        "changes": [{"kind": c.kind, "host": c.hostname, "detail": c.detail} for c in diff.changes],
-        "counts": diff.counts(),
-    }
-    return json.dumps(body, indent=2, sort_keys=True) + "\n"
