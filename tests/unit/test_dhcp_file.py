@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import pytest
@@ -87,7 +86,7 @@ def test_group_change_is_an_update(target: DhcpFileTarget) -> None:
     assert [c.action for c in plan.changes] == [Action.UPDATE]
 
 
-def test_ten_thousand_hosts_read_fast(target: DhcpFileTarget) -> None:
+def test_ten_thousand_hosts_read_back_exactly(target: DhcpFileTarget) -> None:
     hosts = [
         DhcpHost(
             f"n{i:05d}",
@@ -99,9 +98,7 @@ def test_ten_thousand_hosts_read_fast(target: DhcpFileTarget) -> None:
         for i in range(10_000)
     ]
     sync(target, hosts)
-    start = time.perf_counter()
-    live = target.read(hosts)
-    elapsed = time.perf_counter() - start
-    assert len(live.owned) == 10_000 and elapsed < 0.3
+    live = target.read(hosts)  # its speed: bench/bench_readers.py
+    assert sorted(live.owned.values(), key=lambda h: h.hostname) == hosts
     plan, result = sync(target, hosts)
     assert plan.changes == () and result.writes == 0

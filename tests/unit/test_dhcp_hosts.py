@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from reconciler.resources import DhcpHost
 from reconciler.targets.dhcp_hosts import (
     host_statements,
@@ -120,11 +118,8 @@ host node022 {
     assert hosts["node022"].ip == "10.23.45.99"
 
 
-def test_ten_thousand_hosts_parse_fast() -> None:
+def test_ten_thousand_hosts_round_trip() -> None:
     hosts = many(10_000)
     text = "".join(render_host_block(h, boot_url=BOOT) for h in hosts)
-    start = time.perf_counter()
-    parsed = [b.to_host(boot_url=BOOT) for b in parse_host_file(text)]
-    elapsed = time.perf_counter() - start
+    parsed = [b.to_host(boot_url=BOOT) for b in parse_host_file(text)]  # speed: bench/
     assert parsed == hosts
-    assert elapsed < 0.3, f"parsing 10,000 hosts took {elapsed:.3f}s"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -137,7 +136,7 @@ def test_hand_made_record_with_wanted_key_is_adopted(tmp_path: Path) -> None:
     assert f"{FWD} node020.{FWD} A" in target.ledger.load()
 
 
-def test_fast_reader_reads_10000_hosts_quickly(tmp_path: Path) -> None:
+def test_reader_reads_back_10000_hosts_and_their_ptrs(tmp_path: Path) -> None:
     target = make_target(tmp_path)
     hosts: list[DnsRecord] = []
     rev_records: list[DnsRecord] = []
@@ -153,11 +152,9 @@ def test_fast_reader_reads_10000_hosts_quickly(tmp_path: Path) -> None:
     )
     assert reconcile(target, state)[:2] == (20_000, 2)
     desired = target.desired(state)
-    started = time.perf_counter()
-    live = target.read(desired)
-    elapsed = time.perf_counter() - started
+    live = target.read(desired)  # its speed: bench/bench_readers.py
     assert len(live.owned) == 20_000
-    assert elapsed < 0.4, f"read took {elapsed:.3f} s"
+    assert set(live.owned.values()) == set(desired)
     assert reconcile(target, state)[:2] == (0, 0)
 
 

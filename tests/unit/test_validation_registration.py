@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import random
-import time
 from pathlib import Path
 from typing import Any
 
@@ -104,12 +103,11 @@ def test_fast_registration_check_agrees_with_trying_every_index() -> None:
     assert min(outcomes.values()) > 50, outcomes  # both kinds were really exercised
 
 
-def test_registration_over_a_slash_8_is_checked_quickly(tmp_path: Path) -> None:
+def test_registration_over_a_slash_8_is_valid(tmp_path: Path) -> None:
     compute = group(
         subnet="10.0.0.0/8", gateway="10.0.0.1", unregistered_range=None, hostname="n%d",
         registration={"indexes": "2-16000000"}, hosts=[host(5, "52:54:00:00:00:05")],
     )  # fmt: skip
     root = write_inventory(tmp_path, groups={"compute": compute})
-    started = time.perf_counter()
-    load(root)
-    assert time.perf_counter() - started < 0.5
+    inventory = load(root)  # checked without walking 16 million indexes: bench/bench_readers.py
+    assert inventory.groups[0].registration is not None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,14 +30,12 @@ def test_first_pass_applies_head_and_reports_ready(watch_site: WatchSite, runnin
     assert set(status.targets) == {"dhcp", "dns", "boot", "images"}
 
 
-def test_commit_is_applied_within_a_second(watch_site: WatchSite, running: Start) -> None:
+def test_a_commit_is_applied_without_a_restart(watch_site: WatchSite, running: Start) -> None:
     loop = running(watch_site.loop())
     wait_status(loop, ready)
     watch_site.edit("groups/compute.yaml", '"52:54:00:12:34:0b"', '"52:54:00:12:34:bb"')
-    started = time.monotonic()
     head = watch_site.commit("new NIC for node011")
-    wait_status(loop, lambda s: s.applied_revision == head, timeout=1.0)
-    assert time.monotonic() - started < 1.0
+    wait_status(loop, lambda s: s.applied_revision == head)  # latency: bench/bench_watch.py
     assert "52:54:00:12:34:bb" in watch_site.out(HOSTS)
 
 

@@ -25,19 +25,19 @@ BODY = b'{"ref": "refs/heads/main"}'
 
 
 def test_burst_is_one_pass_with_all_reasons() -> None:
-    trigger = Trigger(window=0.05, max_delay=1.0)
+    trigger = Trigger(window=0.05, max_delay=60.0)
     for reason in ("ref-change", "ref-change", "webhook"):
         trigger.fire(reason)
     started = time.monotonic()
-    assert trigger.wait(1) == {"ref-change", "webhook"}
-    assert time.monotonic() - started < 0.5
+    assert trigger.wait(120) == {"ref-change", "webhook"}
+    assert time.monotonic() - started < 30  # ended by the quiet window, not by max_delay
     assert trigger.wait(0.01) is None  # nothing left
 
 
 def test_wait_times_out_without_fire() -> None:
     started = time.monotonic()
     assert Trigger().wait(0.05) is None
-    assert 0.04 <= time.monotonic() - started < 1
+    assert time.monotonic() - started >= 0.04  # it did wait
 
 
 def test_steady_stream_is_cut_at_max_delay() -> None:
@@ -52,9 +52,8 @@ def test_steady_stream_is_cut_at_max_delay() -> None:
     thread = threading.Thread(target=spam)
     thread.start()
     try:
-        started = time.monotonic()
-        assert trigger.wait(2) == {"ref-change"}
-        assert time.monotonic() - started < 0.6
+        # The stream never pauses for the window: only max_delay can end the wait.
+        assert trigger.wait(60) == {"ref-change"}
     finally:
         stop.set()
         thread.join()

@@ -88,7 +88,7 @@ def running() -> Iterator[Callable[[WatchLoop], WatchLoop]]:
 
 
 def wait_status(
-    loop: WatchLoop, predicate: Callable[[Status], bool], *, timeout: float = 5.0
+    loop: WatchLoop, predicate: Callable[[Status], bool], *, timeout: float = 30.0
 ) -> Status:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
