@@ -15,6 +15,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from reconciler.model.rollout import RolloutPolicy
 from reconciler.model.types import (
     AddressRange,
     Domain,
@@ -113,6 +114,10 @@ class Group(_File):
     )
     boot: Label = Field(default="default", description="boot profile: which templates render")
     registration: Registration | None = None
+    rollout: RolloutPolicy = Field(
+        default_factory=RolloutPolicy,
+        description="how an image change reaches the nodes: waves, health, pause, rollback",
+    )
     hosts: list[Host] = Field(default_factory=list)
 
     def hostname_of(self, index: int) -> str:
