@@ -36,6 +36,7 @@ from reconciler.logs import setup_logging
 from reconciler.model.problems import InventoryError
 from reconciler.plan import Plan
 from reconciler.render import RENDERERS
+from reconciler.rollout.cli import rollout_app
 from reconciler.schemas import stale_schemas, write_schemas
 from reconciler.targets.base import TargetError
 
@@ -294,6 +295,11 @@ def status(
         sys.stdout.write(render_status_text(current))
     ready = current.condition("Ready")
     raise typer.Exit(EXIT_OK if ready is not None and ready.status else EXIT_ERROR)
+
+
+# -- rollouts of image changes (reconciler.rollout) ------------------------------
+
+app.add_typer(rollout_app, name="rollout")
 
 
 # -- the sandbox: a whole site on this machine (reconciler.sandbox) -------------

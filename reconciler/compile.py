@@ -8,6 +8,7 @@ zone, CNAME per alias), per-MAC boot files, and the image each node must run.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -119,8 +120,10 @@ class _Compiler:
         templates: BootTemplates,
         options: CompileOptions,
         cache: CompileCache,
+        assignments: Mapping[str, str],
     ) -> None:
         self.cache = cache
+        self.assignments = assignments
         self.image_keys: dict[str, str] = {}
         self.inventory = inventory
         self.templates = templates
@@ -200,6 +203,9 @@ class _Compiler:
 
     def _host(self, group: Group, group_key: tuple[object, ...], host: Host) -> None:
         ref = host.image or group.image
+        if host.image is None and self.assignments:
+            # A rollout in progress: the node keeps the version it is assigned for now.
+            ref = self.assignments.get(group.hostname_of(host.index), ref)
         resolved = self.inventory.resolve_image(ref) if ref is not None else None
         key = (
             group_key,
@@ -307,17 +313,22 @@ def compile_inventory(
     templates: BootTemplates | None = None,
     options: CompileOptions | None = None,
     cache: CompileCache | None = None,
+    assignments: Mapping[str, str] | None = None,
 ) -> DesiredState:
     """Every resource the inventory asks for, in a deterministic order.
 
     ``cache`` (kept by a long-running process) lets hosts whose inputs did not
     change since the previous compile reuse their output instead of rendering again.
+    ``assignments`` (hostname -> image reference, from the rollout controller) name
+    the version a node runs while its group moves to a new one; hosts with their
+    own ``image:`` ignore them.
     """
     compiler = _Compiler(
         inventory,
         templates or BootTemplates(),
         options or CompileOptions(),
         cache or CompileCache(),
+        assignments or {},
     )
     state = compiler.run()
     compiler.cache.swap()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,9 +101,15 @@ class Engine:
             cache=self.file_cache,
         )
 
-    def compile(self, inventory: Inventory) -> DesiredState:
+    def compile(
+        self, inventory: Inventory, *, assignments: Mapping[str, str] | None = None
+    ) -> DesiredState:
         return compile_inventory(
-            inventory, templates=self.templates, options=self.options, cache=self.compile_cache
+            inventory,
+            templates=self.templates,
+            options=self.options,
+            cache=self.compile_cache,
+            assignments=assignments,
         )
 
     def plan(

@@ -1,0 +1,91 @@
+"""One rollout pass over a whole inventory: the bridge between the controller and the store.
+
+The watch loop (and the operator) call ``run_rollouts`` before compiling a
+revision: it decides, group by group, which version each node is assigned now,
+persists the decisions when asked to, and returns the assignments that
+``compile_inventory`` uses for ``nodes/<host>.json`` and the boot files. A
+read-only caller (``plan``, ``rollout status``) runs it with ``persist=False``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from reconciler.model.inventory import Inventory
+from reconciler.rollout.controller import decide
+from reconciler.rollout.state import Brake, Decision
+from reconciler.rollout.store import RolloutStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class RolloutPass:
+    """Every node's assignment, and each group's decision (for status and plans)."""
+
+    assignments: dict[str, str] = field(default_factory=dict)
+    decisions: dict[str, Decision] = field(default_factory=dict)
+
+    @property
+    def active(self) -> bool:
+        """Whether any rollout still waits for nodes (the loop then re-runs on a timer)."""
+        return any(
+            d.rollout is not None and d.rollout.phase in ("Progressing", "Paused")
+            for d in self.decisions.values()
+        )
+
+
+def _resolvable(inventory: Inventory, ref: str) -> bool:
+    name, _, version = ref.partition("@")
+    image = inventory.images.get(name)
+    return image is not None and version in image.versions
+
+
+def run_rollouts(
+    inventory: Inventory,
+    store: RolloutStore,
+    *,
+    persist: bool,
+    now: float | None = None,
+) -> RolloutPass:
+    """Decide every group's rollout; write the state back when ``persist``."""
+    now = time.time() if now is None else now
+    previous = store.assignments()
+    brakes = store.brakes()
+    result = RolloutPass()
+    for group in inventory.groups:
+        if group.image is None:
+            continue
+        hosts = [group.hostname_of(h.index) for h in group.hosts if h.image is None]
+        # A version removed from images/ cannot be returned to: such nodes move at once.
+        current = {
+            host: ref
+            for host in hosts
+            if (ref := previous.get(host)) is not None and _resolvable(inventory, ref)
+        }
+        decision = decide(
+            group=group.name,
+            hosts=hosts,
+            target=group.image,
+            revision=inventory.revision,
+            policy=group.rollout,
+            current=current,
+            reports=store.reports(hosts),
+            rollout=store.rollout(group.name),
+            brake=brakes.get(group.name, Brake()),
+            now=now,
+        )
+        result.decisions[group.name] = decision
+        result.assignments.update(decision.assignments)
+        if persist:
+            for event in decision.events:
+                log.info("rollout", extra={"group": group.name, "event": event})
+    if persist:
+        for decision in result.decisions.values():
+            if decision.rollout is not None:
+                store.save_rollout(decision.rollout)
+        store.forget(result.decisions)
+        store.save_assignments(result.assignments)
+    return result

@@ -1,0 +1,170 @@
+"""Rollout state in the state dir: what each group's rollout is at, brakes, and node reports.
+
+Layout under ``<state_dir>/``::
+
+    rollouts/<group>.json      the group's rollout (``GroupRollout``), after every pass
+    rollouts/assignments.json  hostname -> image reference in force for each node
+    rollouts/brakes.json       ``reconciler rollout pause|resume|abort`` per group
+    reports/<host>.json        the agents' last reports (written by ``serve``)
+
+Every write is a temporary file and a rename, so a restart of ``watch`` mid-rollout
+reads exactly the last decision. A file of the wrong shape is a ``RolloutStateError``
+naming it and how to recover, never a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from reconciler.rollout.state import Brake, GroupRollout, NodeReport
+
+
+class RolloutStateError(Exception):
+    """A rollout state file cannot be used; the message names the file and the way out."""
+
+
+def _write_json(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, sort_keys=True, indent=1)
+            handle.write("\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        raise RolloutStateError(
+            f"{path}: unreadable rollout state ({error}); remove the file to start that "
+            "group's rollout again from the versions its nodes are assigned"
+        ) from None
+
+
+def _ref(value: object) -> str | None:
+    """``"compute@2"`` or ``{"image": "compute", "version": "2"}`` -> ``"compute@2"``."""
+    if isinstance(value, str) and "@" in value:
+        return value
+    if isinstance(value, dict) and "image" in value and "version" in value:
+        return f"{value['image']}@{value['version']}"
+    return None
+
+
+def report_from_json(host: str, data: object, *, received: float) -> NodeReport | None:
+    """A stored agent report as the controller needs it; None when it says nothing usable."""
+    if not isinstance(data, dict):
+        return None
+    running = _ref(data)
+    if running is None:
+        return None
+    health = data.get("health")
+    healthy = health.get("ok") if isinstance(health, dict) else None
+    swap = data.get("last_swap")
+    swap = swap if isinstance(swap, dict) else {}
+    at = data.get("received_at", received)
+    return NodeReport(
+        host=host,
+        running=running,
+        healthy=healthy if isinstance(healthy, bool) else None,
+        reported_at=float(at) if isinstance(at, (int, float)) else received,
+        swap_to=_ref(swap.get("to")),
+        swap_result=swap.get("result") if isinstance(swap.get("result"), str) else None,
+        reason=str(swap.get("reason") or data.get("reason") or "")[:500],
+    )
+
+
+class RolloutStore:
+    """Reads and writes the files above; one instance per state dir."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.folder = state_dir / "rollouts"
+        self.reports_folder = state_dir / "reports"
+
+    def rollout(self, group: str) -> GroupRollout | None:
+        path = self.folder / f"{group}.json"
+        data = _read_json(path)
+        if data is None:
+            return None
+        try:
+            return GroupRollout.from_dict(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise RolloutStateError(
+                f"{path}: not a rollout state ({error!r}); remove the file to start the "
+                f"rollout of group {group} again from the versions its nodes are assigned"
+            ) from None
+
+    def save_rollout(self, rollout: GroupRollout) -> None:
+        _write_json(self.folder / f"{rollout.group}.json", rollout.to_dict())
+
+    def forget(self, keep: Iterable[str]) -> None:
+        """Drop the rollouts of groups that are gone from the inventory."""
+        wanted = {f"{group}.json" for group in keep}
+        for path in self.folder.glob("*.json"):
+            if path.name not in wanted and path.name not in ("assignments.json", "brakes.json"):
+                path.unlink(missing_ok=True)
+
+    def assignments(self) -> dict[str, str]:
+        path = self.folder / "assignments.json"
+        data = _read_json(path)
+        if data is None:
+            return {}
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise RolloutStateError(
+                f"{path}: expected an object of hostname -> image@version; remove it and "
+                "every node is assigned its group's image on the next pass"
+            )
+        return {str(host): ref for host, ref in data.items()}
+
+    def save_assignments(self, assignments: dict[str, str]) -> None:
+        if assignments != self.assignments():
+            _write_json(self.folder / "assignments.json", assignments)
+
+    def brakes(self) -> dict[str, Brake]:
+        path = self.folder / "brakes.json"
+        data = _read_json(path)
+        if data is None:
+            return {}
+        try:
+            return {str(group): Brake(**value) for group, value in dict(data).items()}
+        except (TypeError, ValueError) as error:
+            raise RolloutStateError(
+                f"{path}: not a set of rollout brakes ({error}); remove it to release them"
+            ) from None
+
+    def set_brake(self, group: str, brake: Brake) -> None:
+        brakes = self.brakes()
+        brakes[group] = brake
+        _write_json(
+            self.folder / "brakes.json",
+            {
+                name: {"paused": b.paused, "aborted": b.aborted, "resumed_at": b.resumed_at}
+                for name, b in brakes.items()
+            },
+        )
+
+    def reports(self, hosts: Iterable[str]) -> dict[str, NodeReport]:
+        """The last report of each host that has one (unreadable reports count as none)."""
+        found: dict[str, NodeReport] = {}
+        for host in hosts:
+            path = self.reports_folder / f"{host}.json"
+            try:
+                received = path.stat().st_mtime
+                data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            report = report_from_json(host, data, received=received)
+            if report is not None:
+                found[host] = report
+        return found
