@@ -205,7 +205,7 @@ class _Compiler:
         ref = host.image or group.image
         if host.image is None and self.assignments:
             # A rollout in progress: the node keeps the version it is assigned for now.
-            ref = self.assignments.get(group.hostname_of(host.index), ref)
+            ref = self.assignments.get(group.name_of(host), ref)
         resolved = self.inventory.resolve_image(ref) if ref is not None else None
         key = (
             group_key,

@@ -58,7 +58,7 @@ def run_rollouts(
     for group in inventory.groups:
         if group.image is None:
             continue
-        hosts = [group.hostname_of(h.index) for h in group.hosts if h.image is None]
+        hosts = [group.name_of(h) for h in group.hosts if h.image is None]
         # A version removed from images/ cannot be returned to: such nodes move at once.
         current = {
             host: ref

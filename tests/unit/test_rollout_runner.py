@@ -1,0 +1,135 @@
+"""A rollout over a real inventory: the store, compile with assignments, and the commands."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from reconciler.cli import app
+from reconciler.rollout.runner import run_rollouts
+from reconciler.rollout.store import RolloutStore
+from tests.unit.inventory_factory import group, host, load, write_inventory
+
+MACS = [f"52:54:00:00:01:{i:02x}" for i in range(1, 7)]
+OLD, NEW = "compute@2024.10", "compute@2024.11"
+
+
+def six_nodes(root: Path, image: str, **rollout: object) -> Path:
+    hosts = [host(i, mac) for i, mac in enumerate(MACS, start=11)]
+    policy = {"waves": [1, "100%"], "max_unavailable": "100%", **rollout}
+    return write_inventory(
+        root, groups={"compute": group(image=image, hosts=hosts, rollout=policy)}
+    )
+
+
+def report(store: RolloutStore, hostname: str, ref: str, *, healthy: bool = True) -> None:
+    store.reports_folder.mkdir(parents=True, exist_ok=True)
+    name, _, version = ref.partition("@")
+    data = {"host": hostname, "image": name, "version": version, "health": {"ok": healthy}}
+    (store.reports_folder / f"{hostname}.json").write_text(json.dumps(data))
+
+
+def test_an_image_change_moves_one_node_first_and_the_rest_when_it_is_healthy(
+    tmp_path: Path,
+) -> None:
+    store = RolloutStore(tmp_path / "state")
+    inventory = load(six_nodes(tmp_path / "inv", OLD))
+    first = run_rollouts(inventory, store, persist=True)
+    assert set(first.assignments.values()) == {OLD}  # nothing ran before: all at once
+    for hostname in first.assignments:
+        report(store, hostname, OLD)
+
+    inventory = load(six_nodes(tmp_path / "inv", NEW))
+    second = run_rollouts(inventory, store, persist=True)
+    assert [h for h, ref in second.assignments.items() if ref == NEW] == ["node011"]
+    assert second.active
+
+    report(store, "node011", NEW)
+    third = run_rollouts(inventory, store, persist=True)
+    assert set(third.assignments.values()) == {NEW}
+
+
+def test_compile_gives_each_node_its_assigned_version_in_every_output(tmp_path: Path) -> None:
+    from reconciler.compile import compile_inventory
+
+    inventory = load(six_nodes(tmp_path / "inv", NEW))
+    state = compile_inventory(inventory, assignments={"node012": OLD})
+    versions = {n.host: n.version for n in state.node_images}
+    assert versions["node012"] == "2024.10" and versions["node011"] == "2024.11"
+    ipxe = {f.path: f.content for f in state.boot_files}
+    assert "compute/2024.10/vmlinuz" in ipxe["ipxe/52-54-00-00-01-02.ipxe"]
+    assert "compute/2024.11/vmlinuz" in ipxe["ipxe/52-54-00-00-01-01.ipxe"]
+
+
+def test_a_canary_keeps_its_own_image_whatever_the_assignments_say(tmp_path: Path) -> None:
+    from reconciler.compile import compile_inventory
+
+    hosts = [host(11, MACS[0], image=NEW), host(12, MACS[1])]
+    inventory = load(write_inventory(tmp_path, groups={"compute": group(hosts=hosts)}))
+    state = compile_inventory(inventory, assignments={"node011": OLD, "node012": NEW})
+    versions = {n.host: n.version for n in state.node_images}
+    assert versions == {"node011": "2024.11", "node012": "2024.11"}
+
+
+def test_rollout_commands_show_and_brake_a_rollout(tmp_path: Path) -> None:
+    inventory_dir = six_nodes(tmp_path / "inv", OLD)
+    config = tmp_path / "reconciler.toml"
+    config.write_text(f'state_dir = "state"\n[source]\npath = "{inventory_dir}"\n')
+    store = RolloutStore(tmp_path / "state")
+    run_rollouts(load(inventory_dir), store, persist=True)
+    for i in range(11, 17):
+        report(store, f"node{i:03d}", OLD)
+    six_nodes(tmp_path / "inv", NEW)
+    run_rollouts(load(inventory_dir), store, persist=True)
+
+    runner = CliRunner()
+    shown = runner.invoke(app, ["rollout", "status", "-c", str(config), "--format", "json"])
+    assert shown.exit_code == 0, shown.output
+    (row,) = json.loads(shown.output)
+    assert row["target"] == NEW and row["phase"] == "Progressing"
+    assert row["versions"] == {OLD: 5, NEW: 1} and row["wave"] == 1 and row["waves"] == 2
+
+    paused = runner.invoke(app, ["rollout", "pause", "compute", "-c", str(config)])
+    assert paused.exit_code == 0 and "paused" in paused.output
+    report(store, "node011", NEW)
+    held = run_rollouts(load(inventory_dir), store, persist=True)
+    assert list(held.assignments.values()).count(NEW) == 1  # the brake holds the next wave
+    text = runner.invoke(app, ["rollout", "status", "compute", "-c", str(config)])
+    assert "Paused (held by rollout pause)" in text.output
+
+    runner.invoke(app, ["rollout", "resume", "compute", "-c", str(config)])
+    assert set(run_rollouts(load(inventory_dir), store, persist=True).assignments.values()) == {NEW}
+
+    aborted = runner.invoke(app, ["rollout", "abort", "compute", "-c", str(config)])
+    assert aborted.exit_code == 0
+    after = run_rollouts(load(inventory_dir), store, persist=True)
+    assert set(after.assignments.values()) == {OLD}
+    shown = runner.invoke(app, ["rollout", "status", "-c", str(config)])
+    assert shown.exit_code == 2 and "Aborted" in shown.output
+
+    unknown = runner.invoke(app, ["rollout", "pause", "nosuch", "-c", str(config)])
+    assert unknown.exit_code == 2 and "no group 'nosuch'" in unknown.output
+
+
+def test_a_broken_state_file_is_a_clear_error_naming_it(tmp_path: Path) -> None:
+    inventory_dir = six_nodes(tmp_path / "inv", OLD)
+    config = tmp_path / "reconciler.toml"
+    config.write_text(f'state_dir = "state"\n[source]\npath = "{inventory_dir}"\n')
+    broken = tmp_path / "state" / "rollouts" / "compute.json"
+    broken.parent.mkdir(parents=True)
+    broken.write_text('{"group": "compute"')
+    result = CliRunner().invoke(app, ["rollout", "status", "-c", str(config)])
+    assert result.exit_code == 2
+    assert "compute.json" in result.output and "remove the file" in result.output
+
+
+def test_reports_older_than_the_timeout_make_a_node_offline(tmp_path: Path) -> None:
+    store = RolloutStore(tmp_path / "state")
+    report(store, "node001", OLD)
+    reports = store.reports(["node001", "node002"])
+    assert set(reports) == {"node001"}
+    assert abs(reports["node001"].reported_at - time.time()) < 60
+    assert reports["node001"].running == OLD and reports["node001"].healthy is True
