@@ -37,6 +37,7 @@ from reconciler.model.problems import InventoryError
 from reconciler.plan import Plan
 from reconciler.render import RENDERERS
 from reconciler.rollout.cli import rollout_app
+from reconciler.rollout.preview import with_node_moves
 from reconciler.schemas import stale_schemas, write_schemas
 from reconciler.targets.base import TargetError
 
@@ -149,7 +150,8 @@ def _plan_from_config(config_path: Path, rev: str | None) -> tuple[Engine, Plan]
     engine, source = _load_engine(config_path, rev)
     inventory = engine.load(source)
     state = engine.compile(inventory)
-    return engine, engine.plan(state, revision=inventory.revision, progress=_progress())
+    the_plan = engine.plan(state, revision=inventory.revision, progress=_progress())
+    return engine, with_node_moves(the_plan, inventory)
 
 
 @app.command()

@@ -13,10 +13,13 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.resources import AnyResource
 from reconciler.targets.base import ACTION_ORDER, Action, Change, LiveState
+
+if TYPE_CHECKING:
+    from reconciler.rollout.preview import GroupMoves
 
 MAX_SAFE_CHANGE_FRACTION = 0.3
 MIN_OWNED_FOR_SAFETY = 10
@@ -104,6 +107,8 @@ class Plan:
     revision: str
     targets: tuple[TargetPlan, ...]
     max_fraction: float = MAX_SAFE_CHANGE_FRACTION
+    # What the node assignment changes do to nodes (switch root, kexec, reboot), per group.
+    nodes: tuple[GroupMoves, ...] = ()
 
     @property
     def has_changes(self) -> bool:
@@ -121,6 +126,7 @@ class Plan:
             "revision": self.revision,
             "checksum": self.checksum,
             "targets": [t.to_dict() for t in self.targets],
+            "nodes": [m.to_dict() for m in self.nodes],
         }
 
     @property

@@ -11,6 +11,7 @@ from typing import Any
 
 from reconciler.plan import Plan, TargetPlan
 from reconciler.resources import AnyResource, BootFile, DhcpHost, DhcpSubnet, DnsRecord, NodeImage
+from reconciler.rollout.preview import describe as describe_moves
 from reconciler.targets.base import Action, Change
 
 SYMBOL = {Action.DELETE: "-", Action.CREATE: "+", Action.UPDATE: "~"}
@@ -104,6 +105,9 @@ def render_text(plan: Plan) -> str:
             )
         if not target.is_safe(plan.max_fraction):
             lines.append("  ! more than the safe share of owned objects changes: needs --force")
+    if plan.nodes:
+        lines += ["", "Nodes (does this need a reboot?):"]
+        lines += [f"  {describe_moves(move)}" for move in plan.nodes]
     lines.append("")
     lines.append("No changes." if not plan.has_changes else f"checksum: {plan.checksum}")
     return "\n".join(lines) + "\n"
@@ -144,6 +148,20 @@ def render_markdown(plan: Plan) -> str:
             ]
         if target.unmanaged:
             lines += [f"{len(target.unmanaged)} unmanaged object(s) left alone.", ""]
+    if plan.nodes:
+        lines += [
+            "#### Nodes: does this need a reboot?",
+            "",
+            "| group | nodes | switch root | kexec | reboot | waves |",
+            "|---|---|---|---|---|---|",
+        ]
+        for move in plan.nodes:
+            waves = " → ".join(str(size) for size in move.waves)
+            lines.append(
+                f"| `{move.group}` | {move.total} | {move.switch_root} | {move.kexec} "
+                f"| {move.reboot} | {waves} |"
+            )
+        lines.append("")
     if plan.has_changes:
         lines.append(f"Checksum: `{plan.checksum}`")
     return "\n".join(lines) + "\n"

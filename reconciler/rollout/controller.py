@@ -200,7 +200,7 @@ def _advance(
 ) -> None:
     """Open the next wave when the last one is done, then assign within max_unavailable."""
     total = len(movers)
-    wave_sizes = _cumulative(policy.waves, total)
+    wave_sizes = cumulative_waves(policy.waves, total)
     # Failures still here were acknowledged by a resume: they no longer hold the rollout.
     settled = all(states[h] in _SETTLED for h in rollout.assigned if h in states)
     wave_full = rollout.wave >= 0 and len(rollout.assigned) >= wave_sizes[rollout.wave]
@@ -232,7 +232,8 @@ def _advance(
         events.append(f"{rollout.group}: {', '.join(chosen)} get {rollout.target}")
 
 
-def _cumulative(waves: list[str], total: int) -> list[int]:
+def cumulative_waves(waves: list[str], total: int) -> list[int]:
+    """Nodes in each wave, cumulative, for a group of ``total``: at least one, never fewer."""
     sizes: list[int] = []
     for amount in waves:
         size = max(1, resolve_amount(amount, total))

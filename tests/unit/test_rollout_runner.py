@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
+from site_fixture import EXAMPLE, FILE_TARGETS
 from typer.testing import CliRunner
 
 from reconciler.cli import app
@@ -133,3 +135,38 @@ def test_reports_older_than_the_timeout_make_a_node_offline(tmp_path: Path) -> N
     assert set(reports) == {"node001"}
     assert abs(reports["node001"].reported_at - time.time()) < 60
     assert reports["node001"].running == OLD and reports["node001"].healthy is True
+
+
+def test_plan_says_which_nodes_switch_root_kexec_or_reboot_and_in_which_waves(
+    tmp_path: Path,
+) -> None:
+
+    shutil.copytree(EXAMPLE, tmp_path / "inventory")
+    (tmp_path / "reconciler.toml").write_text(FILE_TARGETS)
+    config = str(tmp_path / "reconciler.toml")
+    runner = CliRunner()
+    assert runner.invoke(app, ["apply", "-c", config]).exit_code == 0
+    images = tmp_path / "inventory" / "images" / "compute.yaml"
+    text = images.read_text()
+    # A third version: same kernel and command line as 2024.10, another root filesystem.
+    same_kernel = text.split('  "2024.11":')[0].split('  "2024.10":')[1]
+    same_kernel = same_kernel.replace(
+        "7fa3c6c162913190cee936f34e9aab9180a3ac70213f4465c160820f1f894466", "a" * 64
+    )
+    images.write_text(text + '  "2024.12":' + same_kernel)
+    gpu = tmp_path / "inventory" / "groups" / "gpu.yaml"
+    gpu.write_text(gpu.read_text() + "rollout: {method: reboot}\n")
+    compute = tmp_path / "inventory" / "groups" / "compute.yaml"
+    compute.write_text(
+        compute.read_text().replace("image: compute@2024.10", "image: compute@2024.12")
+    )
+    gpu.write_text(gpu.read_text().replace("image: compute@2024.11", "image: compute@2024.10"))
+
+    shown = runner.invoke(app, ["plan", "-c", config, "--format", "json"])
+    assert shown.exit_code == 1, shown.output
+    moves = {m["group"]: m for m in json.loads(shown.stdout)["nodes"]}
+    assert moves["compute"]["switch_root"] >= 1 and moves["compute"]["kexec"] == 0
+    assert moves["gpu"]["reboot"] >= 1 and moves["gpu"]["switch_root"] == 0
+    markdown = runner.invoke(app, ["plan", "-c", config, "--format", "markdown"]).stdout
+    assert "| group | nodes | switch root | kexec | reboot | waves |" in markdown
+    assert "Nodes (does this need a reboot?)" in runner.invoke(app, ["plan", "-c", config]).stdout
