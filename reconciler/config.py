@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from reconciler.model.embedded import check_base_url, check_server_address
 from reconciler.server.settings import ServeSettings
 from reconciler.watch.settings import WatchSettings
 
@@ -44,10 +45,15 @@ class SourceConfig(_Strict):
 class BootConfig(_Strict):
     """How machines reach their boot files."""
 
-    http_url: str = Field(
-        default="http://127.0.0.1:8080", description="base URL of `reconciler serve`"
+    http_url: Annotated[str, AfterValidator(check_base_url)] = Field(
+        default="http://127.0.0.1:8080",
+        description="base URL of `reconciler serve` (http or https, no query, no user name); "
+        "written into iPXE scripts and dhcpd.conf, so quotes, spaces and '${' are refused",
     )
-    tftp_server: str = Field(default="127.0.0.1", description="next-server for PXE clients")
+    tftp_server: Annotated[str, AfterValidator(check_server_address)] = Field(
+        default="127.0.0.1",
+        description="next-server for PXE clients: an IPv4 address or a host name",
+    )
     templates: Path | None = Field(
         default=None, description="folder of boot profile templates overriding the built-in ones"
     )

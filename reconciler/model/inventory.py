@@ -9,12 +9,12 @@ are generated from these classes, so field descriptions here are what editors sh
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from reconciler.model.embedded import check_cmdline, check_url
 from reconciler.model.rollout import RolloutPolicy
 from reconciler.model.types import (
     AddressRange,
@@ -27,29 +27,8 @@ from reconciler.model.types import (
     Sha256,
 )
 
-_URL = re.compile(r"^(https?|tftp)://[^\s\"'<>\\]+\Z")
-_CMDLINE = re.compile(r"^[^\x00-\x1f\x7f\"]*\Z")
-
-
-def _check_url(value: str) -> str:
-    if not _URL.match(value):
-        raise ValueError(
-            f"{value!r} is not a usable URL: use http://, https:// or tftp:// "
-            "with no spaces or quotes"
-        )
-    return value
-
-
-def _check_cmdline(value: str) -> str:
-    if not _CMDLINE.match(value):
-        raise ValueError(
-            "a kernel command line must be one line without control characters or double quotes"
-        )
-    return value
-
-
-Url = Annotated[str, AfterValidator(_check_url)]
-Cmdline = Annotated[str, AfterValidator(_check_cmdline)]
+Url = Annotated[str, AfterValidator(check_url)]
+Cmdline = Annotated[str, AfterValidator(check_cmdline)]
 
 
 class _File(BaseModel):

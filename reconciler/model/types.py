@@ -53,6 +53,26 @@ def normalize_mac(value: object) -> str:
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
 
 
+def check_station_mac(mac: str) -> str:
+    """Refuse a normalised MAC that no network card sends from: broadcast, multicast, zero.
+
+    The group bit (lowest bit of the first octet) marks multicast, and
+    ``ff:ff:ff:ff:ff:ff`` is its broadcast case. Locally administered MACs (the
+    second-lowest bit) stay valid: virtual machines use them.
+    """
+    if mac == "00:00:00:00:00:00":
+        raise ValueError(
+            f"{mac} is the all-zero MAC, which no network card has; use the card's MAC"
+        )
+    if int(mac[:2], 16) & 1:
+        kind = "the broadcast" if mac == "ff:ff:ff:ff:ff:ff" else "a multicast (group bit set)"
+        raise ValueError(
+            f"{mac} is {kind} MAC address, which no single machine has; "
+            "use the MAC printed on the network card"
+        )
+    return mac
+
+
 def check_hostname_format(value: str) -> str:
     """A printf format with exactly one integer conversion and DNS label characters only."""
     if not _FORMAT.match(value):
@@ -138,6 +158,7 @@ def _format_range(value: tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]) ->
 MacAddress = Annotated[
     str,
     BeforeValidator(normalize_mac),
+    AfterValidator(check_station_mac),
     WithJsonSchema(
         {
             "type": "string",

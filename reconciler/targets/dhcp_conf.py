@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import jinja2
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from reconciler.config import RuntimeConfig
+from reconciler.model.embedded import check_config_path
 from reconciler.resources import AnyResource, DesiredState, DhcpSubnet
 from reconciler.targets import parse_settings
 from reconciler.targets.base import (
@@ -66,12 +67,22 @@ class DhcpConfSettings(BaseModel):
     omapi_port: int | None = Field(default=7911, ge=1, le=65535)
     omapi_key_name: str = Field(default="omapi_key", pattern=r"^[A-Za-z0-9_.-]+$")
     omapi_key_file: Path | None = Field(default=None, description="base64 HMAC-MD5 secret")
-    include: Path | None = Field(default=None, description="host include file (dhcp-file)")
+    include: Path | None = Field(
+        default=None,
+        description="host include file (dhcp-file); written into dhcpd.conf in double quotes",
+    )
     check_command: str = "dhcpd -t -cf {path}"
     restart_command: str | None = Field(
         default=None, description="e.g. 'systemctl restart isc-dhcp-server'"
     )
     command_timeout: float = Field(default=60.0, gt=0)
+
+    @field_validator("include")
+    @classmethod
+    def _quotable(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            check_config_path(str(value))
+        return value
 
 
 def subnets_to_json(subnets: Sequence[DhcpSubnet]) -> str:

@@ -6,12 +6,18 @@ ownership ledger lists are read as owned; other files under the managed
 folders are reported as unmanaged and never removed. Writes are atomic (temp
 file and rename), so an apply cut short leaves every file either old or new,
 and an apply with nothing to do writes nothing at all.
+
+Every path comes from a key, and keys come from the ledger, a file someone
+could edit. So a key whose file would lie outside ``root`` (``..``, an
+absolute path, a folder that is a symbolic link out of the tree) or is itself
+a symbolic link is refused before anything is read, written or deleted.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -45,6 +51,8 @@ class FileTreeTarget:
         self.root = root
         self.ledger = OwnershipLedger(state_dir, name)
         self.manifest = Manifest(state_dir, name)
+        self._real_root = ""
+        self._checked_folders: set[str] = set()
 
     # -- to be provided by subclasses --------------------------------------
     def desired(self, state: DesiredState) -> Sequence[AnyResource]:
@@ -62,10 +70,50 @@ class FileTreeTarget:
         """The resource a file on disk holds (for a file someone else made, too)."""
         raise NotImplementedError
 
+    # -- confinement ---------------------------------------------------------
+    def _confined(self, key: str) -> str:
+        """``root/path_of(key)`` as a string, or TargetError when it could leave ``root``."""
+        relative = self.path_of(key)
+        parts = relative.split("/")
+        lexical_ok = not (
+            relative.startswith("/")
+            or "\0" in relative
+            or any(part in ("", ".", "..") for part in parts)
+        )
+        folder = "/".join(parts[:-1])
+        if lexical_ok and folder not in self._checked_folders:
+            if not self._real_root:
+                self._real_root = os.path.realpath(self.root)
+            real = os.path.realpath(os.path.join(self._real_root, folder))
+            lexical_ok = real == self._real_root or real.startswith(self._real_root + os.sep)
+            if lexical_ok:
+                self._checked_folders.add(folder)
+        if not lexical_ok:
+            raise self._outside(key, relative, "resolves outside")
+        return os.path.join(self.root, relative)  # plain strings: pathlib costs 30k times
+
+    def _outside(self, key: str, relative: str, what: str) -> TargetError:
+        return TargetError(
+            self.name,
+            f"the entry {key!r} (file {relative!r}) {what} {self.root}; it was refused and "
+            f"nothing was read, written or deleted for it. Remove it from {self.ledger.path} "
+            "(and the symbolic link, if one is in the way) and find out who changed it",
+        )
+
+    def _refuse_link(self, key: str, path: str) -> None:
+        """A symbolic link where a file of ours should be is never followed."""
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:  # missing, or a folder in the way: the write reports it
+            return
+        if stat.S_ISLNK(mode):
+            raise self._outside(key, self.path_of(key), "is a symbolic link under")
+
     # -- the Target protocol -----------------------------------------------
     def read(self, desired: Sequence[AnyResource]) -> LiveState:
         wanted = {resource.key: resource for resource in desired}
         owned_keys = self.ledger.load()
+        self._real_root, self._checked_folders = "", set()
         self.manifest.load()
         owned: dict[str, AnyResource] = {}
         unmanaged: dict[str, AnyResource] = {}
@@ -77,7 +125,7 @@ class FileTreeTarget:
             owned_paths = {self.path_of(key) for key in owned_keys}
             for folder in self.managed_folders:
                 directory = self.root / folder
-                if not directory.is_dir():
+                if directory.is_symlink() or not directory.is_dir():
                     continue
                 with os.scandir(directory) as entries:
                     for entry in entries:
@@ -88,7 +136,12 @@ class FileTreeTarget:
                             or not entry.is_file()
                         ):
                             continue
-                        text = Path(entry.path).read_text(errors="replace")
+                        # A link is listed, never followed: it could point anywhere.
+                        text = (
+                            ""
+                            if entry.is_symlink()
+                            else Path(entry.path).read_text(errors="replace")
+                        )
                         foreign = self.decode(relative, text)
                         unmanaged[foreign.key] = foreign
         except OSError as error:
@@ -99,17 +152,19 @@ class FileTreeTarget:
     def _read_owned(self, key: str, wanted: AnyResource | None) -> AnyResource | None:
         """The live resource under ``key``, without reading the file when the manifest can tell."""
         relative = self.path_of(key)
-        path = os.path.join(self.root, relative)  # plain strings: pathlib costs 30k times
+        path = self._confined(key)
         try:
-            stat = os.stat(path)
+            info = os.lstat(path)
         except FileNotFoundError:
             return None
-        recorded = self.manifest.unchanged_digest(key, stat)
+        if stat.S_ISLNK(info.st_mode):
+            raise self._outside(key, relative, "is a symbolic link under")
+        recorded = self.manifest.unchanged_digest(key, info)
         if wanted is not None and recorded is not None and recorded == digest(self.encode(wanted)):
             return wanted
         with open(path, encoding="utf-8", errors="replace") as handle:
             content = handle.read()
-        self.manifest.note(key, stat, content)
+        self.manifest.note(key, info, content)
         if wanted is not None and self.encode(wanted) == content:
             return wanted
         return self.decode(relative, content)
@@ -121,6 +176,9 @@ class FileTreeTarget:
         of 30,000 files fast; the renames still make each file appear whole.
         """
         result = ApplyResult()
+        self._real_root, self._checked_folders = "", set()
+        for change in changes:  # all refused before anything is written
+            self._refuse_link(change.key, self._confined(change.key))
         self.ledger.widen(c.key for c in changes if c.new is not None)
         staged: list[tuple[Path, Path, str, str]] = []
         deleted: list[str] = []
@@ -129,7 +187,7 @@ class FileTreeTarget:
                 if change.new is None:
                     continue
                 content = self.encode(change.new)
-                path = self.root / self.path_of(change.key)
+                path = Path(self._confined(change.key))
                 if change.old is not None and self.encode(change.old) == content:
                     self.manifest.record(change.key, path, content)  # adopted as it is
                     continue
@@ -142,7 +200,7 @@ class FileTreeTarget:
                 result.writes += 1
             for change in changes:
                 if change.action is Action.DELETE:
-                    (self.root / self.path_of(change.key)).unlink(missing_ok=True)
+                    Path(self._confined(change.key)).unlink(missing_ok=True)
                     self.manifest.forget(change.key)
                     deleted.append(change.key)
                     result.writes += 1

@@ -85,6 +85,30 @@ def test_mac_not_six_octets(tmp_path: Path, mac: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("mac", "says"),
+    [
+        ("00:00:00:00:00:00", "all-zero MAC"),
+        ("ff:ff:ff:ff:ff:ff", "broadcast MAC"),
+        ("FF-FF-FF-FF-FF-FF", "broadcast MAC"),
+        ("01:00:5e:00:00:fb", "multicast (group bit set)"),
+        ("33:33:00:00:00:01", "multicast (group bit set)"),
+        ("53:54:00:12:34:56", "multicast (group bit set)"),
+    ],
+)
+def test_macs_no_network_card_has_are_refused(tmp_path: Path, mac: str, says: str) -> None:
+    root = write_inventory(tmp_path, groups={"compute": group(hosts=[host(10, mac)])})
+    problem = only_problem(root)
+    line, _ = position(root, GROUP, "mac:")
+    assert_problem(problem, file=GROUP, at=(line, 8), field="hosts[0].mac", says=(says,))
+
+
+@pytest.mark.parametrize("mac", ["52:54:00:12:34:56", "02:00:00:00:00:01", "fe:ff:ff:ff:ff:ff"])
+def test_locally_administered_macs_stay_valid(tmp_path: Path, mac: str) -> None:
+    inventory = load(write_inventory(tmp_path, groups={"compute": group(hosts=[host(10, mac)])}))
+    assert inventory.groups[0].hosts[0].mac == mac
+
+
+@pytest.mark.parametrize(
     "second",
     [
         "52:54:00:AB:CD:EF",
