@@ -19,16 +19,19 @@ from urllib.parse import urlsplit
 
 # A kernel command line: words of these characters, separated by spaces. A "$"
 # is allowed (memmap=64M$0x...), "${" is not (iPXE would expand it).
-_CMDLINE_CHARS = re.compile(r"[A-Za-z0-9 ._,:=/+@%~!*?()\[\]$^-]*")
+_CMDLINE_CHARS = re.compile(r"[A-Za-z0-9 ._,:=/+@%~!*?()\[\]$^|&-]*")
 MAX_CMDLINE = 1024
-# iPXE's command terminators, as whole words, and its comment marker.
+# iPXE's command terminators (as whole words; refused anywhere, to be safe).
 _TERMINATORS = ("||", "&&", ";")
 # URLs: RFC 3986 characters without quotes, backslash, "<>", "{}", "|", spaces.
 _URL_CHARS = re.compile(r"[A-Za-z0-9._~:/?#\[\]@!$&()*+,;=%-]+")
 _HOST = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?\Z")
 _PATH_BAD = re.compile(r'["\\\x00-\x1f\x7f]')
 
-ALLOWED_CMDLINE = "letters, digits, spaces and . _ , : = / + @ % ~ ! * ? ( ) [ ] $ ^ -"
+ALLOWED_CMDLINE = (
+    "letters, digits, spaces and . _ , : = / + @ % ~ ! * ? ( ) [ ] $ ^ | & - "
+    "(not '||', '&&' or '${')"
+)
 
 
 def check_cmdline(value: str) -> str:
@@ -43,10 +46,10 @@ def check_cmdline(value: str) -> str:
             f"kernel command line {value!r} contains '${{': iPXE would expand it as a "
             "setting; write the value out"
         )
-    for word in value.split(" "):
-        if word in _TERMINATORS:
+    for terminator in _TERMINATORS:
+        if terminator in value:
             raise ValueError(
-                f"kernel command line {value!r} contains the word {word!r}, which ends the "
+                f"kernel command line {value!r} contains {terminator!r}, which ends the "
                 "command in an iPXE script (the rest would run as a command of its own); remove it"
             )
     bad = sorted({c for c in value if not _CMDLINE_CHARS.fullmatch(c)})

@@ -32,7 +32,9 @@ MAC = "52:54:00:00:00:0a"
         ("root=${root-path}", "'${'"),
         ("quiet `reboot`", "'`'"),
         ("quiet 'x'", '"\'"'),
-        ("quiet|shell", "'|'"),
+        ("quiet <x >y", "'<', '>'"),
+        ("quiet||shell", "'||'"),
+        ("quiet&&shell", "'&&'"),
         ("quiet\\nshell", "'\\\\'"),
         ("a" * 1025, "under 1024"),
     ],
@@ -77,7 +79,7 @@ def test_urls_that_would_inject_are_refused(tmp_path: Path, url: str) -> None:
 HARMLESS = (
     "console=ttyS0,115200n8 quiet root=UUID=0f3a-11 rd.break=pre-mount isolcpus=1-3 "
     "memmap=64M$0x10000000 systemd.unit=multi-user.target crashkernel=512M-2G:64M "
-    "modprobe.blacklist=nouveau,radeon intel_iommu=on init=/sbin/init"
+    "modprobe.blacklist=nouveau,radeon intel_iommu=on init=/sbin/init a|b x&y"
 )
 
 
