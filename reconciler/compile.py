@@ -35,6 +35,7 @@ class CompileOptions:
 ENTRY_SCRIPT = "boot.ipxe"
 REGISTRATION_PROFILE = "registration"
 REGISTRATION_IPXE = "ipxe/registration.ipxe"
+DISCOVERY_IPXE = "ipxe/discovery.ipxe"  # where hosts without an image chain to
 PXELINUX_DEFAULT = "pxelinux.cfg/default"
 
 
@@ -168,12 +169,16 @@ class _Compiler:
         )
 
     def _site_boot_files(self) -> None:
-        """Files every client may fetch: the iPXE entry script and, for unknown MACs,
-        the registration profile (``pxelinux.cfg/default`` is where pxelinux falls back)."""
+        """Files every client may fetch: the iPXE entry script, the script hosts without
+        an image chain to, and, for unknown MACs, the registration profile
+        (``pxelinux.cfg/default`` is where pxelinux falls back)."""
         context = {"http_url": self.options.http_url, "domain": self.inventory.site.domain}
         render = self.templates.render
         self.boot_files.append(
             BootFile(ENTRY_SCRIPT, self.templates.render_file("boot.ipxe.j2", context))
+        )
+        self.boot_files.append(
+            BootFile(DISCOVERY_IPXE, self.templates.render_file("discovery.ipxe.j2", context))
         )
         self.boot_files.append(
             BootFile(REGISTRATION_IPXE, render(REGISTRATION_PROFILE, "ipxe", context))

@@ -150,7 +150,13 @@ def test_host_without_image_gets_the_discovery_profile(example: DesiredState) ->
     boot = {b.path: b.content for b in example.boot_files}
     ipxe = boot["ipxe/52-54-00-bb-00-01.ipxe"]
     assert "discovery profile" in ipxe
-    assert "chain http://boot:8080/discovery.ipxe" in ipxe
+    assert "chain --replace --autofree http://boot:8080/ipxe/discovery.ipxe" in ipxe
+    # The script it chains to is compiled too (written to the TFTP root, served over HTTP):
+    # it waits, then asks for this MAC's script again, which boots an image once assigned.
+    assert (
+        "chain --replace --autofree http://boot:8080/boot/${net0/mac}"
+        in boot["ipxe/discovery.ipxe"]
+    )
     assert "LOCALBOOT 0" in boot["pxelinux.cfg/01-52-54-00-bb-00-01"]
 
 
@@ -169,7 +175,8 @@ def test_boot_file_paths() -> None:
 
 def test_every_host_gets_both_boot_files(example: DesiredState) -> None:
     paths = [b.path for b in example.boot_files]
-    site_wide = {"boot.ipxe", "ipxe/registration.ipxe", "pxelinux.cfg/default"}
+    site_wide = {"boot.ipxe", "ipxe/registration.ipxe", "ipxe/discovery.ipxe"}
+    site_wide.add("pxelinux.cfg/default")
     assert site_wide <= set(paths)
     assert len(paths) == len(set(paths)) == 2 * len(example.dhcp_hosts) + len(site_wide)
     for dhcp_host in example.dhcp_hosts:
