@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from reconciler.model.inventory import Inventory
+from reconciler.rollout.preview import GroupMoves, diff_moves
 
 DISCOVERY = "(discovery)"
 BOOT_PARTS = ("kernel", "initrd", "rootfs", "cmdline")
@@ -65,6 +66,8 @@ class HostChange:
 @dataclass(slots=True)
 class HostDiff:
     changes: list[HostChange] = field(default_factory=list)
+    # Per group: how the nodes whose image changes move (switch root, kexec, reboot).
+    nodes: tuple[GroupMoves, ...] = ()
 
     def counts(self) -> dict[str, int]:
         result: dict[str, int] = {}
@@ -170,4 +173,11 @@ def diff_inventories(base: Inventory, head: Inventory) -> HostDiff:
     for name, view in sorted(gone.items()):
         diff.changes.append(HostChange("removed", name, f"{view.mac} {view.ip}"))
     diff.changes.sort(key=lambda c: (c.hostname, c.kind))
+    diff.nodes = diff_moves(
+        head,
+        (
+            (change.hostname, new[change.hostname].image, {p.part for p in change.parts})
+            for change in diff.image_changes
+        ),
+    )
     return diff

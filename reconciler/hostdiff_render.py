@@ -12,6 +12,8 @@ import re
 from collections import defaultdict
 
 from reconciler.hostdiff import HostChange, HostDiff, PartChange
+from reconciler.rollout.preview import describe as describe_moves
+from reconciler.rollout.preview import markdown_table
 
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<|~#!&{}()])")  # ">" only matters at line start
 LISTED_HOSTS = 10  # per group of identical image changes, in text and Markdown
@@ -76,6 +78,7 @@ def render_diff_text(diff: HostDiff, base: str, head: str) -> str:
     lines += ["", _summary(diff)]
     if groups:
         lines.append(_reboot_line(diff))
+        lines += [f"  {describe_moves(move)}" for move in diff.nodes]
     return "\n".join(lines) + "\n"
 
 
@@ -91,7 +94,7 @@ def render_diff_markdown(diff: HostDiff, base: str, head: str) -> str:
         return "\n".join([*lines, "No host changes."]) + "\n"
     groups = _image_groups(diff)
     if groups:
-        lines += [f"**{_reboot_line(diff)}**", ""]
+        lines += [f"**{_reboot_line(diff)}**", "", *markdown_table(diff.nodes), ""]
     lines += ["| host | change | detail |", "|---|---|---|"]
     lines += [_markdown_row(c) for c in diff.changes]
     if groups:
@@ -121,5 +124,6 @@ def render_diff_json(diff: HostDiff, base: str, head: str) -> str:
         "changes": [_change_json(c) for c in diff.changes],
         "counts": diff.counts(),
         "would_reboot_or_swap": len(diff.image_changes),
+        "nodes": [move.to_dict() for move in diff.nodes],
     }
     return json.dumps(body, indent=2, sort_keys=True) + "\n"

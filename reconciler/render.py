@@ -12,6 +12,7 @@ from typing import Any
 from reconciler.plan import Plan, TargetPlan
 from reconciler.resources import AnyResource, BootFile, DhcpHost, DhcpSubnet, DnsRecord, NodeImage
 from reconciler.rollout.preview import describe as describe_moves
+from reconciler.rollout.preview import markdown_table
 from reconciler.targets.base import Action, Change
 
 SYMBOL = {Action.DELETE: "-", Action.CREATE: "+", Action.UPDATE: "~"}
@@ -149,19 +150,8 @@ def render_markdown(plan: Plan) -> str:
         if target.unmanaged:
             lines += [f"{len(target.unmanaged)} unmanaged object(s) left alone.", ""]
     if plan.nodes:
-        lines += [
-            "#### Nodes: does this need a reboot?",
-            "",
-            "| group | nodes | switch root | kexec | reboot | waves |",
-            "|---|---|---|---|---|---|",
-        ]
-        for move in plan.nodes:
-            waves = " → ".join(str(size) for size in move.waves)
-            lines.append(
-                f"| `{move.group}` | {move.total} | {move.switch_root} | {move.kexec} "
-                f"| {move.reboot} | {waves} |"
-            )
-        lines.append("")
+        lines += ["#### Nodes: does this need a reboot?", ""]
+        lines += [*markdown_table(plan.nodes), ""]
     if plan.has_changes:
         lines.append(f"Checksum: `{plan.checksum}`")
     return "\n".join(lines) + "\n"

@@ -60,37 +60,86 @@ def swap_method(before: NodeImage, after: NodeImage, policy: RolloutPolicy) -> s
 def node_moves(
     inventory: Inventory, changes: Iterable[tuple[NodeImage, NodeImage]]
 ) -> tuple[GroupMoves, ...]:
-    """Group ``(before, after)`` assignment pairs by group and count their swap methods."""
-    group_of: dict[str, str] = {}
-    for group in inventory.groups:
-        for host in group.hosts:
-            group_of[group.name_of(host)] = group.name
+    """Count ``(before, after)`` assignment pairs (a plan's node-images updates) per group."""
+    policies = {g.name: g.rollout for g in inventory.groups}
+    group_of = _group_of(inventory)
+    moves = []
+    for before, after in changes:
+        if (before.image, before.version, before.rootfs_sha256) == (
+            after.image,
+            after.version,
+            after.rootfs_sha256,
+        ):
+            continue  # a URL moved, not the image: nothing to swap
+        group = group_of.get(after.host)
+        if group is not None:
+            method = swap_method(before, after, policies[group])
+            moves.append((group, f"{after.image}@{after.version}", method))
+    return summarize(inventory, moves)
+
+
+def diff_moves(
+    inventory: Inventory, changes: Iterable[tuple[str, str, set[str]]]
+) -> tuple[GroupMoves, ...]:
+    """Count ``(hostname, new image ref, changed boot parts)`` from ``reconciler diff`` per group.
+
+    A node that boots discovery before or after (no image) reboots.
+    """
+    policies = {g.name: g.rollout for g in inventory.groups}
+    group_of = _group_of(inventory)
+    moves = []
+    for hostname, ref, parts in changes:
+        group = group_of.get(hostname)
+        if group is None:
+            continue
+        if policies[group].method == "reboot" or "@" not in ref:
+            method = "reboot"
+        elif parts & {"kernel", "cmdline"}:
+            method = "kexec"
+        else:
+            method = "switch_root"
+        moves.append((group, ref, method))
+    return summarize(inventory, moves)
+
+
+def _group_of(inventory: Inventory) -> dict[str, str]:
+    return {group.name_of(host): group.name for group in inventory.groups for host in group.hosts}
+
+
+def summarize(
+    inventory: Inventory, moves: Iterable[tuple[str, str, str]]
+) -> tuple[GroupMoves, ...]:
+    """``(group, target ref, method)`` per moving node -> one ``GroupMoves`` per group."""
     policies = {g.name: g.rollout for g in inventory.groups}
     counts: dict[str, dict[str, int]] = {}
     targets: dict[str, set[str]] = {}
-    for before, after in changes:
-        if (before.image, before.version) == (after.image, after.version) and (
-            before.rootfs_sha256 == after.rootfs_sha256
-        ):
-            continue  # a URL moved, not the image: nothing to swap
-        name = group_of.get(after.host)
-        if name is None:
-            continue
-        method = swap_method(before, after, policies[name])
-        counts.setdefault(name, {"switch_root": 0, "kexec": 0, "reboot": 0})[method] += 1
-        targets.setdefault(name, set()).add(f"{after.image}@{after.version}")
-    moves = []
-    for name, count in sorted(counts.items()):
-        total = sum(count.values())
-        moves.append(
-            GroupMoves(
-                group=name,
-                targets=tuple(sorted(targets[name])),
-                waves=tuple(cumulative_waves(policies[name].waves, total)),
-                **count,
-            )
+    for group, ref, method in moves:
+        counts.setdefault(group, {"switch_root": 0, "kexec": 0, "reboot": 0})[method] += 1
+        targets.setdefault(group, set()).add(ref)
+    return tuple(
+        GroupMoves(
+            group=name,
+            targets=tuple(sorted(targets[name])),
+            waves=tuple(cumulative_waves(policies[name].waves, sum(count.values()))),
+            **count,
         )
-    return tuple(moves)
+        for name, count in sorted(counts.items())
+    )
+
+
+def markdown_table(moves: Iterable[GroupMoves]) -> list[str]:
+    """The "does this need a reboot?" table for pull requests."""
+    lines = [
+        "| group | nodes | switch root | kexec | reboot | waves |",
+        "|---|---|---|---|---|---|",
+    ]
+    for move in moves:
+        waves = " → ".join(str(size) for size in move.waves)
+        lines.append(
+            f"| `{move.group}` | {move.total} | {move.switch_root} | {move.kexec} "
+            f"| {move.reboot} | {waves} |"
+        )
+    return lines
 
 
 def describe(move: GroupMoves) -> str:

@@ -170,3 +170,21 @@ def test_plan_says_which_nodes_switch_root_kexec_or_reboot_and_in_which_waves(
     markdown = runner.invoke(app, ["plan", "-c", config, "--format", "markdown"]).stdout
     assert "| group | nodes | switch root | kexec | reboot | waves |" in markdown
     assert "Nodes (does this need a reboot?)" in runner.invoke(app, ["plan", "-c", config]).stdout
+
+
+def test_diff_counts_switch_root_kexec_and_reboot_per_group(tmp_path: Path) -> None:
+    from reconciler.hostdiff import diff_inventories
+    from reconciler.hostdiff_render import render_diff_markdown, render_diff_text
+
+    old = load(six_nodes(tmp_path / "old", OLD))
+    new = load(six_nodes(tmp_path / "new", NEW))
+    diff = diff_inventories(old, new)
+    (moves,) = diff.nodes
+    # 2024.10 -> 2024.11 changes the kernel: every node kexecs, in waves of 1 then all.
+    assert (moves.group, moves.kexec, moves.switch_root, moves.waves) == ("compute", 6, 0, (1, 6))
+    assert "6 node(s) move to compute@2024.11: 6 kexec (kernel changes)" in render_diff_text(
+        diff, "a", "b"
+    )
+    assert "| `compute` | 6 | 0 | 6 | 0 | 1 → 6 |" in render_diff_markdown(diff, "a", "b")
+    rebooting = load(six_nodes(tmp_path / "reboot", NEW, method="reboot"))
+    assert diff_inventories(old, rebooting).nodes[0].reboot == 6
