@@ -328,3 +328,21 @@ def sandbox(
         fail(f"{inventory}: not an inventory folder (no site.yaml); give --inventory PATH")
     report = run(example=inventory.resolve(), mac=mac, keep=keep)
     raise typer.Exit(exit_code(report))
+
+
+# -- node images and the node agent (reconciler.image, reconciler.agent) ---------
+
+from reconciler.image.commands import image_app  # noqa: E402 - kept beside its section
+
+app.add_typer(image_app, name="image")
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def agent(ctx: typer.Context) -> None:
+    """Run the node agent (the same as `python3 agent.pyz`; --help lists its options)."""
+    from reconciler.agent.main import main as agent_main
+
+    raise typer.Exit(agent_main(ctx.args))

@@ -68,3 +68,8 @@ def append_host(text: str, *, index: int, mac: str) -> str:
     if text.endswith("\n") and not text.endswith("\n\n"):
         edited = edited.rstrip("\n") + "\n"
     return edited
+
+
+def yaml_like(text: str) -> YAML:
+    """A round-trip YAML that writes ``text`` back in its own indentation style."""
+    return _yaml(_style_of(text))
