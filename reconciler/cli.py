@@ -21,6 +21,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
+from reconciler.accepted import AcceptedRevision, AcceptedStore, revision_of
 from reconciler.boot_templates import BootTemplateError, BootTemplates
 from reconciler.config import ConfigError, RuntimeConfig, load_config
 from reconciler.engine import Engine, PlanRefused, source_from_config
@@ -39,6 +40,7 @@ from reconciler.render import RENDERERS
 from reconciler.rollout.cli import rollout_app
 from reconciler.rollout.preview import with_node_moves
 from reconciler.schemas import stale_schemas, write_schemas
+from reconciler.statefiles import StateFileError
 from reconciler.targets.base import TargetError
 
 EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
@@ -80,7 +82,14 @@ def user_errors() -> Iterator[None]:
         yield
     except InventoryError as error:
         fail(str(error))
-    except (ConfigError, SourceError, PlanRefused, TargetError, BootTemplateError) as error:
+    except (
+        ConfigError,
+        SourceError,
+        PlanRefused,
+        TargetError,
+        BootTemplateError,
+        StateFileError,
+    ) as error:
         fail(str(error))
 
 
@@ -145,13 +154,17 @@ def _progress() -> Callable[[str], None]:
     return report
 
 
-def _plan_from_config(config_path: Path, rev: str | None) -> tuple[Engine, Plan]:
+def _plan_from_source(engine: Engine, source: InventorySource) -> Plan:
     """Load, compile and plan as the runtime config says: what plan and apply share."""
-    engine, source = _load_engine(config_path, rev)
     inventory = engine.load(source)
     state = engine.compile(inventory)
     the_plan = engine.plan(state, revision=inventory.revision, progress=_progress())
-    return engine, with_node_moves(the_plan, inventory)
+    return with_node_moves(the_plan, inventory)
+
+
+def _plan_from_config(config_path: Path, rev: str | None) -> tuple[Engine, Plan]:
+    engine, source = _load_engine(config_path, rev)
+    return engine, _plan_from_source(engine, source)
 
 
 @app.command()
@@ -181,10 +194,14 @@ def apply(
 ) -> None:
     """Make live state match the inventory. Exit 0 when every target succeeded, else 2."""
     with user_errors():
-        engine, the_plan = _plan_from_config(config, rev)
+        engine, source = _load_engine(config, rev)
+        # Pinned before loading: what is recorded as accepted is exactly what was applied.
+        accepted = AcceptedRevision.of(source, revision_of(source), by="apply")
+        the_plan = _plan_from_source(engine, source)
         if output is not OutputFormat.json:
             sys.stdout.write(RENDERERS[output.value](the_plan))
         report = engine.apply(the_plan, force=force, checksum=checksum, progress=_progress())
+        AcceptedStore(engine.config.resolve(engine.config.state_dir)).record(accepted)
     if output is OutputFormat.json:
         body = {"plan": the_plan.to_dict(), "outcomes": [o.to_dict() for o in report.outcomes]}
         sys.stdout.write(json.dumps(body, indent=2, sort_keys=True) + "\n")
@@ -290,7 +307,11 @@ def status(
 
     with user_errors():
         runtime, _settings = load_watch_config(config)
-    current = StatusStore(runtime.resolve(runtime.state_dir)).load()
+    state_dir = runtime.resolve(runtime.state_dir)
+    current = StatusStore(state_dir).load()
+    with user_errors():
+        accepted = AcceptedStore(state_dir).read()
+    current.accepted_revision = accepted.revision if accepted else None
     if output is OutputFormat.json:
         sys.stdout.write(json.dumps(current.to_dict(), indent=2, sort_keys=True) + "\n")
     else:

@@ -9,7 +9,6 @@ a real machine would see, with the time since the commit. ``Narrator`` prints;
 from __future__ import annotations
 
 import ipaddress
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,20 +147,22 @@ def show_site(site: SandboxSite, *, say: Narrator, budget: Budget, example: Path
     serve = site.start_service("serve")
     url = f"http://{SERVER_IP}:{HTTP_PORT}/healthz"
     while True:
-        code, body = http_get(server, url, timeout=1)
-        if code == 200:
+        code, _ = http_get(server, url, timeout=1)
+        if code in (200, 503):  # 503: up, no revision accepted yet (watch has not run)
             break
         if serve.poll() is not None:
             raise RuntimeError(f"reconciler serve exited ({serve.returncode})")
         time.sleep(min(0.1, budget.left(0.1)))
-    revision = str(json.loads(body).get("revision", ""))[:10]
-    say.step(f"reconciler serve: {url} answers (revision {revision})", seconds=_timed(started))
+    say.step(
+        f"reconciler serve: {url} answers (HTTP {code}: it serves only an accepted revision)",
+        seconds=_timed(started),
+    )
     started = time.monotonic()
     site.start_service("watch")
     status = wait_applied(site, commit, timeout=budget.left(30))
     targets = ", ".join(sorted(status.targets))
     say.step(
-        f"reconciler watch: first pass applied {commit[:10]} to {targets}; "
+        f"reconciler watch: first pass applied {commit[:10]} to {targets} and accepted it; "
         f"{len(state.dhcp_hosts)} hosts live in dhcpd and named",
         seconds=_timed(started),
     )

@@ -93,8 +93,6 @@ class RegistrationHandler:
                 raise Refused(503, "registration needs a git source: set [source] repo")
             async with self._lock:
                 enrolled = await asyncio.to_thread(self.enroller.enrol, mac, remote)
-            if enrolled.new:
-                await self.compiled.current(force=True)
         except Refused as refused:
             self._record(Decision(False, refused.status, refused.reason, remote, mac))
             headers = {}

@@ -1,32 +1,41 @@
-"""The compiled inventory the service answers from, recompiled when the revision changes.
+"""The compiled revision the service answers from: the accepted one, never a branch head.
 
-Boot scripts over HTTP must say exactly what the TFTP boot files say, so the
-service compiles with the same engine and keeps one ``DesiredState`` in
-memory. It checks the source's revision at most every ``refresh_seconds``
-(a git branch head is cheap to read; a plain folder is fingerprinted by its
-content) and compiles again only when it changed. A revision that does not
-validate is logged and the last good one keeps being served.
+Boot scripts over HTTP must say exactly what the TFTP boot files say, and a
+commit that ``watch`` refused (unsigned, invalid, too large a change) must not
+reach a node through HTTP either. So the service never looks at the branch:
+it reads the accepted revision that ``watch`` or ``apply`` recorded in the
+state dir (``reconciler.accepted``), compiles exactly that revision with the
+same engine, and keeps it in memory. The record is checked (one ``stat``) at
+most every ``refresh_seconds``, and on every request while nothing is
+compiled yet; before any revision has been accepted every boot answer is 503
+with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
 
-from reconciler.engine import Engine, source_from_config
-from reconciler.inventory.sources import GitSource, InventorySource, SourceError
+from reconciler.accepted import AcceptedRevision, AcceptedStore, revision_of
+from reconciler.engine import Engine
+from reconciler.inventory.sources import FolderSource, SourceError
 from reconciler.model.inventory import Inventory
 from reconciler.model.problems import InventoryError
 from reconciler.resources import DesiredState, NodeImage
+from reconciler.statefiles import StateFileError
 
 log = logging.getLogger(__name__)
 
+NOTHING_ACCEPTED = (
+    "no revision has been accepted yet: run `reconciler apply` or start `reconciler watch`; "
+    "boot answers come only from a revision that was applied"
+)
+
 
 class NotReady(Exception):
-    """No revision has compiled yet; the message says why."""
+    """No accepted revision is compiled; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,58 +59,59 @@ class Compiled:
         )
 
 
-def _fingerprint(source: InventorySource) -> str:
-    """A revision id: the commit of a git source, a content hash of a folder."""
-    if isinstance(source, GitSource):
-        return source.revision()
-    digest = hashlib.sha256()
-    for name, content in sorted(source.read_files().items()):
-        digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
-    return f"folder-{digest.hexdigest()[:16]}"
-
-
 class CompiledInventory:
-    """Holds the newest good compile of the configured source."""
+    """Holds the compile of the accepted revision; recompiles when another is accepted."""
 
     def __init__(self, engine: Engine, *, refresh_seconds: float) -> None:
         self.engine = engine
         self.refresh_seconds = refresh_seconds
+        self.store = AcceptedStore(engine.config.resolve(engine.config.state_dir))
         self._current: Compiled | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._checked = float("-inf")
         self._lock = asyncio.Lock()
-        self.last_error: str | None = None
+        self.last_error: str | None = NOTHING_ACCEPTED
 
     async def current(self, *, force: bool = False) -> Compiled:
-        """The compiled revision, checking for a newer one when the interval passed."""
-        if (
-            not force
-            and self._current is not None
-            and time.monotonic() - self._checked < self.refresh_seconds
-        ):
-            return self._current
-        async with self._lock:
-            if force or time.monotonic() - self._checked >= self.refresh_seconds:
+        """The compiled accepted revision, checking the record when the interval passed."""
+        due = time.monotonic() - self._checked >= self.refresh_seconds
+        if force or due or self._current is None:
+            async with self._lock:
                 await asyncio.to_thread(self._refresh)
         if self._current is None:
-            raise NotReady(self.last_error or "the inventory has not been compiled yet")
+            raise NotReady(self.last_error or NOTHING_ACCEPTED)
         return self._current
 
     def _refresh(self) -> None:
         self._checked = time.monotonic()
-        try:
-            source = source_from_config(self.engine.config)
-            revision = _fingerprint(source)
-            if self._current is not None and self._current.revision == revision:
-                return
-            inventory = self.engine.load(source)
-            state = self.engine.compile(inventory)
-        except (SourceError, InventoryError) as error:
-            self.last_error = f"cannot use the inventory: {error}"
-            log.error("inventory not reloaded", extra={"error": str(error)})
+        stamp = self.store.stamp()
+        if stamp is not None and stamp == self._stamp:
             return
-        self._current = Compiled.build(revision, inventory, state)
-        self.last_error = None
+        try:
+            accepted = self.store.read()
+            if accepted is None:
+                self.last_error = NOTHING_ACCEPTED
+                return
+            if self._current is not None and self._current.revision == accepted.revision:
+                self._stamp, self.last_error = stamp, None
+                return
+            compiled = self._compile(accepted)
+        except (StateFileError, SourceError, InventoryError) as error:
+            self.last_error = f"cannot use the accepted revision: {error}"
+            log.error("accepted revision not loaded", extra={"error": str(error)})
+            return
+        self._current, self._stamp, self.last_error = compiled, stamp, None
         log.info(
-            "inventory compiled",
-            extra={"revision": revision, "hosts": len(state.dhcp_hosts)},
+            "accepted revision compiled",
+            extra={"revision": accepted.revision, "hosts": len(compiled.state.dhcp_hosts)},
         )
+
+    def _compile(self, accepted: AcceptedRevision) -> Compiled:
+        source = accepted.source()
+        if isinstance(source, FolderSource) and revision_of(source) != accepted.revision:
+            raise SourceError(
+                f"{source.describe()} changed since revision {accepted.revision} was applied; "
+                "run `reconciler apply` to apply (and serve) what it holds now"
+            )
+        inventory = self.engine.load(source)
+        return Compiled.build(accepted.revision, inventory, self.engine.compile(inventory))

@@ -18,11 +18,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from reconciler.accepted import AcceptedRevision, AcceptedStore
 from reconciler.engine import Engine, PlanRefused
 from reconciler.inventory.sources import SourceError
 from reconciler.model.problems import InventoryError
 from reconciler.plan import Plan, TargetPlan, build_target_plan
 from reconciler.resources import AnyResource, DesiredState
+from reconciler.statefiles import StateFileError
 from reconciler.targets.base import LiveState, Target, TargetError
 from reconciler.watch.backoff import Backoff, RetryState
 from reconciler.watch.debounce import Trigger
@@ -79,6 +81,7 @@ class WatchLoop:
         self.refused: dict[str, str] = {}  # target -> why its plan was refused
         self._stop = threading.Event()
         self._next_drift = 0.0
+        self.accepted = AcceptedStore(store.path.parent)
 
     # -- control -------------------------------------------------------------
 
@@ -94,6 +97,7 @@ class WatchLoop:
     def run(self) -> None:
         self.source.start(self.trigger)
         try:
+            self.status.accepted_revision = self._accepted_commit()
             self._restore_last_good()
             self.trigger.fire("startup")
             while not self._stop.is_set():
@@ -145,6 +149,8 @@ class WatchLoop:
             due = [t for t in self.engine.targets if self._due(t.name, drift=drift, now=now)]
             if due:
                 result = self._reconcile(self.good, due, drift=drift)
+            if result != "noop":
+                self._record_accepted(self.good)
         if drift:
             self._next_drift = now + self.settings.drift_interval
         if self.bad is not None and result == "noop":
@@ -152,6 +158,34 @@ class WatchLoop:
         elif self.source_error is not None and result == "noop":
             result = "source-error"
         self._finish(result)
+
+    def _record_accepted(self, good: GoodRevision) -> None:
+        """A revision that every target was brought to (none refused it) is the accepted one.
+
+        Targets that failed for a passing reason (a service down) are retried; the
+        revision stays accepted. A refused plan or a stop between targets leaves the
+        previous revision accepted.
+        """
+        if self.refused or self._accepted_commit() == good.commit:
+            return
+        if any(
+            (t := self.status.targets.get(n)) is None or (t.ok and t.revision != good.commit)
+            for n in self.retries
+        ):
+            return
+        self.accepted.record(
+            AcceptedRevision.of(pinned(self.source, good.commit), good.commit, by="watch")
+        )
+        self.status.accepted_revision = good.commit
+        log.info("revision accepted", extra={"commit": good.commit})
+
+    def _accepted_commit(self) -> str | None:
+        try:
+            record = self.accepted.read()
+        except StateFileError as error:
+            log.error("accepted revision record damaged; rewriting it", extra={"error": str(error)})
+            return None
+        return record.revision if record is not None else None
 
     def _due(self, name: str, *, drift: bool, now: float) -> bool:
         retry = self.retries[name]

@@ -49,7 +49,8 @@ class TargetStatus:
 class Status:
     source: str = ""
     applied_revision: str | None = None  # last revision applied to every target
-    good_revision: str | None = None  # last valid revision: the one in force
+    good_revision: str | None = None  # last valid revision: the one being applied
+    accepted_revision: str | None = None  # applied and in force: what serve answers from
     attempted_revision: str | None = None  # newest revision the loop looked at
     errors: list[str] = field(default_factory=list)  # why attempted was not applied
     conditions: list[Condition] = field(default_factory=list)
@@ -122,6 +123,7 @@ def render_status_text(status: Status) -> str:
     lines = [
         f"source:     {status.source or '(unknown)'}",
         f"applied:    {status.applied_revision or '(none)'}",
+        f"accepted:   {status.accepted_revision or '(none)'} (served)",
         f"in force:   {status.good_revision or '(none)'}",
         f"attempted:  {status.attempted_revision or '(none)'}",
         f"last ok:    {_when(status.last_success)}   passes: {status.passes}",

@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.engine import Engine
-from reconciler.server.settings import load_serve_config
 from tests.integration.dhcp_server import Dhcpd, write_key
 from tests.integration.netns import NetnsPair, unique_name, wait_for
 from tests.integration.pxe_machine import (
@@ -132,12 +130,13 @@ refresh_seconds = 0.5
 
 
 def reconcile(config_path: Path) -> None:
-    config, _ = load_serve_config(config_path)
-    engine = Engine(config)
-    inventory = engine.load()
-    plan = engine.plan(engine.compile(inventory), revision=inventory.revision)
-    report = engine.apply(plan, force=True)
-    assert report.ok, [o.error for o in report.outcomes]
+    """``reconciler apply``: applies the head and records it as the revision serve answers from."""
+    reconciler = str(REPO_ROOT / ".venv" / "bin" / "reconciler")
+    result = subprocess.run(
+        [reconciler, "apply", "--force", "--config", str(config_path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.fixture
@@ -182,6 +181,11 @@ def test_machines_boot_and_enrol_themselves(
             pair, pair.server,
             [reconciler, "--log-level", "info", "serve", "--config", str(config)], log=serve_log,
         ),
+        background(
+            pair, pair.server,
+            [reconciler, "--log-level", "info", "watch", "--config", str(config)],
+            log=tmp_path / "watch.log",
+        ),
     ):  # fmt: skip
         wait_http(pair, f"{HTTP_URL}/healthz", timeout=30)
         wait_http(pair, f"{IMAGES_URL}/root.squashfs", timeout=30)
@@ -193,7 +197,8 @@ def test_machines_boot_and_enrol_themselves(
         record_property("known_boot_seconds", round(seconds, 1))
         assert (host, image) == ("node020", "e2e@1")
 
-        # 2. An unknown machine, registration open: enrolled as the next index, boots as it.
+        # 2. An unknown machine, registration open: enrolled as the next index; once the
+        # watch loop applied the registration commit, it boots as that host.
         host, image, seconds = boot_machine(
             pair, mac=NEW_MAC, tap=tap, console=tmp_path / "new.console"
         )
@@ -209,7 +214,7 @@ def test_machines_boot_and_enrol_themselves(
         assert [d["decision"] for d in decisions] == ["accepted"]
         assert decisions[0]["remote"].startswith("10.23.45.2")  # from the unregistered range
 
-        # 3. A reconcile pass gives it its own DHCP entry: the next boot has its own address.
+        # 3. The applied commit gave it its own DHCP entry: the next boot has its own address.
         reconcile(config)
         assert NEW_MAC in (tmp_path / "hosts.conf").read_text()
         dhcpd.restart()  # dhcp-file changes need a restart (dhcp-omapi would not)

@@ -18,7 +18,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from inventory_factory import write_inventory
 
+from reconciler.accepted import AcceptedRevision, AcceptedStore, revision_of
 from reconciler.config import BootConfig, RuntimeConfig, SourceConfig
+from reconciler.inventory.sources import GitSource
 from reconciler.server.app import Outside, build_app
 from reconciler.server.settings import ServeSettings
 
@@ -93,6 +95,16 @@ def make_config(root: Path, repo: Path) -> RuntimeConfig:
         boot=BootConfig(http_url=HTTP_URL, tftp_server="10.23.45.2"),
         base_dir=root,
     )
+
+
+def accept(config: RuntimeConfig, rev: str = "main") -> str:
+    """Record ``rev`` as the accepted revision, as ``watch`` or ``apply`` does after applying."""
+    source = GitSource(config.resolve(config.source.repo or Path()), rev, config.source.subdir)
+    commit = revision_of(source)
+    AcceptedStore(config.resolve(config.state_dir)).record(
+        AcceptedRevision.of(source, commit, by="apply")
+    )
+    return commit
 
 
 class FakeNeighbours:

@@ -7,7 +7,16 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from serve_site import HTTP_URL, FakeNeighbours, git, make_config, make_repo, serve_app, with_client
+from serve_site import (
+    HTTP_URL,
+    FakeNeighbours,
+    accept,
+    git,
+    make_config,
+    make_repo,
+    serve_app,
+    with_client,
+)
 
 from reconciler.compile import ipxe_path, pxelinux_path
 from reconciler.config import ConfigError
@@ -22,6 +31,7 @@ UNKNOWN = "52:54:00:77:00:01"
 def test_boot_routes_answer_from_the_compiled_inventory(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
     config = make_config(tmp_path, repo)
+    accept(config)
     engine = Engine(config)
     files = {f.path: f.content for f in engine.compile(engine.load()).boot_files}
     app = serve_app(config, ServeSettings(audit_log=tmp_path / "a.jsonl"), FakeNeighbours())
@@ -66,29 +76,40 @@ def test_boot_routes_answer_from_the_compiled_inventory(tmp_path: Path) -> None:
     assert answers["/nodes/node099.json"][0] == 404
 
 
-def test_a_new_revision_is_compiled_and_served(tmp_path: Path) -> None:
+def test_only_the_accepted_revision_is_served(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
+    config = make_config(tmp_path, repo)
     app = serve_app(
-        make_config(tmp_path, repo),
+        config,
         ServeSettings(audit_log=tmp_path / "a.jsonl", refresh_seconds=0),
         FakeNeighbours(),
     )
     group = repo / "groups" / "compute.yaml"
 
-    async def scenario(client: TestClient) -> tuple[str, str, str]:
-        before = await (await client.get(f"/boot/{KNOWN}")).text()
+    async def scenario(client: TestClient) -> list[tuple[int, str]]:
+        async def boot() -> tuple[int, str]:
+            response = await client.get(f"/boot/{KNOWN}")
+            return response.status, await response.text()
+
+        answers = [await boot()]  # nothing accepted yet
+        accept(config)
+        answers.append(await boot())
         group.write_text(group.read_text().replace("compute@2024.10", "compute@2024.11"))
         git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "upgrade")
-        after = await (await client.get(f"/boot/{KNOWN}")).text()
+        answers.append(await boot())  # the head moved, but nothing accepted it
+        accept(config)
+        answers.append(await boot())
         group.write_text("name: [broken\n")
         git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "broken")
-        kept = await (await client.get(f"/boot/{KNOWN}")).text()
-        return before, after, kept
+        answers.append(await boot())
+        return answers
 
-    before, after, kept = with_client(app, scenario)
-    assert "compute@2024.10" in before
-    assert "compute@2024.11" in after
-    assert kept == after  # an invalid revision is not served; the last good one is
+    nothing, first, head_moved, upgraded, broken_head = with_client(app, scenario)
+    assert nothing[0] == 503 and "no revision has been accepted yet" in nothing[1]
+    assert first[0] == 200 and "compute@2024.10" in first[1]
+    assert head_moved == first
+    assert upgraded[0] == 200 and "compute@2024.11" in upgraded[1]
+    assert broken_head == upgraded
 
 
 def test_serve_settings_come_from_the_same_toml(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from serve_site import (
     COMPUTE,
     REMOTE_HEADER,
     FakeNeighbours,
+    accept,
     git,
     make_config,
     make_repo,
@@ -51,15 +52,19 @@ def audit(tmp_path: Path) -> list[dict[str, Any]]:
 def test_enrolment_appends_the_host_and_commits(tmp_path: Path, bare: bool) -> None:
     repo = make_repo(tmp_path, bare=bare)
     before = group_file(repo)
-    app = serve_app(make_config(tmp_path, repo), settings(tmp_path), FakeNeighbours())
+    config = make_config(tmp_path, repo)
+    accept(config)
+    app = serve_app(config, settings(tmp_path), FakeNeighbours())
 
-    async def scenario(client: TestClient) -> tuple[int, Any, str]:
+    async def scenario(client: TestClient) -> tuple[int, Any, str, str]:
         response = await post(client, MAC)
         body = await response.json()
+        waiting = await (await client.get(f"/boot/{MAC}")).text()
+        accept(config)  # what watch does once it applied the registration commit
         boot = await client.get(f"/boot/{MAC}")
-        return response.status, body, await boot.text()
+        return response.status, body, waiting, await boot.text()
 
-    status, body, script = with_client(app, scenario)
+    status, body, waiting, script = with_client(app, scenario)
     assert status == 200, body
     head = git(repo, "rev-parse", "main").strip()
     assert body == {
@@ -86,7 +91,9 @@ def test_enrolment_appends_the_host_and_commits(tmp_path: Path, bare: bool) -> N
     if not bare:
         assert (repo / "groups" / "compute.yaml").read_text() == after
         assert git(repo, "status", "--porcelain") == ""
-    # The boot script for the MAC is now the new host's, without waiting for a refresh.
+    # Until the commit is applied (accepted), the MAC still gets the registration script,
+    # which waits and asks again; then the new host's own script.
+    assert "/register" in waiting and "hostname=node021" not in waiting
     assert "hostname=node021" in script and "reconciler.image=compute@2024.10" in script
 
 
