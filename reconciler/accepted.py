@@ -64,12 +64,13 @@ class AcceptedRevision:
                 raise StateFileError(where, f"'{key}' must be a non-empty string", RECOVERY)
             return value
 
+        revision, accepted_by = text("revision"), text("accepted_by")
         stamp = body.get("accepted_at")
         if not isinstance(stamp, int | float) or isinstance(stamp, bool):
             raise StateFileError(where, "'accepted_at' must be a number", RECOVERY)
         record = cls(
-            revision=text("revision"),
-            accepted_by=text("accepted_by"),
+            revision=revision,
+            accepted_by=accepted_by,
             accepted_at=float(stamp),
             repo=text("repo", optional=True),
             path=text("path", optional=True),

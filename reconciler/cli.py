@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from rich.console import Console
 
 from reconciler.accepted import AcceptedRevision, AcceptedStore, revision_of
 from reconciler.boot_templates import BootTemplateError, BootTemplates
+from reconciler.compile import CompileOptions, compile_inventory
 from reconciler.config import ConfigError, RuntimeConfig, load_config
 from reconciler.engine import Engine, PlanRefused, source_from_config
 from reconciler.hostdiff import diff_inventories
@@ -44,6 +46,7 @@ from reconciler.statefiles import StateFileError
 from reconciler.targets.base import TargetError
 
 EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
+log = logging.getLogger(__name__)
 DEFAULT_CONFIG = Path(os.environ.get("RECONCILER_CONFIG", "/etc/reconciler/reconciler.toml"))
 
 app = typer.Typer(
@@ -91,6 +94,14 @@ def user_errors() -> Iterator[None]:
         StateFileError,
     ) as error:
         fail(str(error))
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as error:  # a bug or a damaged file: still exit 2, the traceback in the log
+        log.debug("unexpected error", exc_info=True)
+        fail(
+            f"unexpected {type(error).__name__}: {error} "
+            "(run with --log-level debug for the traceback)"
+        )
 
 
 @app.callback()
@@ -120,16 +131,19 @@ def validate(
     """Check an inventory: exit 0 when valid, 2 with every problem listed when not.
 
     Needs no runtime config and no access to any service; with ``--config`` the
-    site's own boot profiles count as known.
+    site's own boot profiles count as known and every boot file is rendered.
     """
     with user_errors():
         source = _source(path, repo, rev, subdir)
         templates = None
-        if config is not None:
-            runtime = load_config(config)
-            if runtime.boot.templates is not None:
-                templates = runtime.resolve(runtime.boot.templates)
-        inventory = load_inventory(source, boot_profiles=BootTemplates(templates).profiles)
+        runtime = load_config(config) if config is not None else None
+        if runtime is not None and runtime.boot.templates is not None:
+            templates = runtime.resolve(runtime.boot.templates)
+        boot_templates = BootTemplates(templates)
+        inventory = load_inventory(source, boot_profiles=boot_templates.profiles)
+        if runtime is not None:  # render every boot file, so CI catches a template error
+            options = CompileOptions(http_url=runtime.boot.http_url.rstrip("/"))
+            compile_inventory(inventory, templates=boot_templates, options=options)
     hosts = sum(len(group.hosts) for group in inventory.groups)
     typer.echo(
         f"{source.describe()}: valid ({len(inventory.groups)} groups, {hosts} hosts, "
@@ -308,8 +322,8 @@ def status(
     with user_errors():
         runtime, _settings = load_watch_config(config)
     state_dir = runtime.resolve(runtime.state_dir)
-    current = StatusStore(state_dir).load()
     with user_errors():
+        current = StatusStore(state_dir).read()
         accepted = AcceptedStore(state_dir).read()
     current.accepted_revision = accepted.revision if accepted else None
     if output is OutputFormat.json:

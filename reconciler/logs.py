@@ -36,7 +36,12 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extra = " ".join(f"{k}={v}" for k, v in _fields(record).items())
         line = f"{record.levelname.lower():<7} {record.getMessage()}"
-        return f"{line} {extra}" if extra else line
+        line = f"{line} {extra}" if extra else line
+        if record.exc_info:  # the traceback, as the JSON log carries it in "exception"
+            line = f"{line}\n{self.formatException(record.exc_info)}"
+        if record.stack_info:
+            line = f"{line}\n{self.formatStack(record.stack_info)}"
+        return line
 
 
 def setup_logging(*, level: str = "warning", json_format: bool = False) -> None:

@@ -50,6 +50,15 @@ class FolderSource:
     def read_files(self) -> dict[str, bytes]:
         if not self.path.is_dir():
             raise SourceError(f"{self.path}: no such inventory folder")
+        try:
+            return self._read_files()
+        except OSError as error:
+            raise SourceError(
+                f"{self.path}: cannot read {error.filename or 'the inventory'} "
+                f"({error.strerror or error}); fix its permissions or restore it"
+            ) from None
+
+    def _read_files(self) -> dict[str, bytes]:
         files: dict[str, bytes] = {}
         for candidate in [self.path / "site.yaml", self.path / "site.yml"]:
             if candidate.is_file():
@@ -95,6 +104,15 @@ class GitSource:
         return str(self._resolve().hexsha)
 
     def read_files(self) -> dict[str, bytes]:
+        try:
+            return self._read_files()
+        except (ValueError, OSError, git.GitError) as error:  # a damaged object store
+            raise SourceError(
+                f"{self.describe()}: cannot read the inventory from git ({error}); "
+                "the repository may be damaged: check it with `git fsck`"
+            ) from None
+
+    def _read_files(self) -> dict[str, bytes]:
         tree = self._resolve().tree
         if self.subdir:
             try:

@@ -97,6 +97,11 @@ class Target(Protocol):
         ...
 
 
+def _shape(value: object) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 class OwnershipLedger:
     """The keys a target created, kept in the state directory as a JSON list.
 
@@ -109,17 +114,23 @@ class OwnershipLedger:
         self.path = state_dir / f"{target_name}.owned.json"
 
     def load(self) -> set[str]:
+        recovery = "restore it from backup or remove it to adopt everything again"
         try:
             data = json.loads(self.path.read_text())
         except FileNotFoundError:
             return set()
         except (OSError, ValueError) as error:
             raise TargetError(
-                self.path.stem,
-                f"ownership ledger {self.path} is unreadable ({error}); "
-                "restore it from backup or remove it to adopt everything again",
+                self.path.stem, f"ownership ledger {self.path} is unreadable ({error}); {recovery}"
             ) from error
-        return set(data.get("owned", []))
+        owned = data.get("owned", []) if isinstance(data, dict) else None
+        if not isinstance(owned, list) or not all(isinstance(key, str) for key in owned):
+            raise TargetError(
+                self.path.stem,
+                f'ownership ledger {self.path} has the wrong shape (expected {{"owned": '
+                f"[keys...]}}, found {_shape(data)}); {recovery}",
+            )
+        return set(owned)
 
     def save(self, keys: Iterable[str]) -> None:
         atomic_write(self.path, json.dumps({"owned": sorted(keys)}, indent=0) + "\n")

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from reconciler.accepted import AcceptedRevision, AcceptedStore
+from reconciler.boot_templates import BootTemplateError
 from reconciler.engine import Engine, PlanRefused
 from reconciler.inventory.sources import SourceError
 from reconciler.model.problems import InventoryError
@@ -104,10 +105,25 @@ class WatchLoop:
                 reasons = self.trigger.wait(self._timeout())
                 if self._stop.is_set():
                     break
-                self.run_pass(reasons or {"timer"})
+                try:
+                    self.run_pass(reasons or {"timer"})
+                except Exception as error:  # never let one pass kill the loop
+                    self._pass_crashed(error)
         finally:
             self.source.stop()
             log.info("watch loop stopped")
+
+    def _pass_crashed(self, error: Exception) -> None:
+        """Record an unexpected failure as Stalled and wait before the next pass."""
+        log.exception("pass failed unexpectedly; retrying", extra={"error": str(error)})
+        message = f"{type(error).__name__}: {error}"
+        self.status.set_condition("Stalled", True, reason="PassFailed", message=message)
+        self.status.set_condition("Ready", False, reason="PassFailed", message=message)
+        try:
+            self._save()
+        except OSError as save_error:
+            log.error("status not saved", extra={"error": str(save_error)})
+        self._stop.wait(self.settings.backoff_max)
 
     def _timeout(self) -> float:
         wakeups = [self._next_drift]
@@ -124,7 +140,7 @@ class WatchLoop:
             return
         try:
             state = self.engine.compile(self.engine.load(pinned(self.source, commit)))
-        except (InventoryError, SourceError) as error:
+        except Exception as error:  # e.g. the commit was garbage-collected: start afresh
             log.warning(
                 "last good revision unreadable", extra={"commit": commit, "error": str(error)}
             )
@@ -214,8 +230,15 @@ class WatchLoop:
         except InventoryError as error:
             self._set_bad(commit, "InvalidRevision", [str(p) for p in error.problems])
             return
+        except BootTemplateError as error:
+            self._set_bad(commit, "RenderFailed", [str(error)])
+            return
         except SourceError as error:
             self._set_bad(commit, "UnreadableRevision", [str(error)])
+            return
+        except Exception as error:  # a corrupt object, an unreadable file, a bug: refuse it
+            log.exception("revision could not be loaded", extra={"commit": commit})
+            self._set_bad(commit, "UnreadableRevision", [f"{type(error).__name__}: {error}"])
             return
         self.previous = self.good
         self.good, self.bad, self.bad_reason = GoodRevision(commit, state), None, ""
@@ -285,6 +308,9 @@ class WatchLoop:
                 plan = self._read(target, good)
             except TargetError as error:
                 return self._target_failed(record, retry, name, str(error))
+            except Exception as error:  # unexpected: a failed target, not a dead loop
+                log.exception("target read failed unexpectedly", extra={"target": name})
+                return self._target_failed(record, retry, name, f"{type(error).__name__}: {error}")
             record.unmanaged = len(plan.unmanaged)
         at_revision = record.revision == good.commit and record.ok
         if record.mode == "report" and at_revision and plan.changes:
@@ -302,6 +328,10 @@ class WatchLoop:
             self.refused[name] = str(error)
             record.pending = len(plan.changes)
             return self._target_failed(record, retry, name, str(error))
+        except Exception as error:  # unexpected: a failed target, not a dead loop
+            log.exception("target apply failed unexpectedly", extra={"target": name})
+            record.pending = len(plan.changes)
+            return self._target_failed(record, retry, name, f"{type(error).__name__}: {error}")
         outcome = report.outcomes[0]
         seconds = time.monotonic() - started
         if not outcome.ok:

@@ -10,12 +10,18 @@ atomic, so ``reconciler status`` and the HTTP service always read a whole file.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import TypeAdapter, ValidationError
+
+from reconciler.statefiles import StateFileError, read_json_object
 from reconciler.targets.base import atomic_write
+
+log = logging.getLogger(__name__)
 
 ConditionType = Literal["Ready", "Reconciling", "Stalled"]
 CONDITION_TYPES: tuple[ConditionType, ...] = ("Ready", "Reconciling", "Stalled")
@@ -85,13 +91,12 @@ class Status:
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> Status:
-        conditions = [
-            Condition(**{**c, "status": c.get("status") in ("True", True)})
-            for c in body.get("conditions", [])
-        ]
-        targets = {name: TargetStatus(**t) for name, t in body.get("targets", {}).items()}
-        plain = {k: v for k, v in body.items() if k not in ("conditions", "targets")}
-        return cls(**plain, conditions=conditions, targets=targets)
+        """A status from its JSON form; pydantic.ValidationError when it has the wrong shape."""
+        return _STATUS.validate_python(body)
+
+
+_STATUS = TypeAdapter(Status)
+RECOVERY = "delete it: `reconciler watch` writes a new one on its next pass"
 
 
 class StatusStore:
@@ -100,13 +105,26 @@ class StatusStore:
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / STATUS_FILE
 
-    def load(self) -> Status:
-        try:
-            return Status.from_dict(json.loads(self.path.read_text()))
-        except FileNotFoundError:
+    def read(self) -> Status:
+        """The saved status (empty before the first pass); StateFileError when damaged."""
+        body = read_json_object(self.path, recovery=RECOVERY)
+        if body is None:
             return Status()
-        except (OSError, ValueError, TypeError):
-            return Status()  # unreadable: start afresh, the next write repairs it
+        try:
+            return Status.from_dict(body)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+            problem = f"has the wrong shape ({where}: {first['msg']})"
+            raise StateFileError(self.path, problem, RECOVERY) from None
+
+    def load(self) -> Status:
+        """Like ``read``, but a damaged file is logged and replaced by an empty status."""
+        try:
+            return self.read()
+        except StateFileError as error:
+            log.error("status file damaged; starting afresh", extra={"error": str(error)})
+            return Status()
 
     def save(self, status: Status) -> None:
         status.updated = time.time()
