@@ -10,6 +10,7 @@ debian_packages=(
   git iproute2 isc-dhcp-server isc-dhcp-client bind9 bind9-dnsutils
   tftpd-hpa tftp-hpa qemu-system-x86 ipxe-qemu busybox-static cpio procps
   linux-image-amd64 openssh-client gnupg python3-venv
+  kea-dhcp4-server kea-ctrl-agent kea-admin postgresql
 )
 missing=()
 for pkg in "${debian_packages[@]}"; do
@@ -23,12 +24,13 @@ if ((${#missing[@]})); then
   "${apt_get[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # The packaged daemons must not run on their own: the reconciler's tests start them.
-for service in isc-dhcp-server bind9 named tftpd-hpa; do
+for service in isc-dhcp-server bind9 named tftpd-hpa kea-dhcp4-server kea-ctrl-agent \
+  kea-dhcp6-server kea-dhcp-ddns-server postgresql; do
   systemctl disable --now "$service" >/dev/null 2>&1 || true
   service "$service" stop >/dev/null 2>&1 || true
 done
 
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/pip install -q -e '.[dev]'
+.venv/bin/pip install -q -e '.[dev,kea]'  # kea: psycopg for the Kea host database
 echo "setup: ready (.venv)"

@@ -127,15 +127,24 @@ class DhcpClient:
         self.script.chmod(0o755)
 
     def lease(
-        self, mac: str, *, timeout: float = 12, user_class: str | None = None
+        self,
+        mac: str,
+        *,
+        timeout: float = 12,
+        user_class: str | None = None,
+        arch: int | None = None,
     ) -> Lease | None:
-        """Ask for an address with ``mac``; None when no server answered in ``timeout``."""
+        """Ask for an address with ``mac``; None when no server answered in ``timeout``.
+
+        ``arch`` sends option 93 (client system architecture: 7 is UEFI x86-64).
+        """
         self.pair.set_client_mac(mac)
         conf = self.workdir / "dhclient.conf"
         conf.write_text(
             f"timeout {int(timeout)};\nretry 1;\ninitial-interval 1;\nbackoff-cutoff 1;\n"
             "request subnet-mask, routers, host-name, domain-name;\n"
             + (f'send user-class "{user_class}";\n' if user_class else "")
+            + (f"option arch code 93 = unsigned integer 16;\nsend arch {arch};\n" if arch else "")
         )
         leasefile = self.workdir / "dhclient.leases"
         leasefile.unlink(missing_ok=True)  # no remembered address: a fresh DISCOVER

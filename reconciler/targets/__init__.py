@@ -19,6 +19,8 @@ TARGET_TYPES: dict[str, str] = {
     "dhcp-file": "reconciler.targets.dhcp_file",
     "dhcp-conf": "reconciler.targets.dhcp_conf",
     "dhcp-omapi": "reconciler.targets.dhcp_omapi",
+    "kea-conf": "reconciler.targets.kea_conf",
+    "kea-hosts": "reconciler.targets.kea_hosts",
     "dns-zonefile": "reconciler.targets.dns_zonefile",
     "dns-rfc2136": "reconciler.targets.dns_rfc2136",
     "bootfiles": "reconciler.targets.bootfiles",

@@ -149,3 +149,7 @@ def dhcp_site(as_root: None, tmp_path: Path) -> Iterator[DhcpSite]:
         dhcpd.start()
         client = DhcpClient(pair, tmp_path / "client")
         yield DhcpSite(pair, dhcpd, client, config, conf, omapi, tmp_path)
+
+
+# The Kea fixture needs the names above (SUBNET, make_config), so it comes last.
+from tests.integration.kea_site import kea_site  # noqa: E402, F401
