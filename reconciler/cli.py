@@ -315,7 +315,10 @@ def status(
     config: ConfigOption = DEFAULT_CONFIG,
     output: FormatOption = OutputFormat.text,
 ) -> None:
-    """Show the watch loop's status: revisions, conditions, targets, drift. Exit 2 if not Ready."""
+    """Show the watch loop's status (revisions, conditions, targets, drift) and the nodes'.
+
+    Exit 2 if not Ready."""
+    from reconciler.server.nodereports import load_reports, render_nodes_text, summarize
     from reconciler.watch.settings import load_watch_config
     from reconciler.watch.status import StatusStore, render_status_text
 
@@ -326,10 +329,12 @@ def status(
         current = StatusStore(state_dir).read()
         accepted = AcceptedStore(state_dir).read()
     current.accepted_revision = accepted.revision if accepted else None
+    nodes = summarize(load_reports(state_dir))  # the node agents' last reports
     if output is OutputFormat.json:
-        sys.stdout.write(json.dumps(current.to_dict(), indent=2, sort_keys=True) + "\n")
+        body = {**current.to_dict(), "nodes": nodes}
+        sys.stdout.write(json.dumps(body, indent=2, sort_keys=True) + "\n")
     else:
-        sys.stdout.write(render_status_text(current))
+        sys.stdout.write(render_status_text(current) + render_nodes_text(nodes))
     ready = current.condition("Ready")
     raise typer.Exit(EXIT_OK if ready is not None and ready.status else EXIT_ERROR)
 

@@ -264,11 +264,15 @@ class Agent:
         shutil.rmtree(stage, ignore_errors=True)
 
     def _outcome(self, record: SwapRecord, result: str, reason: str) -> None:
+        """Record how a swap ended; a rollback is told as the forward swap it undid."""
+        source, target = record.source, record.target
+        if record.rollback:
+            source, target = target, source
         self.run.set_last_swap(
             {
                 "method": record.method,
-                "from": record.source.label,
-                "to": record.target.label,
+                "from": source.label,
+                "to": target.label,
                 "downtime_s": round(max(0.0, self.clock() - record.started), 3),
                 "result": result,
                 "reason": reason,

@@ -115,8 +115,9 @@ class Loop:
             return "unreachable"
         self.backoff = 1.0
         if fetched.status == 404:
-            self.etag, self.assignment = None, None
-            self.sleep(self.wait or 1.0)  # nothing assigned: ask again later
+            self.etag, self.assignment = fetched.etag, None  # long-polls until one is assigned
+            if fetched.etag is None:
+                self.sleep(self.wait or 1.0)
         elif fetched.status == 200:
             self.etag = fetched.etag
             try:

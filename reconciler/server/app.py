@@ -21,6 +21,8 @@ from reconciler.server.audit import AuditLog
 from reconciler.server.boot import BootHandlers, BootScripts
 from reconciler.server.enrol import Enroller
 from reconciler.server.neighbours import neighbour_mac
+from reconciler.server.nodereports import ReportStore
+from reconciler.server.nodes import NodeHandlers
 from reconciler.server.ops import ops_routes
 from reconciler.server.ratelimit import RateLimiter
 from reconciler.server.registration import (
@@ -29,6 +31,7 @@ from reconciler.server.registration import (
     RemoteOf,
     request_remote,
 )
+from reconciler.server.reports import ReportHandler
 from reconciler.server.settings import ServeSettings, load_serve_config
 from reconciler.server.state import CompiledInventory, NotReady
 
@@ -83,14 +86,29 @@ def build_app(
         allow_get=settings.register_with_get,
         remote_of=outside.remote_of,
     )
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    reports = ReportStore(config.resolve(config.state_dir))
+    node_reports = ReportHandler(
+        compiled=compiled,
+        store=reports,
+        limiter=RateLimiter(
+            per_minute=settings.report_rate_per_minute, burst=settings.report_rate_burst
+        ),
+        neighbour_mac=outside.neighbour_mac,
+        max_body_bytes=settings.max_report_bytes,
+        remote_of=outside.remote_of,
+    )
+    nodes = NodeHandlers(compiled, refresh_seconds=settings.refresh_seconds)
+    app = web.Application(client_max_size=settings.max_body_bytes)  # reports read their own
     app.add_routes(BootHandlers(compiled, scripts).routes())
+    app.add_routes(nodes.routes())
+    app.add_routes(node_reports.routes())
     app.add_routes(registration.routes())
     secret_file = config.watch.webhook_secret_file
     app.add_routes(
         ops_routes(
             state_dir=config.resolve(config.state_dir),
             webhook_secret_file=config.resolve(secret_file) if secret_file else None,
+            reports=reports,
         )
     )
 
@@ -100,7 +118,11 @@ def build_app(
         except NotReady as error:  # served as 503 until a good revision arrives
             log.error("starting without a compiled inventory", extra={"error": str(error)})
 
+    async def stop_signal(_: web.Application) -> None:
+        await nodes.signal.close()
+
     app.on_startup.append(warm_up)
+    app.on_cleanup.append(stop_signal)
     return app
 
 

@@ -1,10 +1,11 @@
-"""Boot over HTTP: iPXE scripts per MAC, the compiled boot files, node image assignments.
+"""Boot over HTTP: iPXE scripts per MAC and the compiled boot files.
 
 dhcpd hands every iPXE client ``<http_url>/boot.ipxe``; that script chains to
 ``/boot/<mac>``, which answers with the host's own script, compiled from the
 same revision as the TFTP files, or, for a MAC the inventory does not know,
 the registration script. ``/ipxe/<file>`` and ``/pxelinux.cfg/<file>`` serve
 the compiled boot files by the names the bootfiles target writes them under.
+Node image assignments (``/nodes/<host>.json``) are in ``nodes``.
 """
 
 from __future__ import annotations
@@ -49,7 +50,6 @@ class BootHandlers:
             web.get("/boot/{mac}", self.boot),
             web.get("/ipxe/{name}", self.boot_file),
             web.get("/pxelinux.cfg/{name}", self.boot_file),
-            web.get("/nodes/{host}.json", self.node),
         ]
 
     async def healthz(self, request: web.Request) -> web.Response:
@@ -86,13 +86,6 @@ class BootHandlers:
         if content is None:
             raise web.HTTPNotFound(text=f"no boot file {request.path}\n")
         return web.Response(text=content, content_type=TEXT)
-
-    async def node(self, request: web.Request) -> web.Response:
-        current = await self._current()
-        node = current.nodes.get(request.match_info["host"])
-        if node is None:
-            raise web.HTTPNotFound(text=f"no image is assigned to {request.match_info['host']!r}\n")
-        return web.json_response(node.to_dict())
 
     async def _current(self) -> Compiled:
         try:

@@ -1,15 +1,16 @@
 """Operations endpoints of ``reconciler serve``: /status, /metrics and the webhooks.
 
 The loop runs in ``reconciler watch``; this service shares its state folder.
-``/status`` answers from ``status.json``, ``/metrics`` turns that file into
-Prometheus gauges at scrape time (the loop's own counters and histograms are on
+``/status`` answers from ``status.json`` plus the node agents' reports (nodes
+per image version and state), ``/metrics`` turns both into Prometheus gauges
+at scrape time (the loop's own counters and histograms are on
 ``reconciler watch --listen``), and a verified webhook writes the wake-up file
 that makes the loop fetch and reconcile at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 from aiohttp import web
@@ -19,10 +20,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from reconciler.config import ConfigError
-from reconciler.watch.http import status_handler
+from reconciler.server.nodereports import STATES, ReportStore, summarize
 from reconciler.watch.status import CONDITION_TYPES, StatusStore
 from reconciler.watch.wakeup import request_pass
 from reconciler.watch.webhooks import read_secret, webhook_routes
+
+StatusHandler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 class StatusCollector(Collector):
@@ -65,17 +68,55 @@ class StatusCollector(Collector):
         yield from (up, unmanaged, pending)
 
 
-def ops_routes(*, state_dir: Path, webhook_secret_file: Path | None) -> list[web.RouteDef]:
+class NodeCollector(Collector):
+    """Prometheus gauges of the node agents' reports: nodes per image version and per state."""
+
+    def __init__(self, reports: ReportStore) -> None:
+        self.reports = reports
+
+    def collect(self) -> Iterator[Metric]:
+        summary = summarize(self.reports.all())
+        versions = GaugeMetricFamily(
+            "reconciler_nodes_by_version", "nodes reporting this image@version", labels=["version"]
+        )
+        for version, count in summary["by_version"].items():
+            versions.add_metric([version], float(count))
+        states = GaugeMetricFamily(
+            "reconciler_nodes_by_state",
+            "nodes per agent state (running, staging, swapping, failed, refused, silent)",
+            labels=["state"],
+        )
+        for state in (*STATES, "silent"):
+            states.add_metric([state], float(summary["by_state"].get(state, 0)))
+        yield versions
+        yield states
+
+
+def _status_with_nodes(store: StatusStore, reports: ReportStore) -> StatusHandler:
+    async def handle(_request: web.Request) -> web.Response:
+        status = store.load()
+        ready = status.condition("Ready")
+        body = {**status.to_dict(), "nodes": summarize(reports.all())}
+        return web.json_response(body, status=200 if ready is not None and ready.status else 503)
+
+    return handle
+
+
+def ops_routes(
+    *, state_dir: Path, webhook_secret_file: Path | None, reports: ReportStore | None = None
+) -> list[web.RouteDef]:
     store = StatusStore(state_dir)
+    reports = reports or ReportStore(state_dir)
     registry = CollectorRegistry(auto_describe=True)
     registry.register(StatusCollector(store))
+    registry.register(NodeCollector(reports))
 
     async def metrics(_request: web.Request) -> web.Response:
         response = web.Response(body=generate_latest(registry))
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
 
-    routes = [web.get("/status", status_handler(store)), web.get("/metrics", metrics)]
+    routes = [web.get("/status", _status_with_nodes(store, reports)), web.get("/metrics", metrics)]
     if webhook_secret_file is not None:
         try:
             secret = read_secret(webhook_secret_file)

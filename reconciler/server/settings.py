@@ -45,6 +45,15 @@ class ServeSettings(BaseModel):
         default=True,
         description="also accept GET /register?mac=... (iPXE built without PARAM_CMD cannot POST)",
     )
+    report_rate_per_minute: float = Field(
+        default=12.0, gt=0, description="node agent reports per node address per minute"
+    )
+    report_rate_burst: int = Field(
+        default=6, ge=1, description="node agent reports a node address may send at once"
+    )
+    max_report_bytes: int = Field(
+        default=65536, ge=1024, le=1_048_576, description="largest node agent report accepted"
+    )
     refresh_seconds: float = Field(
         default=2.0,
         ge=0,

@@ -337,6 +337,7 @@ def test_failing_health_check_swaps_back_to_the_previous_stage(node: Node) -> No
     assert not node.run.stage(v2.rootfs_sha256).exists()
     report = node.server.reports[-1]
     assert report["last_swap"]["result"] == "rolled-back"
+    assert (report["last_swap"]["from"], report["last_swap"]["to"]) == ("compute@v1", "compute@v2")
     assert "20-service" in report["last_swap"]["reason"]
     assert report["state"] == "refused" or report["assigned"] is None
     assert node.agent.apply(v2) == "refused"  # not tried again
