@@ -37,6 +37,7 @@ from reconciler.inventory.load import load_inventory
 from reconciler.inventory.sources import FolderSource, GitSource, InventorySource, SourceError
 from reconciler.logs import setup_logging
 from reconciler.model.problems import InventoryError
+from reconciler.operator.cli import operator_app
 from reconciler.plan import Plan
 from reconciler.render import RENDERERS
 from reconciler.rollout.cli import rollout_app
@@ -342,6 +343,7 @@ def status(
 # -- rollouts of image changes (reconciler.rollout) ------------------------------
 
 app.add_typer(rollout_app, name="rollout")
+app.add_typer(operator_app, name="operator")
 
 
 # -- the sandbox: a whole site on this machine (reconciler.sandbox) -------------

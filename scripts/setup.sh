@@ -32,5 +32,5 @@ done
 
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/pip install -q -e '.[dev,kea]'  # kea: psycopg for the Kea host database
+.venv/bin/pip install -q -e '.[dev,kea,operator]'  # kea: psycopg; operator: kopf
 echo "setup: ready (.venv)"
