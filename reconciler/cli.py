@@ -21,6 +21,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from reconciler.accepted import AcceptedRevision, AcceptedStore, revision_of
 from reconciler.boot_templates import BootTemplateError, BootTemplates
@@ -75,7 +76,7 @@ RevOption = Annotated[
 
 
 def fail(message: str) -> NoReturn:
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_ERROR)
 
 
@@ -388,3 +389,10 @@ def agent(ctx: typer.Context) -> None:
     from reconciler.agent.main import main as agent_main
 
     raise typer.Exit(agent_main(ctx.args))
+
+
+# -- boot media: USB sticks and CDs (reconciler.media) --------------------------
+
+from reconciler.media.cli import media_app  # noqa: E402  (registered after the core commands)
+
+app.add_typer(media_app, name="media")

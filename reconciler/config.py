@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from reconciler.media.settings import MediaSettings
 from reconciler.model.embedded import check_base_url, check_server_address
 from reconciler.server.settings import ServeSettings
 from reconciler.watch.settings import WatchSettings
@@ -82,6 +83,7 @@ class RuntimeConfig(_Strict):
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     watch: WatchSettings = Field(default_factory=WatchSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
     max_change_fraction: float = Field(
         default=0.3, gt=0, le=1, description="safety: share of owned objects one plan may change"
     )
