@@ -11,6 +11,8 @@ debian_packages=(
   tftpd-hpa tftp-hpa qemu-system-x86 ipxe-qemu busybox-static cpio procps
   linux-image-amd64 openssh-client gnupg python3-venv
   kea-dhcp4-server kea-ctrl-agent kea-admin postgresql
+  # boot media (reconciler media): ISO boot loaders, the EFI partition, UEFI firmware for tests
+  isolinux syslinux-common grub-efi-amd64-bin grub-common mtools dosfstools ovmf squashfs-tools
 )
 missing=()
 for pkg in "${debian_packages[@]}"; do
@@ -23,6 +25,10 @@ if ((${#missing[@]})); then
   "${apt_get[@]}" update -qq
   "${apt_get[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# UEFI boot media need iPXE >= 1.21 (Debian 12's is from 2019): the files of Debian 13's
+# architecture-independent package, fetched without changing the system's package
+# sources, on Debian 12 and 13 alike (scripts/fetch-ipxe.sh).
+bash scripts/fetch-ipxe.sh
 # The packaged daemons must not run on their own: the reconciler's tests start them.
 for service in isc-dhcp-server bind9 named tftpd-hpa kea-dhcp4-server kea-ctrl-agent \
   kea-dhcp6-server kea-dhcp-ddns-server postgresql; do

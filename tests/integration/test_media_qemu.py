@@ -1,0 +1,316 @@
+"""Boot media end to end: built from the example inventory, booted BIOS/UEFI as CD and USB.
+
+One namespace holds the site: dhcpd (written by the dhcp-conf target),
+``reconciler serve`` and a web server with the image's kernel and initrd; the
+machines run in the other namespace on taps bridged to the veth. The
+inventory is a git copy of ``inventory-example/`` whose images point at that
+web server. Net media must reach serve with the machine's MAC and boot its
+host's image; per-host media must do so with dhcpd stopped, from the host's
+own address; live media must boot with no network card at all; an unknown
+machine with registration open must enrol as with PXE.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from reconciler.engine import Engine
+from reconciler.server.settings import load_serve_config
+from tests.integration.dhcp_server import Dhcpd, write_key
+from tests.integration.media_machine import (
+    OVMF_CODE,
+    WAYS,
+    Nic,
+    qemu_argv,
+    start_machine,
+    wait_markers,
+)
+from tests.integration.netns import NetnsPair, create_pair, unique_name, wait_for
+from tests.integration.pxe_machine import (
+    QEMU,
+    add_tap_bridge,
+    background,
+    build_initramfs,
+    host_kernel,
+    sha256_of,
+    static_server,
+    wait_http,
+)
+
+pytestmark = pytest.mark.integration
+
+SERVER = "10.23.45.2"
+HTTP_URL = f"http://{SERVER}:8080"
+IMAGES_URL = f"http://{SERVER}:8081"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RECONCILER = str(REPO_ROOT / ".venv" / "bin" / "reconciler")
+# Hosts of inventory-example/groups/compute.yaml (image compute@2024.10).
+HOSTS = {
+    "node010": "52:54:00:12:34:0a",
+    "node011": "52:54:00:12:34:0b",
+    "node012": "52:54:00:12:34:0c",
+    "node013": "52:54:00:12:34:0d",
+}
+BOOT_TIMEOUT = 420  # four machines in software emulation on a shared 2-core box
+
+
+@dataclass
+class Site:
+    pair: NetnsPair
+    workdir: Path
+    config: Path
+    repo: Path
+    dhcpd: Dhcpd
+    serve_log: Path
+    web_log: Path
+    taps: list[str]
+
+    def build(self, *args: str, name: str) -> Path:
+        """``reconciler media build`` run inside the site's namespace; returns the image."""
+        out = self.workdir / name
+        result = subprocess.run(
+            ["ip", "netns", "exec", self.pair.server, RECONCILER, "media", "build",
+             "-c", str(self.config), "--out", str(out), *args],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert f"sha256:   {sha256_of(out)}" in result.stdout
+        return out
+
+
+def _images_yaml(images: Path) -> str:
+    artifact = {
+        name: {"url": f"{IMAGES_URL}/{name}", "sha256": sha256_of(images / name)}
+        for name in ("vmlinuz", "initrd.img", "root.squashfs")
+    }
+    version = {
+        "kernel": artifact["vmlinuz"],
+        "initrd": artifact["initrd.img"],
+        "rootfs": artifact["root.squashfs"],
+        "cmdline": "console=ttyS0 panic=-1 loglevel=4",
+    }
+    return json.dumps({"name": "compute", "versions": {"2024.10": version, "2024.11": version}})
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+
+
+def _write_site(workdir: Path, images: Path, dhcpd: Dhcpd) -> tuple[Path, Path]:
+    repo = workdir / "inventory"
+    shutil.copytree(REPO_ROOT / "inventory-example", repo)
+    (repo / "images" / "compute.yaml").write_text(_images_yaml(images))  # JSON is YAML
+    group = repo / "groups" / "compute.yaml"
+    group.write_text(group.read_text().replace("open: false", "open: true"))
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, timeout=30)
+    _git(repo, "add", ".")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "site")
+    write_key(workdir / "omapi.key")
+    config = workdir / "reconciler.toml"
+    config.write_text(
+        f"""state_dir = "state"
+max_change_fraction = 1.0
+[source]
+repo = "inventory"
+rev = "main"
+[boot]
+http_url = "{HTTP_URL}"
+tftp_server = "{SERVER}"
+[targets.dhcp-hosts]
+type = "dhcp-file"
+path = "hosts.conf"
+[targets.dhcp]
+type = "dhcp-conf"
+path = "{dhcpd.conf}"
+include = "hosts.conf"
+omapi_key_file = "omapi.key"
+restart_command = "{dhcpd.restart_script}"
+[serve]
+listen = "{SERVER}"
+port = 8080
+audit_log = "{workdir / "audit.jsonl"}"
+refresh_seconds = 0.5
+[media]
+dns = ["{SERVER}"]
+"""
+    )
+    return config, repo
+
+
+def _reconcile(config_path: Path) -> None:
+    config, _ = load_serve_config(config_path)
+    engine = Engine(config)
+    inventory = engine.load()
+    report = engine.apply(
+        engine.plan(engine.compile(inventory), revision=inventory.revision), force=True
+    )
+    assert report.ok, [o.error for o in report.outcomes]
+
+
+@pytest.fixture(scope="module")
+def site(as_root: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    kernel = host_kernel()
+    needed = [QEMU, OVMF_CODE, Path("/usr/sbin/dhcpd"), Path("/dev/net/tun")]
+    missing = [str(p) for p in needed if not p.exists()]
+    if missing or kernel is None:
+        pytest.skip(f"boot media tests need qemu, ovmf, dhcpd, a kernel: missing {missing}")
+    workdir = tmp_path_factory.mktemp("media")
+    pair = create_pair(server_cidr=f"{SERVER}/24")
+    try:
+        bridge = unique_name("br")
+        add_tap_bridge(pair, tap=unique_name("tap"), bridge=bridge)
+        taps = [unique_name("tap") for _ in range(4)]
+        for tap in taps:
+            for argv in (
+                ["tuntap", "add", "dev", tap, "mode", "tap"],
+                ["link", "set", tap, "master", bridge],
+                ["link", "set", tap, "up"],
+            ):
+                subprocess.run(["ip", "-n", pair.client, *argv], check=True, timeout=10)
+        images = workdir / "images"
+        images.mkdir()
+        shutil.copy(kernel, images / "vmlinuz")
+        shutil.copy(build_initramfs(workdir), images / "initrd.img")
+        (images / "root.squashfs").write_bytes(b"the image's root file system\n" * 64)
+        dhcpd = Dhcpd(pair, workdir)
+        config, repo = _write_site(workdir, images, dhcpd)
+        _reconcile(config)
+        wait_for(dhcpd.running, timeout=10, what="dhcpd")
+        web_log, serve_log = workdir / "images.log", workdir / "serve.log"
+        with (
+            background(
+                pair, pair.server,
+                static_server(directory=images, address=SERVER, port=8081), log=web_log,
+            ),
+            background(
+                pair, pair.server,
+                [RECONCILER, "--log-level", "info", "serve", "--config", str(config)],
+                log=serve_log,
+            ),
+        ):  # fmt: skip
+            wait_http(pair, f"{HTTP_URL}/healthz", timeout=30)
+            wait_http(pair, f"{IMAGES_URL}/root.squashfs", timeout=30)
+            yield Site(pair, workdir, config, repo, dhcpd, serve_log, web_log, taps)
+    finally:
+        pair.destroy()
+
+
+def _boot_all(
+    site: Site, image: Path, plan: list[tuple[str, str, str | None]], *, tag: str
+) -> dict[str, tuple[str, str, float]]:
+    """Boot (firmware, medium, mac) machines at once; results by 'firmware-medium'."""
+    machines = []
+    for number, (firmware, medium, mac) in enumerate(plan):
+        name = f"{firmware}-{medium}"
+        nic = Nic(site.taps[number], mac) if mac else None
+        argv = qemu_argv(
+            image=image, firmware=firmware, medium=medium, workdir=site.workdir,
+            tag=f"{tag}-{name}", nic=nic,
+        )  # fmt: skip
+        machines.append(
+            start_machine(
+                namespace=site.pair.client if nic else None, argv=argv, name=name,
+                console=site.workdir / f"{tag}-{name}.console", pair=site.pair,
+            )
+        )  # fmt: skip
+    return wait_markers(machines, timeout=BOOT_TIMEOUT)
+
+
+def test_net_medium_boots_each_host_four_ways(
+    site: Site, record_property: pytest.RecordProperty
+) -> None:
+    image = site.build(name="net.iso")
+    plan = [(fw, medium, mac) for (fw, medium), mac in zip(WAYS, HOSTS.values(), strict=True)]
+    results = _boot_all(site, image, plan, tag="net")
+    for (firmware, medium, mac), hostname in zip(plan, HOSTS, strict=True):
+        name = f"{firmware}-{medium}"
+        assert results[name][:2] == (hostname, "compute@2024.10"), name
+        assert f"GET /boot/{mac} " in site.serve_log.read_text(), name
+        record_property(f"net_{name}_seconds", round(results[name][2], 1))
+
+
+def test_host_medium_boots_without_dhcp_from_its_own_address(
+    site: Site, record_property: pytest.RecordProperty
+) -> None:
+    site.dhcpd.stop()
+    try:
+        bios = site.build("--host", "node010", name="node010.iso")
+        uefi = site.build("--host", "node011", name="node011.iso")
+        manifest = _manifest_of(uefi)
+        assert manifest["static"] == {
+            "address": "10.23.45.11", "netmask": "255.255.255.0",
+            "gateway": "10.23.45.1", "dns": [SERVER],
+        }  # fmt: skip
+        machines = []
+        for number, (image, firmware, medium, host) in enumerate(
+            [(bios, "bios", "cd", "node010"), (uefi, "uefi", "usb", "node011")]
+        ):
+            nic = Nic(site.taps[number], HOSTS[host])
+            argv = qemu_argv(
+                image=image, firmware=firmware, medium=medium, workdir=site.workdir,
+                tag=f"static-{host}", nic=nic,
+            )  # fmt: skip
+            machines.append(
+                start_machine(
+                    namespace=site.pair.client, argv=argv, name=host, pair=site.pair,
+                    console=site.workdir / f"static-{host}.console",
+                )
+            )  # fmt: skip
+        results = wait_markers(machines, timeout=BOOT_TIMEOUT)
+    finally:
+        site.dhcpd.start()
+    for host in ("node010", "node011"):
+        assert results[host][:2] == (host, "compute@2024.10")
+        record_property(f"static_{host}_seconds", round(results[host][2], 1))
+    requests = site.web_log.read_text()
+    assert "10.23.45.10 - - " in requests and "10.23.45.11 - - " in requests
+
+
+def _manifest_of(image: Path) -> dict[str, object]:
+    import pycdlib
+
+    iso = pycdlib.PyCdlib()
+    iso.open(str(image))
+    try:
+        import io
+
+        buffer = io.BytesIO()
+        iso.get_file_from_iso_fp(buffer, rr_path="/reconciler-media.json")
+        result: dict[str, object] = json.loads(buffer.getvalue())
+        return result
+    finally:
+        iso.close()
+
+
+def test_live_medium_boots_four_ways_without_a_network_card(
+    site: Site, record_property: pytest.RecordProperty
+) -> None:
+    image = site.build("--kind", "live", "--host", "node012", name="live.iso")
+    manifest = _manifest_of(image)
+    assert manifest["kind"] == "live" and manifest["image"] == "compute@2024.10"
+    results = _boot_all(site, image, [(fw, medium, None) for fw, medium in WAYS], tag="live")
+    for firmware, medium in WAYS:
+        name = f"{firmware}-{medium}"
+        assert results[name][:2] == ("node012", "compute@2024.10"), name
+        record_property(f"live_{name}_seconds", round(results[name][2], 1))
+
+
+def test_unknown_machine_with_net_medium_enrols_like_pxe(site: Site) -> None:
+    image = site.build(name="net-enrol.iso")
+    new_mac = "52:54:00:12:34:99"
+    results = _boot_all(site, image, [("bios", "cd", new_mac)], tag="enrol")
+    assert results["bios-cd"][:2] == ("node021", "compute@2024.10")
+    subject = _git(site.repo, "log", "-1", "--format=%s", "main").strip()
+    assert subject == f"register node021 ({new_mac}) in compute"
+    audit = (site.workdir / "audit.jsonl").read_text().splitlines()
+    decisions = [json.loads(line) for line in audit]
+    assert [d["decision"] for d in decisions] == ["accepted"]
