@@ -85,8 +85,8 @@ class _Target:
     hostname: str | None
 
 
-def _select(inventory: Inventory, request: MediaRequest) -> _Target:
-    where = f"revision {inventory.revision}"
+def _select(inventory: Inventory, request: MediaRequest, revision: str) -> _Target:
+    where = f"revision {revision}"
     if request.host is not None and request.group is not None:
         raise MediaInputError("give --host or --group, not both")
     if request.host is not None:
@@ -149,13 +149,14 @@ def build_medium(
     *,
     config: RuntimeConfig,
     inventory: Inventory,
+    revision: str,
     request: MediaRequest,
     out: Path,
     cache: Path | None = None,
     progress: Callable[[str], Progress] | None = None,
 ) -> BuiltMedium:
     """Write the medium to ``out`` (atomically: no file at all on any error)."""
-    target = _select(inventory, request)
+    target = _select(inventory, request, revision)
     server = server_url_of(config)
     loaders = find_boot_loaders(
         need_ipxe=request.kind is MediaKind.net,
@@ -164,7 +165,7 @@ def build_medium(
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
         "kind": request.kind.value,
-        "revision": inventory.revision,
+        "revision": revision,
         "server": server,
         "host": target.hostname,
         "group": target.group.name if target.group else None,
@@ -174,7 +175,7 @@ def build_medium(
         workdir = Path(temp)
         if request.kind is MediaKind.net:
             static = _static(config, inventory, target) if target.host else None
-            files, esp_files = _net_files(loaders, manifest, server, static, inventory.revision)
+            files, esp_files = _net_files(loaders, manifest, server, static, revision)
         else:
             ref, version = _image_of(inventory, target)
             files, esp_files = _live_files(
@@ -204,7 +205,7 @@ def build_medium(
         digest = sha256_file(partial)
         size = partial.stat().st_size
         partial.replace(out)
-    return BuiltMedium(out, digest, size, inventory.revision, manifest)
+    return BuiltMedium(out, digest, size, revision, manifest)
 
 
 def _digest_of(files: list[MediumFile]) -> bytes:

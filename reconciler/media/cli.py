@@ -20,6 +20,9 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from reconciler.accepted import AcceptedStore, revision_of
+from reconciler.engine import Engine
+from reconciler.inventory.sources import InventorySource
 from reconciler.media.artifacts import Progress as ProgressCallback
 from reconciler.media.scripts import MediaInputError
 from reconciler.media.tools import MediaToolError
@@ -69,19 +72,20 @@ def build(
     ] = None,
 ) -> None:
     """Write one hybrid image (CD or USB, BIOS or UEFI); print its sha256, size, revision."""
-    from reconciler.cli import DEFAULT_CONFIG, _load_engine, fail, user_errors
+    from reconciler.cli import DEFAULT_CONFIG, fail, user_errors
     from reconciler.media.build import MediaKind, MediaRequest, build_medium
 
     if kind not in {k.value for k in MediaKind}:
         fail(f"--kind {kind!r}: use net or live")
     with user_errors():
-        engine, source = _load_engine(config or DEFAULT_CONFIG, rev)
+        engine, source, origin = _revision_to_build(config or DEFAULT_CONFIG, rev)
         inventory = engine.load(source)
         with _progress_bar() as bars:
             try:
                 built = build_medium(
                     config=engine.config,
                     inventory=inventory,
+                    revision=revision_of(source),
                     request=MediaRequest(kind=MediaKind(kind), host=host, group=group),
                     out=out,
                     cache=cache,
@@ -92,8 +96,21 @@ def build(
     typer.echo(f"wrote {built.path}")
     typer.echo(f"sha256:   {built.sha256}")
     typer.echo(f"size:     {built.size} bytes ({built.size / 1048576:.1f} MiB)")
-    typer.echo(f"revision: {built.revision}")
+    typer.echo(f"revision: {built.revision} ({origin})")
     typer.echo(f"kind:     {built.manifest['kind']}" + _for_whom(built.manifest))
+
+
+def _revision_to_build(config: Path, rev: str | None) -> tuple[Engine, InventorySource, str]:
+    """``--rev`` if given, else the accepted revision, else the config's ``[source]``."""
+    from reconciler.cli import _load_engine
+
+    engine, source = _load_engine(config, rev)
+    if rev is not None:
+        return engine, source, "--rev"
+    accepted = AcceptedStore(engine.config.resolve(engine.config.state_dir)).read()
+    if accepted is not None:
+        return engine, accepted.source(), f"accepted by {accepted.accepted_by}"
+    return engine, source, "nothing accepted yet: [source] of the config"
 
 
 def _describe(bars: Progress, what: str) -> ProgressCallback:
