@@ -396,3 +396,18 @@ def agent(ctx: typer.Context) -> None:
 from reconciler.media.cli import media_app  # noqa: E402  (registered after the core commands)
 
 app.add_typer(media_app, name="media")
+
+
+# -- adopting an existing site (reconciler.importer) --------------------------------
+
+
+def _register_site_adoption() -> None:
+    """``import``, ``adopt`` and ``hosts add`` live in their own modules (issue 16)."""
+    from reconciler.importer.command import adopt_command, hosts_app, import_site
+
+    app.command("import")(import_site)
+    app.command("adopt")(adopt_command)
+    app.add_typer(hosts_app, name="hosts")
+
+
+_register_site_adoption()
