@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.inventory.edit import EditError, append_host
+from reconciler.inventory.edit import EditError, append_hosts
 from reconciler.inventory.load import load_inventory
 from reconciler.inventory.sources import FolderSource
 from reconciler.model.problems import InventoryError
@@ -77,18 +77,17 @@ def add_hosts(root: Path, group_name: str, macs: list[str], *, start: int | None
     group = next(g for g in inventory.groups if g.name == group_name)
     used = {h.index for h in group.hosts}
     index = start if start is not None else max(used, default=0) + 1
-    text = files[relative].decode("utf-8")
     added: list[Added] = []
     for mac in macs:
         while index in used:
             index += 1
-        try:
-            text = append_host(text, index=index, mac=mac)
-        except EditError as error:
-            raise BulkAddError(f"{relative}: {error}") from None
         added.append(Added(index, mac, group.hostname_of(index)))
         used.add(index)
         index += 1
+    try:
+        text = append_hosts(files[relative].decode("utf-8"), [(a.index, a.mac) for a in added])
+    except (EditError, UnicodeDecodeError) as error:
+        raise BulkAddError(f"{relative}: {error}") from None
     proposed = {**files, relative: text.encode("utf-8")}
     try:
         load_inventory(MemorySource(proposed, inventory.revision))

@@ -104,7 +104,9 @@ def adopt_command(
     except (ConfigError, SourceError, InventoryError) as error:
         errors.print(f"error: {error}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_ERROR) from None
-    Console().print(render_adoption(outcomes, dry_run=dry_run), highlight=False, markup=False)
+    Console().print(
+        render_adoption(outcomes, dry_run=dry_run), highlight=False, markup=False, soft_wrap=True
+    )
     if any(o.error for o in outcomes):
         raise typer.Exit(EXIT_ERROR)
 

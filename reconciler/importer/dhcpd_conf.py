@@ -198,6 +198,7 @@ class _Reader:
                 scope = _replace(scope, filename=words[-1].value)
             elif statement.head == "next-server" and len(words) >= 2:
                 scope = _replace(scope, next_server=words[1].value)
+                self.sources.next_servers.append(words[1].value)
             elif _is_option(words, "domain-name") and len(words) >= 3:
                 scope = _replace(scope, domain=words[2].value.split()[0])
         return scope
@@ -330,3 +331,4 @@ def read_dhcpd_conf(path: Path, sources: Sources) -> None:
     reader = _Reader(sources)
     reader.walk(parse_tree(path), _Scope(), None)
     sources.subnets.extend(reader.subnets)
+    sources.declared_subnets = sources.declared_subnets or bool(reader.subnets)

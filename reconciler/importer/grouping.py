@@ -140,13 +140,13 @@ class _Grouper:
             f"From subnet {subnet.network} ({subnet.where}): {len(members)} hosts whose {origin} "
             f"follow {hostname!r}.",
         ]
-        if first is not None or holds == len(members):
-            origin_lines.append(
-                f"first_address + index gives the address of {holds} of {len(members)} hosts; "
-                "the others give their own address."
-                if holds < len(members)
-                else "first_address + index gives every host's address."
-            )
+        own = sum(1 for m in members if m.own_address)
+        origin_lines.append(
+            f"first_address + index gives the address of {len(members) - own} of "
+            f"{len(members)} hosts; the others give their own address."
+            if own
+            else "first_address + index gives every host's address."
+        )
         self.result.groups.append(
             InferredGroup(
                 name=self.unique(name, subnet.network),

@@ -227,13 +227,16 @@ class _Inferrer:
 
     def subnets(self, machines: list[Machine]) -> dict[ipaddress.IPv4Network, list[Machine]]:
         records = {s.network: s for s in self.sources.subnets}
-        if not records:
+        if not self.sources.declared_subnets:
+            guessed = False
             for machine in machines:
-                network = ipaddress.IPv4Network(f"{machine.address}/24", strict=False)
-                records.setdefault(network, SubnetRecord(network, Where("(guessed)")))
-            if records:
+                if not any(machine.address in network for network in records):
+                    network = ipaddress.IPv4Network(f"{machine.address}/24", strict=False)
+                    records[network] = SubnetRecord(network, Where("(guessed)"))
+                    guessed = True
+            if guessed:
                 self.result.warnings.append(
-                    "no dhcpd.conf subnets given: one /24 per address block was assumed"
+                    "no dhcpd.conf gave the subnet of some hosts: a /24 around them was assumed"
                 )
         self.subnet_records = records
         members: dict[ipaddress.IPv4Network, list[Machine]] = defaultdict(list)

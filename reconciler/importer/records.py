@@ -89,4 +89,6 @@ class Sources:
     zones: list[str] = field(default_factory=list)  # origins of forward zones read
     boot: list[BootEntry] = field(default_factory=list)
     tftp_root: str | None = None
+    next_servers: list[str] = field(default_factory=list)  # every next-server statement
+    declared_subnets: bool = False  # a dhcpd.conf gave subnets: do not guess any
     warnings: list[str] = field(default_factory=list)

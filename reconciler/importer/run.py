@@ -11,12 +11,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.importer.csvfile import read_csv
 from reconciler.importer.dhcpd_conf import read_dhcpd_conf
 from reconciler.importer.grouping import _Grouper
 from reconciler.importer.images import infer_images
 from reconciler.importer.infer import Inference, _Inferrer, choose_domain
+from reconciler.importer.leases import read_leases
+from reconciler.importer.pxelinux import read_pxelinux
 from reconciler.importer.records import ImportFailure, Sources, Where
-from reconciler.importer.small_formats import read_csv, read_leases, read_pxelinux, read_warewulf
+from reconciler.importer.warewulf import read_warewulf
 from reconciler.importer.writer import check_files, render_files, write_folder
 from reconciler.importer.zones import read_axfr, read_zone_file
 from reconciler.targets.tsig_key import TsigKeyError, load_key_file
@@ -118,7 +121,9 @@ def run_import(request: ImportRequest) -> ImportReport:
         )
     sources = read_sources(request)
     result = infer_site(sources, domain=request.domain)
-    servers = Counter(h.next_server for h in sources.hosts if h.next_server)
+    servers = Counter(
+        [h.next_server for h in sources.hosts if h.next_server] or sources.next_servers
+    )
     tftp_server = request.tftp_server or (servers.most_common(1)[0][0] if servers else "127.0.0.1")
     images = infer_images(sources, result, tftp_server=tftp_server)
     report = ImportReport(result, render_files(result, images, inputs=_inputs(request)))

@@ -47,23 +47,29 @@ def _style_of(text: str) -> tuple[int, int, int]:
 
 
 def append_host(text: str, *, index: int, mac: str) -> str:
-    """The group file ``text`` with ``- index: N\\n  mac: "..."`` appended to ``hosts``."""
+    """The group file ``text`` with ``- index: N\n  mac: "..."`` appended to ``hosts``."""
+    return append_hosts(text, [(index, mac)])
+
+
+def append_hosts(text: str, hosts: list[tuple[int, str]]) -> str:
+    """The group file ``text`` with one ``- index/mac`` entry per ``(index, mac)`` appended."""
     yaml = _yaml(_style_of(text))
     data = yaml.load(text)
     if not isinstance(data, CommentedMap):
         raise EditError("the group file is not a mapping of 'key: value' lines")
-    entry = CommentedMap()
-    entry["index"] = index
-    entry["mac"] = DoubleQuotedScalarString(mac)
-    hosts = data.get("hosts")
-    if hosts is None:
-        hosts = CommentedSeq()
-        data["hosts"] = hosts
-    if not isinstance(hosts, CommentedSeq):
+    existing = data.get("hosts")
+    if existing is None:
+        existing = CommentedSeq()
+        data["hosts"] = existing
+    if not isinstance(existing, CommentedSeq):
         raise EditError("'hosts' in the group file is not a list")
-    if hosts.fa.flow_style():
-        hosts.fa.set_block_style()
-    hosts.append(entry)
+    if existing.fa.flow_style():
+        existing.fa.set_block_style()
+    for index, mac in hosts:
+        entry = CommentedMap()
+        entry["index"] = index
+        entry["mac"] = DoubleQuotedScalarString(mac)
+        existing.append(entry)
     edited = _dump(yaml, data)
     if text.endswith("\n") and not text.endswith("\n\n"):
         edited = edited.rstrip("\n") + "\n"

@@ -144,6 +144,13 @@ class FileTreeTarget:
                         )
                         foreign = self.decode(relative, text)
                         unmanaged[foreign.key] = foreign
+            # A file we want outside the managed folders (boot.ipxe at the root) that
+            # someone else made is theirs too: never overwritten without adoption.
+            for key in wanted.keys() - owned.keys() - unmanaged.keys():
+                path = self.root / self.path_of(key)
+                if path.is_file():
+                    text = path.read_text(errors="replace")
+                    unmanaged[key] = self.decode(self.path_of(key), text)
         except OSError as error:
             raise TargetError(self.name, f"cannot read {self.root}: {error}") from error
         self.manifest.save_if_noted()
