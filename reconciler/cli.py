@@ -350,6 +350,11 @@ app.add_typer(operator_app, name="operator")
 # -- the sandbox: a whole site on this machine (reconciler.sandbox) -------------
 
 
+class SandboxDhcp(StrEnum):
+    dhcpd = "dhcpd"
+    kea = "kea"
+
+
 @app.command()
 def sandbox(
     inventory: Annotated[
@@ -359,6 +364,10 @@ def sandbox(
         "52:54:00:12:34:99"
     ),
     keep: Annotated[bool, typer.Option(help="keep the sandbox's folder for inspection")] = False,
+    dhcp: Annotated[
+        SandboxDhcp,
+        typer.Option(help="DHCP server: dhcpd (OMAPI) or kea (Kea + PostgreSQL host database)"),
+    ] = SandboxDhcp.dhcpd,
 ) -> None:
     """Run a whole site in namespaces (as root), commit a new host, prove it applied live.
 
@@ -369,7 +378,7 @@ def sandbox(
 
     if not (inventory / "site.yaml").is_file():
         fail(f"{inventory}: not an inventory folder (no site.yaml); give --inventory PATH")
-    report = run(example=inventory.resolve(), mac=mac, keep=keep)
+    report = run(example=inventory.resolve(), mac=mac, keep=keep, dhcp=dhcp.value)
     raise typer.Exit(exit_code(report))
 
 

@@ -1,6 +1,7 @@
 """``reconciler sandbox``: a newcomer's first minutes, one commit applied live and proven.
 
-Builds a whole site on this machine (namespaces, dhcpd with OMAPI, named with
+Builds a whole site on this machine (namespaces, dhcpd with OMAPI or, with
+``--dhcp kea``, Kea with its PostgreSQL host database, named with
 dynamic zones and TSIG, tftpd, ``reconciler serve`` and ``reconciler watch``)
 on a git copy of an inventory, commits a new host whose MAC the sandbox's DHCP
 client uses, and shows what that machine now really gets: its address from
@@ -32,6 +33,10 @@ NEW_MAC = "52:54:00:12:34:99"
 TOOLS = (
     "/usr/sbin/dhcpd", "/usr/sbin/dhclient", "/usr/sbin/named", "/usr/sbin/in.tftpd",
     "/usr/bin/tftp", "/usr/bin/git",
+)  # fmt: skip
+KEA_TOOLS = (
+    "/usr/sbin/kea-dhcp4", "/usr/sbin/kea-ctrl-agent", "/usr/sbin/kea-admin",
+    "/usr/sbin/dhclient", "/usr/sbin/named", "/usr/sbin/in.tftpd", "/usr/bin/tftp", "/usr/bin/git",
 )  # fmt: skip
 
 
@@ -102,6 +107,7 @@ def run(
     index: int = 21,
     budget_seconds: float = 100.0,
     keep: bool = False,
+    dhcp: str = "dhcpd",
     out: TextIO | None = None,
 ) -> SandboxReport:
     """Run the whole demo; the report says which checks passed. Never leaves anything behind
@@ -114,9 +120,12 @@ def run(
         try:
             if os.geteuid() != 0:
                 raise MissingTool("the sandbox needs root (network namespaces, daemons)")
-            require(*TOOLS)
-            say.title("reconciler sandbox: a whole site on this machine, removed at the end")
-            site = open_site()
+            require(*(KEA_TOOLS if dhcp == "kea" else TOOLS))
+            say.title(
+                f"reconciler sandbox ({'Kea + PostgreSQL' if dhcp == 'kea' else 'dhcpd'}): "
+                "a whole site on this machine, removed at the end"
+            )
+            site = open_site(dhcp=dhcp)
             report.workdir, report.namespaces = site.workdir, site.namespaces
             dhcpd_pid = show_site(site, say=say, budget=budget, example=example)
             report.latency = show_change(

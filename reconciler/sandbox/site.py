@@ -26,6 +26,7 @@ from reconciler.engine import Engine
 from reconciler.plan import build_target_plan
 from reconciler.resources import DesiredState, DhcpHost
 from reconciler.sandbox.dhcp import KEY_NAME, OMAPI_PORT, DhcpClient, Dhcpd, write_key
+from reconciler.sandbox.kea_site import KeaSandbox
 from reconciler.sandbox.named import NamedServer, start_named
 from reconciler.sandbox.netns import NetnsPair, create_pair, entered, wait_for
 from reconciler.sandbox.tftp import tftpd
@@ -72,6 +73,23 @@ debounce = 0.02
 drift_interval = 3600
 backoff_initial = 0.2
 backoff_max = 2
+{dhcp_sections(site)}[targets.dns]
+type = "dns-rfc2136"
+server = "127.0.0.1"
+port = {named.port}
+key_file = "{named.key_file}"
+timeout = 5
+[targets.boot]
+type = "bootfiles"
+directory = "tftp"
+"""
+
+
+def dhcp_sections(site: SandboxSite) -> str:
+    """The DHCP targets: dhcp-conf and dhcp-omapi for dhcpd, or kea-conf and kea-hosts."""
+    if site.kea is not None:
+        return site.kea.config_sections()
+    return f"""\
 [targets.dhcpd-conf]
 type = "dhcp-conf"
 path = "{site.dhcpd.conf}"
@@ -87,15 +105,6 @@ key_name = "{KEY_NAME}"
 key_file = "omapi.key"
 leases_file = "{site.dhcpd.leases}"
 timeout = 5
-[targets.dns]
-type = "dns-rfc2136"
-server = "127.0.0.1"
-port = {named.port}
-key_file = "{named.key_file}"
-timeout = 5
-[targets.boot]
-type = "bootfiles"
-directory = "tftp"
 """
 
 
@@ -107,6 +116,7 @@ class SandboxSite:
     pair: NetnsPair
     dhcpd: Dhcpd
     named: NamedServer | None = None
+    kea: KeaSandbox | None = None  # set for `--dhcp kea`: Kea + PostgreSQL instead of dhcpd
     services: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _tftpd: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
@@ -166,6 +176,19 @@ class SandboxSite:
         self._tftpd.enter_context(
             tftpd(self.tftp_root, address=SERVER_IP, port=TFTP_PORT, namespace=self.pair.server)
         )
+
+    @property
+    def dhcp_server(self) -> str:
+        return "Kea" if self.kea is not None else "dhcpd"
+
+    def start_dhcp(self) -> int:
+        """Start the site's DHCP server configured by its conf target; the server's pid."""
+        if self.kea is not None:
+            return self.kea.start(self.config_path)
+        return self.start_dhcpd()
+
+    def dhcp_pid(self) -> int | None:
+        return self.kea.server.pid() if self.kea is not None else self.dhcpd.pid()
 
     def start_dhcpd(self) -> int:
         """Render dhcpd.conf with the dhcp-conf target the watch uses, which starts dhcpd.
@@ -246,6 +269,8 @@ class SandboxSite:
         dhcpd = self.dhcpd.pid()
         if dhcpd is not None:
             pids.append(dhcpd)
+        if self.kea is not None:
+            pids += self.kea.pids()
         for namespace in self.namespaces:
             result = subprocess.run(
                 ["ip", "netns", "pids", namespace], capture_output=True, text=True, timeout=10
@@ -275,8 +300,11 @@ class SandboxSite:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def open_site() -> SandboxSite:
-    """A temporary folder and a namespace pair with dhcpd's files ready; nothing runs yet."""
+def open_site(*, dhcp: str = "dhcpd") -> SandboxSite:
+    """A temporary folder and a namespace pair with the DHCP server's files ready; nothing runs.
+
+    ``dhcp`` is "dhcpd" or "kea" (Kea with a private PostgreSQL cluster).
+    """
     workdir = Path(tempfile.mkdtemp(prefix="reconciler-sandbox-"))
     try:
         pair = create_pair(server_cidr=SERVER_CIDR, prefix=NAMESPACE_PREFIX)
@@ -284,4 +312,11 @@ def open_site() -> SandboxSite:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
     (workdir / "dhcp").mkdir()
-    return SandboxSite(workdir=workdir, pair=pair, dhcpd=Dhcpd(pair, workdir / "dhcp"))
+    site = SandboxSite(workdir=workdir, pair=pair, dhcpd=Dhcpd(pair, workdir / "dhcp"))
+    if dhcp == "kea":
+        try:
+            site.kea = KeaSandbox(pair, workdir)
+        except BaseException:
+            site.close()
+            raise
+    return site

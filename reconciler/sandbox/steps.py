@@ -128,21 +128,35 @@ def show_site(site: SandboxSite, *, say: Narrator, budget: Budget, example: Path
         seconds=_timed(started),
     )
     site.write_config()
+    dhcp_targets = (
+        "kea-conf (control agent), dhcp (Kea's PostgreSQL host database)"
+        if site.kea is not None
+        else "dhcpd-conf, dhcp (OMAPI)"
+    )
     say.step(
-        f"runtime config {site.config_path}: targets dhcpd-conf, dhcp (OMAPI), "
+        f"runtime config {site.config_path}: targets {dhcp_targets}, "
         "dns (RFC 2136), boot (TFTP root); [serve] and [watch] tables"
     )
     started = time.monotonic()
     site.start_tftpd()
     say.step(f"tftpd: {site.tftp_root} on {SERVER_IP}:{TFTP_PORT}", seconds=_timed(started))
     started = time.monotonic()
-    pid = site.start_dhcpd()
-    say.step(
-        f"dhcpd: dhcpd.conf written by the dhcp-conf target ({len(state.dhcp_subnets)} subnets), "
-        f"checked with dhcpd -t, started (pid {pid}); OMAPI on 127.0.0.1:{OMAPI_PORT} "
-        f"(key {KEY_NAME})",
-        seconds=_timed(started),
-    )
+    pid = site.start_dhcp()
+    if site.kea is not None:
+        say.step(
+            f"Kea: PostgreSQL {site.kea.postgres.bindir.parent.name} cluster with Kea's schema "
+            f"(kea-admin db-init) on 127.0.0.1:{site.kea.postgres.port}; kea-dhcp4 (pid {pid}) "
+            f"and its control agent on {site.kea.server.agent_url}; the kea-conf target set "
+            f"{len(state.dhcp_subnets)} subnets (config-test, config-set, config-write)",
+            seconds=_timed(started),
+        )
+    else:
+        say.step(
+            f"dhcpd: dhcpd.conf written by the dhcp-conf target ({len(state.dhcp_subnets)} "
+            f"subnets), checked with dhcpd -t, started (pid {pid}); OMAPI on "
+            f"127.0.0.1:{OMAPI_PORT} (key {KEY_NAME})",
+            seconds=_timed(started),
+        )
     started = time.monotonic()
     serve = site.start_service("serve")
     url = f"http://{SERVER_IP}:{HTTP_PORT}/healthz"
@@ -163,7 +177,7 @@ def show_site(site: SandboxSite, *, say: Narrator, budget: Budget, example: Path
     targets = ", ".join(sorted(status.targets))
     say.step(
         f"reconciler watch: first pass applied {commit[:10]} to {targets} and accepted it; "
-        f"{len(state.dhcp_hosts)} hosts live in dhcpd and named",
+        f"{len(state.dhcp_hosts)} hosts live in {site.dhcp_server} and named",
         seconds=_timed(started),
     )
     return pid
@@ -244,10 +258,12 @@ def show_change(
         f"dhclient with {mac} got {got}; the inventory says {host.ip} ({host.hostname})",
         _timed(committed),
     ))  # fmt: skip
-    pid = site.dhcpd.pid()
+    pid = site.dhcp_pid()
+    how = "as a row of Kea's host database" if site.kea is not None else "over OMAPI"
     record(Check(
-        "live", pid == dhcpd_pid and site.dhcpd.running(),
-        f"dhcpd was not restarted (pid {dhcpd_pid} still serving): the host went in over OMAPI",
+        "live", pid == dhcpd_pid,
+        f"{site.dhcp_server} was not restarted (pid {dhcpd_pid} still serving): "
+        f"the host went in {how}",
     ))  # fmt: skip
     answer = dns_answer(site.named, server, name=fqdn, rdtype="A")
     record(Check(
