@@ -44,6 +44,7 @@ from reconciler.render import RENDERERS
 from reconciler.rollout.cli import rollout_app
 from reconciler.rollout.preview import with_node_moves
 from reconciler.schemas import stale_schemas, write_schemas
+from reconciler.settings_doc import SettingsDocError, settings_doc_is_stale, write_settings_doc
 from reconciler.statefiles import StateFileError
 from reconciler.targets.base import TargetError
 
@@ -94,6 +95,7 @@ def user_errors() -> Iterator[None]:
         TargetError,
         BootTemplateError,
         StateFileError,
+        SettingsDocError,
     ) as error:
         fail(str(error))
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
@@ -256,18 +258,25 @@ def diff(
 @app.command()
 def schema(
     out: Annotated[Path, typer.Option(help="folder for the schema files")] = Path("schemas"),
+    docs: Annotated[
+        Path, typer.Option(help="the runtime-config reference to write (Markdown)")
+    ] = Path("docs/settings.md"),
     check: Annotated[bool, typer.Option(help="exit 1 if the files are stale")] = False,
 ) -> None:
-    """Write the JSON Schemas of the inventory files (or check they are current)."""
-    if check:
-        stale = stale_schemas(out)
-        if stale:
-            stderr.print(f"stale: {', '.join(stale)}; run `reconciler schema --out {out}`")
-            raise typer.Exit(EXIT_CHANGES)
-        typer.echo("schemas are current")
-        return
-    for path in write_schemas(out):
-        typer.echo(f"wrote {path}")
+    """Write the JSON Schemas of the inventory files and the runtime-config reference
+    (or check they are current)."""
+    with user_errors():
+        if check:
+            stale = stale_schemas(out) + ([str(docs)] if settings_doc_is_stale(docs) else [])
+            if stale:
+                stderr.print(
+                    f"stale: {', '.join(stale)}; run `reconciler schema --out {out} --docs {docs}`"
+                )
+                raise typer.Exit(EXIT_CHANGES)
+            typer.echo("schemas and settings reference are current")
+            return
+        for path in [*write_schemas(out), write_settings_doc(docs)]:
+            typer.echo(f"wrote {path}")
 
 
 @app.command()

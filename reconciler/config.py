@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -31,7 +31,9 @@ class _Strict(BaseModel):
 class SourceConfig(_Strict):
     """Where the inventory is: a folder, or a git repository at a revision."""
 
-    path: Path | None = Field(default=None, description="inventory folder (a working tree)")
+    path: Path | None = Field(
+        default=None, description="inventory folder (a working tree)", examples=["/srv/inventory"]
+    )
     repo: Path | None = Field(default=None, description="git repository (may be bare)")
     rev: str = Field(default="HEAD", description="branch, tag or commit in repo")
     subdir: str = Field(default="", description="folder of the inventory inside repo")
@@ -65,7 +67,10 @@ class TargetConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    type: str
+    type: str = Field(
+        description="the backend: one of the types below",
+        examples=["bootfiles"],
+    )
     adopt: bool | None = Field(
         default=None,
         description="take over objects someone else made under a key the inventory wants "
@@ -78,9 +83,14 @@ class TargetConfig(BaseModel):
 
 class RuntimeConfig(_Strict):
     source: SourceConfig
-    state_dir: Path = Field(default=Path("/var/lib/reconciler"))
+    state_dir: Path = Field(
+        default=Path("/var/lib/reconciler"),
+        description="ownership ledgers, status, the accepted revision, the audit log",
+    )
     boot: BootConfig = Field(default_factory=BootConfig)
-    targets: dict[str, TargetConfig] = Field(default_factory=dict)
+    targets: dict[str, TargetConfig] = Field(
+        default_factory=dict, description="the targets, by name, run in this order"
+    )
     serve: ServeSettings = Field(default_factory=ServeSettings)
     watch: WatchSettings = Field(default_factory=WatchSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
@@ -113,16 +123,61 @@ def load_config(path: Path) -> RuntimeConfig:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
     raw["base_dir"] = path.resolve().parent
+    from reconciler.targets import target_problems  # the targets import this module
+
+    problems = []
+    config = None
     try:
         config = RuntimeConfig.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(f"{path}: {describe_errors(error)}") from None
+        problems += error_messages(error, model=RuntimeConfig)
+    targets = raw.get("targets", {})
+    problems += target_problems(targets) if isinstance(targets, dict) else []
+    if problems or config is None:
+        if len(problems) == 1:
+            raise ConfigError(f"{path}: {problems[0]}")
+        listed = "\n".join(f"  - {problem}" for problem in problems)
+        raise ConfigError(f"{path}: {len(problems)} problems:\n{listed}")
     return config
 
 
-def describe_errors(error: ValidationError, *, prefix: str = "") -> str:
+def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model that holds the key at ``loc`` (tables and tables of tables)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            current = field.annotation if field is not None else None
+        elif get_origin(current) is dict:
+            current = get_args(current)[1]
+        else:
+            return None
+    if get_origin(current) is dict:  # a table of tables: its keys are names
+        return None
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def describe_errors(
+    error: ValidationError, *, prefix: str = "", model: type[BaseModel] | None = None
+) -> str:
     """pydantic's errors as ``key.path: message; ...``, for config error messages."""
-    return "; ".join(
-        f"{prefix}{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-        for e in error.errors()
-    )
+    return "; ".join(error_messages(error, prefix=prefix, model=model))
+
+
+def error_messages(
+    error: ValidationError, *, prefix: str = "", model: type[BaseModel] | None = None
+) -> list[str]:
+    """pydantic's errors as ``key.path: message`` each. With the ``model`` that was
+    validated, an unknown key's message lists the valid keys."""
+    messages = []
+    for e in error.errors():
+        where = f"{prefix}{'.'.join(str(p) for p in e['loc']) or '(top level)'}"
+        message = e["msg"]
+        holder = (
+            _model_at(model, e["loc"][:-1]) if model and e["type"] == "extra_forbidden" else None
+        )
+        if holder is not None:
+            valid = ", ".join(k for k, f in holder.model_fields.items() if not f.exclude)
+            message = f"unknown key; valid keys: {valid}"
+        messages.append(f"{where}: {message}")
+    return messages

@@ -15,7 +15,7 @@ from typing import Any
 
 from reconciler.boot_templates import BootTemplates
 from reconciler.compile import CompileCache, CompileOptions, compile_inventory
-from reconciler.config import RuntimeConfig
+from reconciler.config import ConfigError, RuntimeConfig
 from reconciler.inventory.load import FileModelCache, load_inventory
 from reconciler.inventory.sources import FolderSource, GitSource, InventorySource
 from reconciler.model.inventory import Inventory
@@ -83,9 +83,15 @@ class Engine:
         # Kept between passes: a new revision re-parses and re-renders only what changed.
         self.file_cache = FileModelCache()
         self.compile_cache = CompileCache()
-        self.targets: list[Target] = [
-            build_target(name, section, config) for name, section in config.targets.items()
-        ]
+        self.targets: list[Target] = []
+        problems = []
+        for name, section in config.targets.items():
+            try:
+                self.targets.append(build_target(name, section, config))
+            except ConfigError as error:  # every bad target at once, not the first only
+                problems.append(str(error))
+        if problems:
+            raise ConfigError("; ".join(problems))
 
     def _adopts(self, target: Target) -> bool:
         """Whether a target takes over hand-made objects: config, else the target's default."""

@@ -30,8 +30,14 @@ class ServeSettings(BaseModel):
         default=None,
         description="branch registrations are committed to (default: [source] rev)",
     )
-    author_name: str = Field(default="reconciler registration", min_length=1)
-    author_email: str = Field(default="reconciler@localhost", min_length=3)
+    author_name: str = Field(
+        default="reconciler registration",
+        min_length=1,
+        description="author of registration commits",
+    )
+    author_email: str = Field(
+        default="reconciler@localhost", min_length=3, description="its e-mail address"
+    )
     rate_limit_per_minute: float = Field(
         default=30.0, gt=0, description="registration requests per source address per minute"
     )

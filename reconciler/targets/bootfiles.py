@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.config import RuntimeConfig
 from reconciler.resources import AnyResource, BootFile, DesiredState
@@ -20,9 +20,14 @@ from reconciler.targets.filetree import FileTreeTarget
 
 
 class BootFilesSettings(BaseModel):
+    """Per-MAC pxelinux and iPXE files (``pxelinux.cfg/``, ``ipxe/``) under the TFTP root."""
+
     model_config = ConfigDict(extra="forbid")
 
-    directory: Path
+    directory: Path = Field(
+        description="the TFTP root (tftpd-hpa's folder); only pxelinux.cfg/ and ipxe/ are managed",
+        examples=["/srv/tftp"],
+    )
 
 
 class BootFilesTarget(FileTreeTarget):

@@ -61,21 +61,34 @@ _ENV = jinja2.Environment(
 
 
 class DhcpConfSettings(BaseModel):
+    """dhcpd.conf rendered from the inventory (subnets, pools, OMAPI), checked, then loaded."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    path: Path = Field(description="dhcpd.conf to write")
-    omapi_port: int | None = Field(default=7911, ge=1, le=65535)
-    omapi_key_name: str = Field(default="omapi_key", pattern=r"^[A-Za-z0-9_.-]+$")
+    path: Path = Field(description="dhcpd.conf to write", examples=["/etc/dhcp/dhcpd.conf"])
+    omapi_port: int | None = Field(
+        default=7911, ge=1, le=65535, description="omapi-port written into dhcpd.conf"
+    )
+    omapi_key_name: str = Field(
+        default="omapi_key",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="name of the OMAPI key in dhcpd.conf (dhcp-omapi's key_name)",
+    )
     omapi_key_file: Path | None = Field(default=None, description="base64 HMAC-MD5 secret")
     include: Path | None = Field(
         default=None,
         description="host include file (dhcp-file); written into dhcpd.conf in double quotes",
     )
-    check_command: str = "dhcpd -t -cf {path}"
+    check_command: str = Field(
+        default="dhcpd -t -cf {path}",
+        description="checks a new file before it replaces the old ({path}: the new file)",
+    )
     restart_command: str | None = Field(
         default=None, description="e.g. 'systemctl restart isc-dhcp-server'"
     )
-    command_timeout: float = Field(default=60.0, gt=0)
+    command_timeout: float = Field(
+        default=60.0, gt=0, description="seconds the check and restart commands may take"
+    )
 
     @field_validator("include")
     @classmethod

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.config import RuntimeConfig
 from reconciler.resources import AnyResource, DesiredState, DhcpHost
@@ -39,9 +39,14 @@ HEADER = (
 
 
 class DhcpFileSettings(BaseModel):
+    """Host declarations in one file that dhcpd.conf includes (dhcpd restarted by you)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    path: Path
+    path: Path = Field(
+        description="the include file to write; hand-made hosts in it are kept",
+        examples=["/etc/dhcp/reconciler-hosts.conf"],
+    )
 
 
 class DhcpFileTarget:

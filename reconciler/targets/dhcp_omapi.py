@@ -39,16 +39,24 @@ log = logging.getLogger(__name__)
 
 
 class DhcpOmapiSettings(BaseModel):
+    """Hosts added and removed in a running dhcpd over OMAPI, without restarts."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    server: str = Field(default="127.0.0.1", description="dhcpd's OMAPI address")
-    port: int = Field(default=7911, ge=1, le=65535)
+    server: str = Field(
+        default="127.0.0.1",
+        description="dhcpd's OMAPI address; OMAPI must not be reachable from the node network",
+    )
+    port: int = Field(default=7911, ge=1, le=65535, description="dhcpd's omapi-port")
     key_name: str = Field(default="omapi_key", description="the key's name in dhcpd.conf")
-    key_file: Path = Field(description="file holding the base64 HMAC-MD5 secret")
+    key_file: Path = Field(
+        description="file holding the base64 HMAC-MD5 secret (mode 0600)",
+        examples=["/etc/reconciler/omapi.secret"],
+    )
     leases_file: Path | None = Field(
         default=None, description="dhcpd's leases file, where OMAPI hosts persist"
     )
-    timeout: float = Field(default=10.0, gt=0)
+    timeout: float = Field(default=10.0, gt=0, description="seconds to wait for each answer")
 
 
 class DhcpOmapiTarget:

@@ -59,19 +59,31 @@ log = logging.getLogger(__name__)
 
 
 class Rfc2136Settings(BaseModel):
-    """``[targets.<name>]`` of type ``dns-rfc2136``."""
+    """Records kept exact in a primary DNS server with TSIG-signed RFC 2136 UPDATEs (batched)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    server: str = Field(description="address of the primary server, e.g. 127.0.0.1")
-    port: int = Field(default=53, ge=1, le=65535)
-    key_file: Path = Field(description="TSIG key as written by tsig-keygen (the secret)")
+    server: str = Field(
+        description="address of the primary server, e.g. 127.0.0.1", examples=["127.0.0.1"]
+    )
+    port: int = Field(default=53, ge=1, le=65535, description="the primary's DNS port")
+    key_file: Path = Field(
+        description="TSIG key as written by tsig-keygen (the secret; mode 0600)",
+        examples=["/etc/reconciler/tsig.key"],
+    )
     key_name: str | None = Field(default=None, description="key to use if the file has several")
     algorithm: str | None = Field(default=None, description="defaults to the file's algorithm")
     timeout: float = Field(default=10.0, gt=0, description="seconds to wait for each answer")
     transfer_timeout: float = Field(default=300.0, gt=0, description="seconds for a whole AXFR")
-    max_message_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1024, le=TCP_MESSAGE_LIMIT)
-    max_changes_per_message: int = Field(default=4000, ge=1)
+    max_message_bytes: int = Field(
+        default=DEFAULT_MAX_BYTES,
+        ge=1024,
+        le=TCP_MESSAGE_LIMIT,
+        description="largest UPDATE message; bigger batches are split",
+    )
+    max_changes_per_message: int = Field(
+        default=4000, ge=1, description="most RRset changes in one UPDATE message"
+    )
 
 
 class Rfc2136Target:

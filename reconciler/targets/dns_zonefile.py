@@ -52,18 +52,29 @@ log = logging.getLogger(__name__)
 
 
 class ZoneFileSettings(BaseModel):
-    """``[targets.<name>]`` of type ``dns-zonefile``."""
+    """Zone files written whole, one per zone, for a server that loads them (BIND, NSD, ...)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    directory: Path = Field(description="folder of the zone files, <zone>.zone each")
-    mname: str = Field(description="SOA primary server name, e.g. ns1.cluster.example.")
-    rname: str = Field(description="SOA mailbox as a name, e.g. hostmaster.cluster.example.")
-    nameservers: list[str] = Field(min_length=1, description="apex NS names")
-    refresh: int = Field(default=3600, ge=1)
-    retry: int = Field(default=600, ge=1)
-    expire: int = Field(default=1_209_600, ge=1)
-    minimum: int = Field(default=300, ge=0)
+    directory: Path = Field(
+        description="folder of the zone files, <zone>.zone each",
+        examples=["/var/lib/bind/reconciler"],
+    )
+    mname: str = Field(
+        description="SOA primary server name, e.g. ns1.cluster.example.",
+        examples=["ns1.cluster.example."],
+    )
+    rname: str = Field(
+        description="SOA mailbox as a name, e.g. hostmaster.cluster.example.",
+        examples=["hostmaster.cluster.example."],
+    )
+    nameservers: list[str] = Field(
+        min_length=1, description="apex NS names", examples=[["ns1.cluster.example."]]
+    )
+    refresh: int = Field(default=3600, ge=1, description="SOA refresh, seconds")
+    retry: int = Field(default=600, ge=1, description="SOA retry, seconds")
+    expire: int = Field(default=1_209_600, ge=1, description="SOA expire, seconds")
+    minimum: int = Field(default=300, ge=0, description="SOA minimum (negative-answer TTL)")
     ttl: int = Field(default=3600, ge=0, description="TTL of the SOA and NS records")
     checkzone: str | None = Field(
         default=None,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.config import RuntimeConfig
 from reconciler.resources import AnyResource, DesiredState, NodeImage
@@ -21,9 +21,14 @@ from reconciler.targets.filetree import FileTreeTarget
 
 
 class NodeImagesSettings(BaseModel):
+    """What each node must run, as ``nodes/<host>.json`` files the node agent compares with."""
+
     model_config = ConfigDict(extra="forbid")
 
-    directory: Path
+    directory: Path = Field(
+        description="folder served over HTTP; nodes/<host>.json is written under it",
+        examples=["/srv/reconciler"],
+    )
 
 
 def node_image_from_dict(data: dict[str, Any]) -> NodeImage:

@@ -46,13 +46,21 @@ class WatchSettings(BaseModel):
     drift: dict[str, DriftMode] = Field(
         default_factory=dict, description='per target: "correct" (default) or "report"'
     )
-    drift_default: DriftMode = "correct"
+    drift_default: DriftMode = Field(
+        default="correct", description="drift mode of targets not named in drift"
+    )
     backoff_initial: float = Field(default=1.0, gt=0, description="first retry delay, seconds")
     backoff_max: float = Field(default=300.0, gt=0, description="retry delay cap, seconds")
-    backoff_factor: float = Field(default=2.0, ge=1)
+    backoff_factor: float = Field(
+        default=2.0, ge=1, description="each retry waits this much longer"
+    )
     backoff_jitter: float = Field(default=0.2, ge=0, le=1, description="random +/- fraction")
     force: bool = Field(default=False, description="apply plans the safety check refuses")
-    verify_signatures: Literal["none", "ssh", "gpg"] = "none"
+    verify_signatures: Literal["none", "ssh", "gpg"] = Field(
+        default="none",
+        description="apply only commits signed by a trusted key (ssh: allowed_signers, "
+        "gpg: the keys in gnupghome); a refused commit changes nothing",
+    )
     allowed_signers: Path | None = Field(
         default=None, description="SSH allowed-signers file (verify_signatures = 'ssh')"
     )

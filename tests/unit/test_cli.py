@@ -142,7 +142,14 @@ def test_diff_with_unknown_revision_is_a_clear_error(site: Site) -> None:
 
 def test_committed_schemas_match_the_models() -> None:
     assert stale_schemas(ROOT / "schemas") == [], "run `reconciler schema` and commit schemas/"
-    code, _, _ = run("schema", "--check", "--out", str(ROOT / "schemas"))
+    code, _, _ = run(
+        "schema",
+        "--check",
+        "--out",
+        str(ROOT / "schemas"),
+        "--docs",
+        str(ROOT / "docs/settings.md"),
+    )
     assert code == 0
 
 

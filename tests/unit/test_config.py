@@ -47,3 +47,44 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
     path.write_text('state_dir = "state"\n[source]\npath = "inv"\n')
     config = load_config(path)
     assert config.resolve(config.state_dir) == tmp_path / "etc" / "state"
+
+
+def test_unknown_keys_list_the_valid_ones_and_every_bad_target_is_reported(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "r.toml"
+    path.write_text(
+        'state_dri = "/tmp"\n[source]\npath = "x"\n[watch]\npoll = 3\n'
+        '[targets.hosts]\ntype = "dhcp-file"\npth = "x"\n'
+        '[targets.boot]\ntype = "bootfiles"\n'
+        '[targets.dns]\ntype = "dns-zonfile"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert f"{path}: 6 problems:" in message
+    assert "  - state_dri: unknown key; valid keys: source, state_dir, boot, targets," in message
+    assert "  - watch.poll: unknown key; valid keys: remote, poll_interval," in message
+    assert "  - targets.hosts.path: Field required" in message
+    assert "  - targets.hosts.pth: unknown key; valid keys: path\n" in message
+    assert "  - targets.boot.directory: Field required" in message
+    assert "  - targets.dns: unknown type 'dns-zonfile'; use one of bootfiles," in message
+
+
+def test_targets_that_fail_to_build_are_all_reported(tmp_path: Path) -> None:
+    """A config made in code (not loaded from a file) is checked when the engine builds it."""
+    from reconciler.config import RuntimeConfig, SourceConfig, TargetConfig
+    from reconciler.engine import Engine
+
+    config = RuntimeConfig(
+        source=SourceConfig(path=tmp_path),
+        targets={
+            "hosts": TargetConfig(type="dhcp-file"),
+            "boot": TargetConfig.model_validate({"type": "bootfiles", "dir": "x"}),
+        },
+    )
+    with pytest.raises(ConfigError) as caught:
+        Engine(config)
+    message = str(caught.value)
+    assert "targets.hosts.path: Field required" in message
+    assert "targets.boot.dir: unknown key; valid keys: directory" in message

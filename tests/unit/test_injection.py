@@ -14,7 +14,6 @@ from inventory_factory import image, load, only_problem, position, write_invento
 
 from reconciler.compile import CompileOptions, compile_inventory, ipxe_path, pxelinux_path
 from reconciler.config import ConfigError, load_config
-from reconciler.targets import build_target
 
 IMAGES = "images/compute.yaml"
 MAC = "52:54:00:00:00:0a"
@@ -143,12 +142,10 @@ def test_good_boot_settings_load(tmp_path: Path) -> None:
 
 
 def test_dhcp_conf_include_path_with_a_quote_is_refused(tmp_path: Path) -> None:
-    config = load_config(
-        _config(
-            tmp_path,
-            '[targets.dhcp]\ntype = "dhcp-conf"\npath = "dhcpd.conf"\nomapi_port = 7911\n'
-            'omapi_key_file = "k"\ninclude = \'hosts"; deny booting; #\'\n',
-        )
+    path = _config(
+        tmp_path,
+        '[targets.dhcp]\ntype = "dhcp-conf"\npath = "dhcpd.conf"\nomapi_port = 7911\n'
+        'omapi_key_file = "k"\ninclude = \'hosts"; deny booting; #\'\n',
     )
     with pytest.raises(ConfigError, match=r"targets\.dhcp\.include.*double quote"):
-        build_target("dhcp", config.targets["dhcp"], config)
+        load_config(path)  # refused when the config is loaded, before any target is built
