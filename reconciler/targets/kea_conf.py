@@ -76,10 +76,12 @@ class KeaConfSettings(KeaDatabaseSettings):
         description="postgresql: leases in the same database, so kea-hosts can free the "
         "address of a replaced NIC at once; memfile: Kea's CSV file",
     )
-    max_reconnect_tries: int = Field(default=1_000_000, ge=0, le=2**31 - 1)
+    max_reconnect_tries: int = Field(
+        default=1_000_000, ge=0, le=2**31 - 1, description="Kea's database reconnect attempts"
+    )
     reconnect_wait_time: int = Field(default=1000, ge=1, description="milliseconds")
     write_config: bool = Field(default=True, description="config-write after config-set")
-    timeout: float = Field(default=30.0, gt=0)
+    timeout: float = Field(default=30.0, gt=0, description="seconds to wait for each answer")
 
 
 class KeaConfTarget:

@@ -27,9 +27,9 @@ class KeaDatabaseSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     db_host: str = Field(default="127.0.0.1", description="PostgreSQL host, as Kea reaches it")
-    db_port: int = Field(default=5432, ge=1, le=65535)
+    db_port: int = Field(default=5432, ge=1, le=65535, description="PostgreSQL port")
     db_name: str = Field(default="kea", pattern=_NAME, description="database made by kea-admin")
-    db_user: str = Field(default="kea", pattern=_NAME)
+    db_user: str = Field(default="kea", pattern=_NAME, description="PostgreSQL user")
     db_password_file: Path | None = Field(
         default=None, description="file holding the database user's password"
     )
