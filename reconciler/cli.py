@@ -46,6 +46,7 @@ from reconciler.rollout.preview import with_node_moves
 from reconciler.schemas import stale_schemas, write_schemas
 from reconciler.settings_doc import SettingsDocError, settings_doc_is_stale, write_settings_doc
 from reconciler.statefiles import StateFileError
+from reconciler.statelock import StateLock
 from reconciler.targets.base import TargetError
 
 EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
@@ -209,17 +210,27 @@ def apply(
     force: Annotated[bool, typer.Option(help="allow changing more than the safe share")] = False,
     output: FormatOption = OutputFormat.text,
     rev: RevOption = None,
+    lock_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="seconds to wait while another apply, a watch pass or a registration "
+            "holds the state dir's lock; then give up (exit 2)",
+        ),
+    ] = 60.0,
 ) -> None:
     """Make live state match the inventory. Exit 0 when every target succeeded, else 2."""
     with user_errors():
         engine, source = _load_engine(config, rev)
-        # Pinned before loading: what is recorded as accepted is exactly what was applied.
-        accepted = AcceptedRevision.of(source, revision_of(source), by="apply")
-        the_plan = _plan_from_source(engine, source)
-        if output is not OutputFormat.json:
-            sys.stdout.write(RENDERERS[output.value](the_plan))
-        report = engine.apply(the_plan, force=force, checksum=checksum, progress=_progress())
-        AcceptedStore(engine.config.resolve(engine.config.state_dir)).record(accepted)
+        state_dir = engine.config.resolve(engine.config.state_dir)
+        with StateLock(state_dir, purpose="apply", timeout=lock_timeout):
+            # Pinned before loading: what is recorded as accepted is exactly what was applied.
+            accepted = AcceptedRevision.of(source, revision_of(source), by="apply")
+            the_plan = _plan_from_source(engine, source)
+            if output is not OutputFormat.json:
+                sys.stdout.write(RENDERERS[output.value](the_plan))
+            report = engine.apply(the_plan, force=force, checksum=checksum, progress=_progress())
+            AcceptedStore(state_dir).record(accepted)
     if output is OutputFormat.json:
         body = {"plan": the_plan.to_dict(), "outcomes": [o.to_dict() for o in report.outcomes]}
         sys.stdout.write(json.dumps(body, indent=2, sort_keys=True) + "\n")

@@ -34,8 +34,10 @@ from reconciler.server.registration import (
 from reconciler.server.reports import ReportHandler
 from reconciler.server.settings import ServeSettings, load_serve_config
 from reconciler.server.state import CompiledInventory, NotReady
+from reconciler.statelock import StateLock
 
 log = logging.getLogger(__name__)
+REGISTRATION_LOCK_WAIT = 10.0  # seconds a registration waits for apply or a watch pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,9 @@ def build_app(
         max_body_bytes=settings.max_body_bytes,
         allow_get=settings.register_with_get,
         remote_of=outside.remote_of,
+        state_lock=StateLock(
+            config.resolve(config.state_dir), purpose="registration", timeout=REGISTRATION_LOCK_WAIT
+        ),
     )
     reports = ReportStore(config.resolve(config.state_dir))
     node_reports = ReportHandler(

@@ -21,9 +21,10 @@ from aiohttp import web
 
 from reconciler.model.types import normalize_mac
 from reconciler.server.audit import AuditLog, Decision
-from reconciler.server.enrol import Enroller, Refused
+from reconciler.server.enrol import Enrolled, Enroller, Refused
 from reconciler.server.ratelimit import RateLimiter
 from reconciler.server.state import CompiledInventory
+from reconciler.statelock import StateLock, StateLocked
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class RegistrationHandler:
         max_body_bytes: int,
         allow_get: bool = True,
         remote_of: RemoteOf = request_remote,
+        state_lock: StateLock | None = None,
     ) -> None:
         self.enroller = enroller
         self.compiled = compiled
@@ -74,6 +76,7 @@ class RegistrationHandler:
         self.max_body_bytes = max_body_bytes
         self.allow_get = allow_get
         self._lock = asyncio.Lock()
+        self.state_lock = state_lock
 
     def routes(self) -> list[web.RouteDef]:
         routes = [web.post("/register", self.handle)]
@@ -92,7 +95,7 @@ class RegistrationHandler:
             if self.enroller is None:
                 raise Refused(503, "registration needs a git source: set [source] repo")
             async with self._lock:
-                enrolled = await asyncio.to_thread(self.enroller.enrol, mac, remote)
+                enrolled = await asyncio.to_thread(self._enrol_locked, self.enroller, mac, remote)
         except Refused as refused:
             self._record(Decision(False, refused.status, refused.reason, remote, mac))
             headers = {}
@@ -105,6 +108,19 @@ class RegistrationHandler:
         reason = "enrolled" if enrolled.new else "already registered in this group"
         self._record(Decision(True, 200, reason, remote, mac, body))
         return web.json_response(body)
+
+    def _enrol_locked(self, enroller: Enroller, mac: str, remote: str) -> Enrolled:
+        """Enrol under the state dir's lock: one writer at a time (apply, watch, this)."""
+        if self.state_lock is None:
+            return enroller.enrol(mac, remote)
+        try:
+            self.state_lock.acquire()
+        except StateLocked as error:
+            raise Refused(503, f"busy, try again shortly: {error}") from None
+        try:
+            return enroller.enrol(mac, remote)
+        finally:
+            self.state_lock.release()
 
     def _record(self, decision: Decision) -> None:
         self.audit.record(decision)

@@ -26,8 +26,10 @@ from reconciler.model.problems import InventoryError
 from reconciler.plan import Plan, TargetPlan, build_target_plan
 from reconciler.resources import AnyResource, DesiredState
 from reconciler.statefiles import StateFileError
+from reconciler.statelock import StateLock, StateLocked
 from reconciler.targets.base import LiveState, Target, TargetError
 from reconciler.watch.backoff import Backoff, RetryState
+from reconciler.watch.conditions import PassOutcome, settle
 from reconciler.watch.debounce import Trigger
 from reconciler.watch.metrics import WatchMetrics
 from reconciler.watch.settings import WatchSettings
@@ -35,6 +37,8 @@ from reconciler.watch.sources import RevisionSource, SourceUnavailable, pinned, 
 from reconciler.watch.status import StatusStore, TargetStatus
 
 log = logging.getLogger(__name__)
+LOCK_WAIT_SECONDS = 2.0  # how long a pass waits for apply or a registration to finish
+LOCK_RETRY_SECONDS = 1.0  # then it is postponed by this much
 
 
 @dataclass(slots=True)
@@ -83,6 +87,8 @@ class WatchLoop:
         self._stop = threading.Event()
         self._next_drift = 0.0
         self.accepted = AcceptedStore(store.path.parent)
+        self.state_lock = StateLock(store.path.parent, purpose="watch", timeout=LOCK_WAIT_SECONDS)
+        self._postponed: tuple[float, set[str]] | None = None  # a pass that waits for the lock
 
     # -- control -------------------------------------------------------------
 
@@ -105,6 +111,9 @@ class WatchLoop:
                 reasons = self.trigger.wait(self._timeout())
                 if self._stop.is_set():
                     break
+                if self._postponed is not None:
+                    reasons = set(reasons or ()) | self._postponed[1]
+                    self._postponed = None
                 try:
                     self.run_pass(reasons or {"timer"})
                 except Exception as error:  # never let one pass kill the loop
@@ -127,6 +136,8 @@ class WatchLoop:
 
     def _timeout(self) -> float:
         wakeups = [self._next_drift]
+        if self._postponed is not None:
+            wakeups.append(self._postponed[0])
         wakeups += [r.next_attempt for r in self.retries.values() if r.failures]
         source_wakeup = self.source.next_wakeup()
         if source_wakeup is not None:
@@ -164,9 +175,17 @@ class WatchLoop:
         if self.good is not None:
             due = [t for t in self.engine.targets if self._due(t.name, drift=drift, now=now)]
             if due:
-                result = self._reconcile(self.good, due, drift=drift)
-            if result != "noop":
-                self._record_accepted(self.good)
+                try:
+                    self.state_lock.acquire()
+                except StateLocked as error:  # apply or a registration is writing: come back
+                    log.warning("pass postponed", extra={"error": str(error)})
+                    self._postponed = (now + LOCK_RETRY_SECONDS, reasons)
+                    return
+                try:
+                    result = self._reconcile(self.good, due, drift=drift)
+                    self._record_accepted(self.good)
+                finally:
+                    self.state_lock.release()
         if drift:
             self._next_drift = now + self.settings.drift_interval
         if self.bad is not None and result == "noop":
@@ -371,56 +390,21 @@ class WatchLoop:
     def _finish(self, result: str) -> None:
         status = self.status
         status.passes += 1
-        good = self.good
-        targets_ok = good is not None and all(
-            (t := status.targets.get(n)) is not None and t.ok and t.revision == good.commit
-            for n in self.retries
+        waiting = [n for n, r in self.retries.items() if r.failures and n not in self.refused]
+        outcome = PassOutcome(
+            good=self.good.commit if self.good is not None else None,
+            bad=self.bad,
+            bad_reason=self.bad_reason,
+            refused=self.refused,
+            source_error=self.source_error,
+            waiting=waiting,
+            targets=list(self.retries),
         )
-        if good is not None and targets_ok:
-            status.applied_revision = good.commit
-        in_force = f"revision {good.commit[:12]} stays in force" if good else "nothing applied yet"
-        if self.bad is not None:
-            shown = "; ".join(status.errors[:5]) + (" ..." if len(status.errors) > 5 else "")
-            message = f"commit {self.bad} not applied: {shown}; {in_force}"
-            status.set_condition("Stalled", True, reason=self.bad_reason, message=message)
-            status.set_condition("Ready", False, reason=self.bad_reason, message=message)
-        elif self.refused:
-            message = "; ".join(self.refused.values())
-            status.set_condition("Stalled", True, reason="PlanRefused", message=message)
-            status.set_condition("Ready", False, reason="PlanRefused", message=message)
-        else:
-            status.set_condition("Stalled", False, reason="Progressing")
-            if good is None:
-                why = self.source_error or "no revision loaded yet"
-                status.set_condition("Ready", False, reason="NoRevision", message=why)
-            elif not targets_ok:
-                failing = [n for n, t in status.targets.items() if not t.ok]
-                status.set_condition(
-                    "Ready", False, reason="TargetFailed",
-                    message=f"{', '.join(failing) or 'some targets'} not at {good.commit[:12]}",
-                )  # fmt: skip
-            elif self.source_error is not None:
-                status.set_condition(
-                    "Ready", False, reason="SourceUnavailable",
-                    message=f"{self.source_error}; {in_force}",
-                )  # fmt: skip
-            else:
-                status.set_condition(
-                    "Ready", True, reason="ReconciliationSucceeded",
-                    message=f"applied revision {good.commit}",
-                )  # fmt: skip
+        settle(status, outcome)
         ready = status.condition("Ready")
         if ready is not None and ready.status:
             status.last_success = time.time()
             self.metrics.last_success.set(status.last_success)
-        waiting = [n for n, r in self.retries.items() if r.failures and n not in self.refused]
-        if waiting or self.source_error is not None:
-            what = ", ".join(waiting) or "the source"
-            status.set_condition(
-                "Reconciling", True, reason="RetryPending", message=f"retrying {what} with backoff"
-            )
-        else:
-            status.set_condition("Reconciling", False, reason="Idle")
         self.metrics.observe_pass(result)
         self.metrics.observe_revision(
             applied=status.applied_revision, attempted=status.attempted_revision
