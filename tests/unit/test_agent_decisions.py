@@ -12,7 +12,9 @@ from agent_fakes import FakeServer, FakeSystem
 
 from reconciler.agent.agent import Agent, Settings
 from reconciler.agent.assignment import Assignment, parse_assignment
+from reconciler.agent.client import Fetched, ServerError
 from reconciler.agent.ladder import Capabilities, choose_method
+from reconciler.agent.main import Loop
 from reconciler.agent.state import RunDir, Running
 
 BASE = "http://boot.example/compute"
@@ -399,3 +401,54 @@ def test_pending_file_is_shell_quoted(tmp_path: Path) -> None:
     run.set_pending(Running("img", "1.0", "k", "r", "/run/reconciler/stage/a b"))
     out = os.popen(f'. {tmp_path / "pending"}; printf %s "$NEXT_STAGE"').read()
     assert out == "/run/reconciler/stage/a b"
+
+
+# -- the main loop ---------------------------------------------------------------
+
+
+def make_loop(node: Node) -> tuple[Loop, list[float]]:
+    slept: list[float] = []
+    loop = Loop(node.agent, node.server, wait=55, report_interval=300, swap_timeout=3,
+                sleep=slept.append, clock=lambda: sum(slept))  # fmt: skip
+    return loop, slept
+
+
+def assignment_body(node: Node, version: str) -> dict[str, object]:
+    a = node.publish(version)
+    return {"host": a.host, "image": a.image, "version": a.version, "cmdline": a.cmdline,
+            **{k: {"url": getattr(a, k).url, "sha256": getattr(a, k).sha256}
+               for k in ("kernel", "initrd", "rootfs")}}  # fmt: skip
+
+
+def test_loop_long_polls_with_the_etag_and_reports_changes_only(node: Node) -> None:
+    loop, _ = make_loop(node)
+    node.server.answers = [Fetched(200, assignment_body(node, "v1"), '"e1"')]
+    assert loop.once() == "same"
+    assert loop.once() == "same"  # 304: the fake answers unchanged
+    assert node.server.fetches == [(None, 0), ('"e1"', 55)]
+    assert len(node.server.reports) == 1  # the first report; nothing changed since
+
+
+def test_loop_backs_off_while_serve_is_unreachable(node: Node) -> None:
+    loop, slept = make_loop(node)
+    node.server.answers = [ServerError("down")] * 4
+    assert [loop.once() for _ in range(4)] == ["unreachable"] * 4
+    assert slept[3] > slept[0] and all(s <= 60 for s in slept)
+
+
+def test_loop_refuses_an_unusable_assignment_without_acting(node: Node) -> None:
+    loop, _ = make_loop(node)
+    body = assignment_body(node, "v2")
+    body["rootfs"] = {"url": "http://x/a b", "sha256": "0" * 64}
+    node.server.answers = [Fetched(200, body, '"e2"')]
+    assert loop.once() == "none"
+    assert node.system.downloads == []
+
+
+def test_loop_notices_a_swap_that_never_took_the_agent_down(node: Node) -> None:
+    loop, slept = make_loop(node)
+    node.server.answers = [Fetched(200, assignment_body(node, "v2"), '"e2"')]
+    assert loop.once() == "switch-root"
+    assert sum(slept) >= 3  # waited for init to act
+    assert node.run.last_swap()["result"] == "failed"  # type: ignore[index]
+    assert "still on the old root" in node.run.refusals[0].reason
