@@ -43,6 +43,8 @@ from reconciler.plan import Plan
 from reconciler.render import RENDERERS
 from reconciler.rollout.cli import rollout_app
 from reconciler.rollout.preview import with_node_moves
+from reconciler.rollout.runner import run_rollouts, save_pass
+from reconciler.rollout.store import RolloutStateError, RolloutStore
 from reconciler.schemas import stale_schemas, write_schemas
 from reconciler.settings_doc import SettingsDocError, settings_doc_is_stale, write_settings_doc
 from reconciler.statefiles import StateFileError
@@ -97,6 +99,7 @@ def user_errors() -> Iterator[None]:
         BootTemplateError,
         StateFileError,
         SettingsDocError,
+        RolloutStateError,
     ) as error:
         fail(str(error))
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
@@ -173,17 +176,24 @@ def _progress() -> Callable[[str], None]:
     return report
 
 
-def _plan_from_source(engine: Engine, source: InventorySource) -> Plan:
-    """Load, compile and plan as the runtime config says: what plan and apply share."""
+def _plan_from_source(engine: Engine, source: InventorySource) -> tuple[Plan, Callable[[], None]]:
+    """Load, compile and plan as the runtime config says: what plan and apply share.
+
+    Nodes of a group whose image changes get the version its rollout assigns them
+    now (the state dir's rollout state, as the watch loop keeps it); the second
+    value records that decision, for ``apply`` to call once it applied the plan.
+    """
     inventory = engine.load(source)
-    state = engine.compile(inventory)
+    store = RolloutStore(engine.config.resolve(engine.config.state_dir))
+    rollouts = run_rollouts(inventory, store, persist=False)
+    state = engine.compile(inventory, assignments=rollouts.assignments)
     the_plan = engine.plan(state, revision=inventory.revision, progress=_progress())
-    return with_node_moves(the_plan, inventory)
+    return with_node_moves(the_plan, inventory), lambda: save_pass(store, rollouts)
 
 
 def _plan_from_config(config_path: Path, rev: str | None) -> tuple[Engine, Plan]:
     engine, source = _load_engine(config_path, rev)
-    return engine, _plan_from_source(engine, source)
+    return engine, _plan_from_source(engine, source)[0]
 
 
 @app.command()
@@ -226,11 +236,12 @@ def apply(
         with StateLock(state_dir, purpose="apply", timeout=lock_timeout):
             # Pinned before loading: what is recorded as accepted is exactly what was applied.
             accepted = AcceptedRevision.of(source, revision_of(source), by="apply")
-            the_plan = _plan_from_source(engine, source)
+            the_plan, record_rollouts = _plan_from_source(engine, source)
             if output is not OutputFormat.json:
                 sys.stdout.write(RENDERERS[output.value](the_plan))
             report = engine.apply(the_plan, force=force, checksum=checksum, progress=_progress())
             AcceptedStore(state_dir).record(accepted)
+            record_rollouts()
     if output is OutputFormat.json:
         body = {"plan": the_plan.to_dict(), "outcomes": [o.to_dict() for o in report.outcomes]}
         sys.stdout.write(json.dumps(body, indent=2, sort_keys=True) + "\n")

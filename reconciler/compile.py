@@ -209,8 +209,11 @@ class _Compiler:
     def _host(self, group: Group, group_key: tuple[object, ...], host: Host) -> None:
         ref = host.image or group.image
         if host.image is None and self.assignments:
-            # A rollout in progress: the node keeps the version it is assigned for now.
-            ref = self.assignments.get(group.name_of(host), ref)
+            # A rollout in progress: the node keeps the version it is assigned for now
+            # (if this revision still has it).
+            assigned = self.assignments.get(group.name_of(host))
+            if assigned is not None and self._has_image(assigned):
+                ref = assigned
         resolved = self.inventory.resolve_image(ref) if ref is not None else None
         key = (
             group_key,
@@ -231,6 +234,11 @@ class _Compiler:
         if output.node_image is not None:
             self.node_images.append(output.node_image)
         self.boot_files.extend(output.boot_files)
+
+    def _has_image(self, ref: str) -> bool:
+        name, _, version = ref.partition("@")
+        image = self.inventory.images.get(name)
+        return image is not None and version in image.versions
 
     def _image_key(self, ref: str | None) -> str:
         """The image reference and everything its version says, as one string."""

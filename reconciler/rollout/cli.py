@@ -12,7 +12,6 @@ import json
 import os
 import sys
 import time
-from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +21,7 @@ import typer
 from reconciler.rollout.runner import RolloutPass, run_rollouts
 from reconciler.rollout.state import Brake
 from reconciler.rollout.store import RolloutStateError, RolloutStore
+from reconciler.watch.wakeup import request_pass
 
 rollout_app = typer.Typer(
     help="See rollouts of image changes and hold, resume or abort them.",
@@ -48,34 +48,6 @@ def _store_and_pass(config_path: Path) -> tuple[RolloutStore, RolloutPass]:
             return store, run_rollouts(inventory, store, persist=False)
         except RolloutStateError as error:
             fail(str(error))
-
-
-def summarize(result: RolloutPass, store: RolloutStore, group: str | None) -> list[dict[str, Any]]:
-    brakes = store.brakes()
-    rows = []
-    for name, decision in sorted(result.decisions.items()):
-        if group is not None and name != group:
-            continue
-        rollout = decision.rollout
-        failures = {}
-        if rollout is not None:
-            failures = {host: f.reason for host, f in sorted(rollout.failed.items())}
-        brake = brakes.get(name, Brake())
-        rows.append(
-            {
-                "group": name,
-                "target": rollout.target if rollout else None,
-                "phase": rollout.phase if rollout else "Complete",
-                "wave": (rollout.wave + 1) if rollout else 0,
-                "waves": decision.waves_total,
-                "paused": brake.paused,
-                "aborted": brake.aborted,
-                "versions": dict(sorted(Counter(decision.assignments.values()).items())),
-                "states": dict(sorted(Counter(decision.node_states.values()).items())),
-                "failures": failures,
-            }
-        )
-    return rows
 
 
 def render_text(rows: list[dict[str, Any]]) -> str:
@@ -110,7 +82,7 @@ def status_command(
     Exit 0 when no rollout is Degraded, rolled back or aborted; 2 otherwise.
     """
     store, result = _store_and_pass(config)
-    rows = summarize(result, store, group)
+    rows = result.rows(store.brakes(), group=group)
     if group is not None and not rows:
         from reconciler.cli import fail
 
@@ -131,7 +103,8 @@ def _set_brake(config_path: Path, group: str, change: dict[str, Any], said: str)
         fail(f"no group {group!r} with an image in the inventory")
     brake = store.brakes().get(group, Brake())
     store.set_brake(group, replace(brake, **change))
-    typer.echo(f"{group}: {said}; the watch loop acts on it at its next pass")
+    request_pass(store.folder.parent, "rollout")
+    typer.echo(f"{group}: {said}; the watch loop acts on it at once")
 
 
 @rollout_app.command("pause")

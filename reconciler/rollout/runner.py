@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from reconciler.model.inventory import Inventory
 from reconciler.rollout.controller import decide
@@ -27,6 +29,34 @@ class RolloutPass:
 
     assignments: dict[str, str] = field(default_factory=dict)
     decisions: dict[str, Decision] = field(default_factory=dict)
+
+    def rows(
+        self, brakes: dict[str, Brake] | None = None, *, group: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Per group: target, phase, wave, brake, nodes per version and state, failures."""
+        rows = []
+        for name, decision in sorted(self.decisions.items()):
+            if group is not None and name != group:
+                continue
+            rollout = decision.rollout
+            brake = (brakes or {}).get(name, Brake())
+            rows.append(
+                {
+                    "group": name,
+                    "target": rollout.target if rollout else None,
+                    "phase": rollout.phase if rollout else "Complete",
+                    "wave": (rollout.wave + 1) if rollout else 0,
+                    "waves": decision.waves_total,
+                    "paused": brake.paused,
+                    "aborted": brake.aborted,
+                    "versions": dict(sorted(Counter(decision.assignments.values()).items())),
+                    "states": dict(sorted(Counter(decision.node_states.values()).items())),
+                    "failures": {h: f.reason for h, f in sorted(rollout.failed.items())}
+                    if rollout
+                    else {},
+                }
+            )
+        return rows
 
     @property
     def active(self) -> bool:
@@ -79,13 +109,17 @@ def run_rollouts(
         )
         result.decisions[group.name] = decision
         result.assignments.update(decision.assignments)
-        if persist:
-            for event in decision.events:
-                log.info("rollout", extra={"group": group.name, "event": event})
     if persist:
-        for decision in result.decisions.values():
-            if decision.rollout is not None:
-                store.save_rollout(decision.rollout)
-        store.forget(result.decisions)
-        store.save_assignments(result.assignments)
+        save_pass(store, result)
     return result
+
+
+def save_pass(store: RolloutStore, result: RolloutPass) -> None:
+    """Persist what a pass decided: each group's rollout and every node's assignment."""
+    for decision in result.decisions.values():
+        if decision.rollout is not None:
+            store.save_rollout(decision.rollout)
+        for event in decision.events:
+            log.info("rollout", extra={"event": event})
+    store.forget(result.decisions)
+    store.save_assignments(result.assignments)

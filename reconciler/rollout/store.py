@@ -127,6 +127,14 @@ class RolloutStore:
             )
         return {str(host): ref for host, ref in data.items()}
 
+    def assignments_stamp(self) -> tuple[int, int, int] | None:
+        """(inode, size, mtime_ns) of assignments.json, None when absent: cheap change check."""
+        try:
+            stat = os.stat(self.folder / "assignments.json")
+        except FileNotFoundError:
+            return None
+        return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
     def save_assignments(self, assignments: dict[str, str]) -> None:
         if assignments != self.assignments():
             _write_json(self.folder / "assignments.json", assignments)

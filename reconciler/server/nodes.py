@@ -38,8 +38,8 @@ class RevisionSignal:
 
     def observe(self, current: Compiled) -> None:
         """Note the revision a request saw; a new one wakes every waiting request."""
-        if current.revision != self.revision:
-            self.revision = current.revision
+        if current.key != self.revision:
+            self.revision = current.key
             event, self._event = self._event, asyncio.Event()
             event.set()
 
@@ -77,8 +77,8 @@ class AssignmentCache:
         self.answers: dict[str, tuple[bytes, str]] = {}
 
     def answer(self, current: Compiled, host: str) -> tuple[bytes, str] | None:
-        if current.revision != self.revision:
-            self.revision, self.answers = current.revision, {}
+        if current.key != self.revision:
+            self.revision, self.answers = current.key, {}
         found = self.answers.get(host)
         if found is None:
             node = current.nodes.get(host)

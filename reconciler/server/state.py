@@ -14,6 +14,8 @@ with the reason.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from reconciler.inventory.sources import FolderSource, SourceError
 from reconciler.model.inventory import Inventory
 from reconciler.model.problems import InventoryError
 from reconciler.resources import DesiredState, NodeImage
+from reconciler.rollout.store import RolloutStateError, RolloutStore
 from reconciler.statefiles import StateFileError
 
 log = logging.getLogger(__name__)
@@ -47,11 +50,16 @@ class Compiled:
     state: DesiredState
     files: dict[str, str] = field(default_factory=dict)  # boot file path -> content
     nodes: dict[str, NodeImage] = field(default_factory=dict)  # hostname -> assignment
+    # The revision and the rollout assignments it was compiled with: changes with either.
+    key: str = ""
 
     @classmethod
-    def build(cls, revision: str, inventory: Inventory, state: DesiredState) -> Compiled:
+    def build(
+        cls, revision: str, inventory: Inventory, state: DesiredState, *, key: str = ""
+    ) -> Compiled:
         return cls(
             revision=revision,
+            key=key or revision,
             inventory=inventory,
             state=state,
             files={f.path: f.content for f in state.boot_files},
@@ -66,8 +74,9 @@ class CompiledInventory:
         self.engine = engine
         self.refresh_seconds = refresh_seconds
         self.store = AcceptedStore(engine.config.resolve(engine.config.state_dir))
+        self.rollouts = RolloutStore(engine.config.resolve(engine.config.state_dir))
         self._current: Compiled | None = None
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: tuple[object, ...] | None = None
         self._checked = float("-inf")
         self._lock = asyncio.Lock()
         self.last_error: str | None = NOTHING_ACCEPTED
@@ -84,19 +93,28 @@ class CompiledInventory:
 
     def _refresh(self) -> None:
         self._checked = time.monotonic()
-        stamp = self.store.stamp()
-        if stamp is not None and stamp == self._stamp:
+        accepted_stamp = self.store.stamp()
+        stamp = (accepted_stamp, self.rollouts.assignments_stamp())
+        if accepted_stamp is not None and stamp == self._stamp:
             return
         try:
             accepted = self.store.read()
             if accepted is None:
                 self.last_error = NOTHING_ACCEPTED
                 return
-            if self._current is not None and self._current.revision == accepted.revision:
+            assignments = self.rollouts.assignments()
+            key = f"{accepted.revision}+{_digest(assignments)}" if assignments else ""
+            current = self._current
+            if current is not None and current.key == (key or accepted.revision):
                 self._stamp, self.last_error = stamp, None
                 return
-            compiled = self._compile(accepted)
-        except (StateFileError, SourceError, InventoryError) as error:
+            if current is not None and current.revision == accepted.revision:
+                # Only node assignments moved (a rollout wave): no reload, a cheap compile.
+                state = self.engine.compile(current.inventory, assignments=assignments)
+                compiled = Compiled.build(accepted.revision, current.inventory, state, key=key)
+            else:
+                compiled = self._compile(accepted, assignments, key)
+        except (StateFileError, SourceError, InventoryError, RolloutStateError) as error:
             self.last_error = f"cannot use the accepted revision: {error}"
             log.error("accepted revision not loaded", extra={"error": str(error)})
             return
@@ -106,7 +124,9 @@ class CompiledInventory:
             extra={"revision": accepted.revision, "hosts": len(compiled.state.dhcp_hosts)},
         )
 
-    def _compile(self, accepted: AcceptedRevision) -> Compiled:
+    def _compile(
+        self, accepted: AcceptedRevision, assignments: dict[str, str], key: str
+    ) -> Compiled:
         source = accepted.source()
         if isinstance(source, FolderSource) and revision_of(source) != accepted.revision:
             raise SourceError(
@@ -114,4 +134,10 @@ class CompiledInventory:
                 "run `reconciler apply` to apply (and serve) what it holds now"
             )
         inventory = self.engine.load(source)
-        return Compiled.build(accepted.revision, inventory, self.engine.compile(inventory))
+        state = self.engine.compile(inventory, assignments=assignments)
+        return Compiled.build(accepted.revision, inventory, state, key=key)
+
+
+def _digest(assignments: dict[str, str]) -> str:
+    body = json.dumps(assignments, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(body).hexdigest()[:12]

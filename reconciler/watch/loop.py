@@ -22,9 +22,11 @@ from reconciler.accepted import AcceptedRevision, AcceptedStore
 from reconciler.boot_templates import BootTemplateError
 from reconciler.engine import Engine, PlanRefused
 from reconciler.inventory.sources import SourceError
+from reconciler.model.inventory import Inventory
 from reconciler.model.problems import InventoryError
 from reconciler.plan import Plan, TargetPlan, build_target_plan
 from reconciler.resources import AnyResource, DesiredState
+from reconciler.rollout.runner import RolloutPass
 from reconciler.statefiles import StateFileError
 from reconciler.statelock import StateLock, StateLocked
 from reconciler.targets.base import LiveState, Target, TargetError
@@ -32,6 +34,7 @@ from reconciler.watch.backoff import Backoff, RetryState
 from reconciler.watch.conditions import PassOutcome, settle
 from reconciler.watch.debounce import Trigger
 from reconciler.watch.metrics import WatchMetrics
+from reconciler.watch.rollouts import LoopRollouts
 from reconciler.watch.settings import WatchSettings
 from reconciler.watch.sources import RevisionSource, SourceUnavailable, pinned, verify_commit
 from reconciler.watch.status import StatusStore, TargetStatus
@@ -45,6 +48,8 @@ LOCK_RETRY_SECONDS = 1.0  # then it is postponed by this much
 class GoodRevision:
     commit: str
     state: DesiredState
+    inventory: Inventory | None = None
+    rollouts: RolloutPass | None = None  # the node assignments ``state`` was compiled with
     _desired: dict[str, Sequence[AnyResource]] = field(default_factory=dict)
 
     def desired(self, target: Target) -> Sequence[AnyResource]:
@@ -89,6 +94,8 @@ class WatchLoop:
         self.accepted = AcceptedStore(store.path.parent)
         self.state_lock = StateLock(store.path.parent, purpose="watch", timeout=LOCK_WAIT_SECONDS)
         self._postponed: tuple[float, set[str]] | None = None  # a pass that waits for the lock
+        self.rollouts = LoopRollouts(store.path.parent, interval=settings.rollout_interval)
+        self._reassigned = False  # node assignments changed: every target is due
 
     # -- control -------------------------------------------------------------
 
@@ -139,9 +146,9 @@ class WatchLoop:
         if self._postponed is not None:
             wakeups.append(self._postponed[0])
         wakeups += [r.next_attempt for r in self.retries.values() if r.failures]
-        source_wakeup = self.source.next_wakeup()
-        if source_wakeup is not None:
-            wakeups.append(source_wakeup)
+        for wakeup in (self.source.next_wakeup(), self.rollouts.wakeup()):
+            if wakeup is not None:
+                wakeups.append(wakeup)
         return max(0.0, min(wakeups) - time.monotonic())
 
     def _restore_last_good(self) -> None:
@@ -150,13 +157,41 @@ class WatchLoop:
         if commit is None:
             return
         try:
-            state = self.engine.compile(self.engine.load(pinned(self.source, commit)))
+            self.good = self._compiled(commit, self.engine.load(pinned(self.source, commit)))
         except Exception as error:  # e.g. the commit was garbage-collected: start afresh
             log.warning(
                 "last good revision unreadable", extra={"commit": commit, "error": str(error)}
             )
+
+    def _compiled(self, commit: str, inventory: Inventory) -> GoodRevision:
+        """A revision compiled with the node assignments its rollouts decide now."""
+        decided = self.rollouts.decide(inventory)
+        if decided is None and self.good is not None:
+            decided = self.good.rollouts  # damaged rollout state: the assignments in force stay
+        assignments = decided.assignments if decided is not None else None
+        state = self.engine.compile(inventory, assignments=assignments)
+        return GoodRevision(commit, state, inventory, decided)
+
+    def _save_rollouts(self, good: GoodRevision) -> None:
+        """Record the rollout decision the targets now hold (never one a plan refused)."""
+        if good.rollouts is not None and not self.refused:
+            self.rollouts.save(good.rollouts)
+
+    def _follow_rollouts(self, reasons: set[str]) -> None:
+        """Between commits: new agent reports may move nodes to the next wave."""
+        good = self.good
+        if good is None or good.inventory is None or not self.rollouts.following(reasons):
             return
-        self.good = GoodRevision(commit, state)
+        decided = self.rollouts.decide(good.inventory)
+        if decided is None:
+            return
+        if good.rollouts is not None and decided.assignments == good.rollouts.assignments:
+            good.rollouts = decided
+            return
+        self.previous = good
+        state = self.engine.compile(good.inventory, assignments=decided.assignments)
+        self.good = GoodRevision(good.commit, state, good.inventory, decided)
+        self._reassigned = True
 
     # -- one pass ------------------------------------------------------------
 
@@ -171,6 +206,8 @@ class WatchLoop:
         fresh = commit is not None and (self.good is None or commit != self.good.commit)
         if commit is not None and fresh and commit != self.bad:
             self._consider(commit)
+        else:
+            self._follow_rollouts(reasons)
         result = "noop"
         if self.good is not None:
             due = [t for t in self.engine.targets if self._due(t.name, drift=drift, now=now)]
@@ -183,9 +220,17 @@ class WatchLoop:
                     return
                 try:
                     result = self._reconcile(self.good, due, drift=drift)
+                    self._reassigned = False
                     self._record_accepted(self.good)
+                    self._save_rollouts(self.good)
                 finally:
                     self.state_lock.release()
+            elif self.good.rollouts is not None and self.good.rollouts is not self.rollouts.last:
+                try:
+                    with self.state_lock:
+                        self._save_rollouts(self.good)
+                except StateLocked:
+                    log.info("rollout state saved on a later pass: the state dir is busy")
         if drift:
             self._next_drift = now + self.settings.drift_interval
         if self.bad is not None and result == "noop":
@@ -229,7 +274,7 @@ class WatchLoop:
         assert self.good is not None
         target = self.status.targets.get(name)
         behind = target is None or target.revision != self.good.commit or not target.ok
-        return drift or behind or retry.failures > 0
+        return drift or behind or self._reassigned or retry.failures > 0
 
     def _consider(self, commit: str) -> None:
         """Verify, load and compile a new commit; it becomes good or is set aside as bad."""
@@ -245,7 +290,7 @@ class WatchLoop:
             self._set_bad(commit, "UntrustedSignature", [refusal])
             return
         try:
-            state = self.engine.compile(self.engine.load(pinned(self.source, commit)))
+            good = self._compiled(commit, self.engine.load(pinned(self.source, commit)))
         except InventoryError as error:
             self._set_bad(commit, "InvalidRevision", [str(p) for p in error.problems])
             return
@@ -260,7 +305,7 @@ class WatchLoop:
             self._set_bad(commit, "UnreadableRevision", [f"{type(error).__name__}: {error}"])
             return
         self.previous = self.good
-        self.good, self.bad, self.bad_reason = GoodRevision(commit, state), None, ""
+        self.good, self.bad, self.bad_reason = good, None, ""
         self.status.good_revision = commit
         self.status.errors = []
         self.refused.clear()
@@ -390,6 +435,7 @@ class WatchLoop:
     def _finish(self, result: str) -> None:
         status = self.status
         status.passes += 1
+        status.rollouts, status.rollout_error = self.rollouts.status(), self.rollouts.error
         waiting = [n for n, r in self.retries.items() if r.failures and n not in self.refused]
         outcome = PassOutcome(
             good=self.good.commit if self.good is not None else None,

@@ -49,6 +49,12 @@ class WatchSettings(BaseModel):
     drift_default: DriftMode = Field(
         default="correct", description="drift mode of targets not named in drift"
     )
+    rollout_interval: float = Field(
+        default=5.0,
+        gt=0,
+        description="seconds between looks at the node agents' reports while an image "
+        "rollout waits for nodes",
+    )
     backoff_initial: float = Field(default=1.0, gt=0, description="first retry delay, seconds")
     backoff_max: float = Field(default=300.0, gt=0, description="retry delay cap, seconds")
     backoff_factor: float = Field(

@@ -61,6 +61,9 @@ class Status:
     errors: list[str] = field(default_factory=list)  # why attempted was not applied
     conditions: list[Condition] = field(default_factory=list)
     targets: dict[str, TargetStatus] = field(default_factory=dict)
+    # Image rollouts in progress or ended, per group (reconciler.watch.rollouts).
+    rollouts: list[dict[str, Any]] = field(default_factory=list)
+    rollout_error: str | None = None
     passes: int = 0
     last_success: float | None = None
     updated: float = 0.0
@@ -151,6 +154,15 @@ def render_status_text(status: Status) -> str:
         lines.append(f"{c.type:<12}{state} {c.reason}: {c.message}".rstrip(": "))
     for error in status.errors:
         lines.append(f"  error: {error}")
+    for row in status.rollouts:
+        versions = ", ".join(f"{v}: {n}" for v, n in row["versions"].items())
+        lines.append(
+            f"rollout {row['group']}: {row['phase']} to {row['target']}, "
+            f"wave {row['wave']}/{row['waves']}; {versions}"
+        )
+        lines += [f"  failed {host}: {why}" for host, why in row["failures"].items()]
+    if status.rollout_error:
+        lines.append(f"  rollout error: {status.rollout_error}")
     for name, t in sorted(status.targets.items()):
         state = "ok" if t.ok else f"FAILED ({t.failures}x): {t.error}"
         lines.append(

@@ -188,3 +188,28 @@ def test_diff_counts_switch_root_kexec_and_reboot_per_group(tmp_path: Path) -> N
     assert "| `compute` | 6 | 0 | 6 | 0 | 1 → 6 |" in render_diff_markdown(diff, "a", "b")
     rebooting = load(six_nodes(tmp_path / "reboot", NEW, method="reboot"))
     assert diff_inventories(old, rebooting).nodes[0].reboot == 6
+
+
+def test_apply_moves_nodes_wave_by_wave_too(tmp_path: Path) -> None:
+    shutil.copytree(EXAMPLE, tmp_path / "inventory")
+    (tmp_path / "reconciler.toml").write_text(FILE_TARGETS)
+    config = str(tmp_path / "reconciler.toml")
+    runner = CliRunner()
+    assert runner.invoke(app, ["apply", "-c", config]).exit_code == 0
+    store = RolloutStore(tmp_path / "state")
+    compute = ["node010", "node011", "node012", "node013"]
+    for hostname in compute:
+        report(store, hostname, OLD)
+    group = tmp_path / "inventory" / "groups" / "compute.yaml"
+    text = group.read_text().replace("image: compute@2024.10", "image: compute@2024.11")
+    group.write_text(text + 'rollout: {waves: [1, "100%"], max_unavailable: "100%"}\n')
+
+    def versions() -> list[str]:
+        nodes = tmp_path / "out" / "http" / "nodes"
+        return [json.loads((nodes / f"{h}.json").read_text())["version"] for h in compute]
+
+    assert runner.invoke(app, ["apply", "-c", config]).exit_code == 0
+    assert versions() == ["2024.11", "2024.10", "2024.10", "2024.10"]
+    report(store, "node010", NEW)
+    assert runner.invoke(app, ["apply", "-c", config]).exit_code == 0
+    assert versions() == ["2024.11"] * 4

@@ -1,0 +1,94 @@
+"""The rollout controller as the watch loop runs it: decide, compile, apply, then record.
+
+A group's image change does not reach all its nodes with the commit: each pass
+asks the controller (``reconciler.rollout``) which version every node is
+assigned now, from the agents' reports, and the loop compiles the revision with
+those assignments (``nodes/<host>.json`` and the boot files name them). The
+decision is saved only after the targets were brought to it, so ``serve`` never
+hands a node a version whose boot files are not written yet. While a rollout
+waits for nodes, the loop wakes every ``rollout_interval`` seconds to look at
+new reports. A damaged rollout state file never takes the loop down: the
+assignments in force stay, and status says which file to remove.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from reconciler.model.inventory import Inventory
+from reconciler.rollout.runner import RolloutPass, run_rollouts, save_pass
+from reconciler.rollout.store import RolloutStateError, RolloutStore
+
+log = logging.getLogger(__name__)
+
+
+class LoopRollouts:
+    """Decisions for the loop's good revision, and when to look again."""
+
+    def __init__(self, state_dir: Path, *, interval: float) -> None:
+        self.store = RolloutStore(state_dir)
+        self.interval = interval
+        self.error: str | None = None
+        self.last: RolloutPass | None = None
+        self._next = 0.0
+
+    def decide(self, inventory: Inventory) -> RolloutPass | None:
+        """This pass's decision (not saved yet); None when the state files are damaged."""
+        try:
+            result = run_rollouts(inventory, self.store, persist=False)
+        except RolloutStateError as error:
+            if self.error != str(error):
+                log.error("rollout state unusable; assignments kept", extra={"error": str(error)})
+            self.error = str(error)
+            return None
+        self.error = None
+        self._next = time.monotonic() + self.interval
+        return result
+
+    def save(self, result: RolloutPass) -> None:
+        """Record a decision whose assignments the targets now hold."""
+        try:
+            save_pass(self.store, result)
+        except OSError as error:
+            self.error = f"rollout state not saved: {error}"
+            log.error("rollout state not saved", extra={"error": str(error)})
+            return
+        self.last = result
+
+    def following(self, reasons: set[str]) -> bool:
+        """Whether a pass without a new commit should decide again.
+
+        While a rollout waits for nodes (or is held, or stopped by failures that a
+        ``rollout resume`` may acknowledge), and on a brake command; never for an
+        idle site, so a pass stays cheap when no image moves.
+        """
+        if reasons & {"rollout", "manual", "startup"}:
+            return True
+        if self.last is None:
+            return False
+        return any(
+            d.rollout is not None and d.rollout.phase in ("Progressing", "Paused", "Degraded")
+            for d in self.last.decisions.values()
+        )
+
+    def wakeup(self) -> float | None:
+        """When the loop should look at reports again: only while a rollout waits for nodes."""
+        if self.last is None or not self.last.active:
+            return None
+        return self._next
+
+    def status(self) -> list[dict[str, Any]]:
+        """Groups with a rollout (nodes that moved), for status.json, ``status`` and /status."""
+        if self.last is None:
+            return []
+        try:
+            brakes = self.store.brakes()
+        except RolloutStateError:
+            brakes = {}
+        moving = {
+            name for name, d in self.last.decisions.items() if d.rollout and d.rollout.previous
+        }
+        return [row for row in self.last.rows(brakes) if row["group"] in moving]
