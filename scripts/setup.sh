@@ -6,13 +6,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# isolinux ... squashfs-tools: boot media (ISO boot loaders, EFI partition, UEFI firmware)
+# isolinux ... e2fsprogs: boot media (ISO boot loaders, EFI partition, UEFI firmware, write tests)
 debian_packages=(
   git iproute2 isc-dhcp-server isc-dhcp-client bind9 bind9-dnsutils
   tftpd-hpa tftp-hpa qemu-system-x86 ipxe-qemu busybox-static cpio procps
   linux-image-amd64 openssh-client gnupg python3-venv
   kea-dhcp4-server kea-ctrl-agent kea-admin postgresql
   isolinux syslinux-common grub-efi-amd64-bin grub-common mtools dosfstools ovmf squashfs-tools
+  e2fsprogs
 )
 missing=()
 for pkg in "${debian_packages[@]}"; do

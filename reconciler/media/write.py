@@ -10,6 +10,7 @@ its cache dropped, and read back; the read-back digest must equal the image's.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -22,6 +23,7 @@ from reconciler.media.artifacts import Progress
 
 CHUNK = 4 << 20
 BLKFLSBUF = 0x1261  # linux/fs.h: flush the block device's buffer cache
+BLKRRPART = 0x125F  # linux/fs.h: re-read the partition table (the image brings one)
 SYSTEM_MOUNTS = ("/", "/boot", "/boot/efi", "/usr", "/var")
 
 
@@ -179,6 +181,8 @@ def write_image(
             os.close(source)
         os.fsync(target)
         fcntl.ioctl(target, BLKFLSBUF, 0)
+        with contextlib.suppress(OSError):  # a device without partition support says EINVAL
+            fcntl.ioctl(target, BLKRRPART, 0)
     except OSError as error:
         raise WriteRefused(f"{device}: write failed: {error.strerror or error}") from None
     finally:
