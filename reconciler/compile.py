@@ -153,6 +153,7 @@ class _Compiler:
                 group.hostname,
                 str(group.first_address),
                 group.boot,
+                group.rollout.method,
             )
             for host in group.hosts:
                 self._host(group, group_key, host)
@@ -291,6 +292,7 @@ class _Compiler:
                 rootfs_url=image.rootfs.url,
                 rootfs_sha256=image.rootfs.sha256,
                 cmdline=image.cmdline,
+                swap=group.rollout.method,
             )
         context = {
             # Namespaces rather than dicts: jinja2 finds attributes on the first try.

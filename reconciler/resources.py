@@ -142,13 +142,15 @@ class NodeImage:
     rootfs_url: str
     rootfs_sha256: str
     cmdline: str
+    swap: str = "live"  # the group's rollout method: "reboot" makes the agent always reboot
 
     @property
     def key(self) -> str:
         return self.host
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        extra = {"swap": self.swap} if self.swap != "live" else {}
+        return extra | {
             "host": self.host,
             "mac": self.mac,
             "image": self.image,

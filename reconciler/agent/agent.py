@@ -89,6 +89,8 @@ class Agent:
             kernel_changed=assignment.kernel_sha256 != current.kernel_sha256,
             capabilities=capabilities,
         )
+        if assignment.swap == "reboot":  # the group's rollout: method reboot
+            method = REBOOT
         self.phase = "staging"
         self.report()
         try:

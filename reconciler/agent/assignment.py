@@ -35,6 +35,7 @@ class Assignment:
     initrd: Artifact
     rootfs: Artifact
     cmdline: str
+    swap: str = "live"  # "reboot": the group's rollout says always reboot, never swap live
 
     @property
     def label(self) -> str:
@@ -84,4 +85,12 @@ def parse_assignment(data: Any) -> Assignment:
         initrd=_artifact(data, "initrd"),
         rootfs=_artifact(data, "rootfs"),
         cmdline=cmdline,
+        swap=_swap(data),
     )
+
+
+def _swap(data: dict[str, Any]) -> str:
+    swap = data.get("swap", "live")
+    if swap not in ("live", "reboot"):
+        raise AssignmentError(f"'swap' must be 'live' or 'reboot', not {swap!r}")
+    return str(swap)

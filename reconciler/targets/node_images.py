@@ -44,6 +44,7 @@ def node_image_from_dict(data: dict[str, Any]) -> NodeImage:
         rootfs_url=data["rootfs"]["url"],
         rootfs_sha256=data["rootfs"]["sha256"],
         cmdline=data["cmdline"],
+        swap=data.get("swap", "live"),
     )
 
 

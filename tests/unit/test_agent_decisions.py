@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 from agent_fakes import FakeServer, FakeSystem
 
 from reconciler.agent.agent import Agent, Settings
-from reconciler.agent.assignment import Assignment, parse_assignment
+from reconciler.agent.assignment import Assignment, AssignmentError, parse_assignment
 from reconciler.agent.client import Fetched, ServerError
 from reconciler.agent.ladder import Capabilities, choose_method
 from reconciler.agent.main import Loop
@@ -187,6 +187,22 @@ def test_no_kexec_means_reboot(node: Node) -> None:
     node.system.capabilities_ = Capabilities("busybox", None, kexec=False)
     assert node.agent.apply(node.publish("v2", kernel=KERNEL_B)) == "reboot"
     assert node.system.actions[-1] == ("reboot", False)
+
+
+def test_a_group_with_rollout_method_reboot_always_reboots(node: Node) -> None:
+    same_kernel = replace(node.publish("v2"), swap="reboot")
+    assert node.agent.apply(same_kernel) == "reboot"
+    assert node.system.actions[-1] == ("reboot", False)
+
+
+def test_an_unknown_swap_method_is_refused_whole() -> None:
+    with pytest.raises(AssignmentError, match="'swap' must be 'live' or 'reboot'"):
+        parse_assignment({
+            "host": "n", "image": "i", "version": "v", "swap": "yolo", "cmdline": "",
+            "kernel": {"url": "http://b/k", "sha256": "a" * 64},
+            "initrd": {"url": "http://b/i", "sha256": "a" * 64},
+            "rootfs": {"url": "http://b/r", "sha256": "a" * 64},
+        })  # fmt: skip
 
 
 def test_a_failing_kexec_falls_back_to_reboot(node: Node) -> None:

@@ -213,3 +213,12 @@ def test_apply_moves_nodes_wave_by_wave_too(tmp_path: Path) -> None:
     report(store, "node010", NEW)
     assert runner.invoke(app, ["apply", "-c", config]).exit_code == 0
     assert versions() == ["2024.11"] * 4
+
+
+def test_a_reboot_method_reaches_the_node_assignment(tmp_path: Path) -> None:
+    from reconciler.compile import compile_inventory
+
+    rebooting = compile_inventory(load(six_nodes(tmp_path / "r", NEW, method="reboot")))
+    assert {n.to_dict()["swap"] for n in rebooting.node_images} == {"reboot"}
+    live = compile_inventory(load(six_nodes(tmp_path / "l", NEW)))
+    assert all("swap" not in n.to_dict() for n in live.node_images)  # files stay as they were
