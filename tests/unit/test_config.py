@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -11,12 +12,64 @@ from reconciler.config import ConfigError, load_config
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "reconciler.toml"
 
 
-def test_the_deploy_example_loads_with_every_table() -> None:
+def test_the_deploy_example_is_a_live_site_with_every_table() -> None:
     config = load_config(EXAMPLE)
     assert config.source.rev == "main"
     assert config.serve.port == 8080
     assert config.watch.drift_interval == 300
-    assert list(config.targets) == ["dhcp-hosts", "dns", "boot", "images"]
+    kinds = {name: target.type for name, target in config.targets.items()}
+    assert kinds == {
+        "dhcpd": "dhcp-conf", "dhcp-hosts": "dhcp-omapi", "dns": "dns-rfc2136",
+        "boot": "bootfiles", "images": "node-images",
+    }  # fmt: skip
+    # dhcp-conf writes the OMAPI key that dhcp-omapi signs with: same name, same file.
+    dhcpd, hosts = config.targets["dhcpd"].settings(), config.targets["dhcp-hosts"].settings()
+    assert dhcpd["omapi_key_name"] == hosts["key_name"]
+    assert dhcpd["omapi_key_file"] == hosts["key_file"]
+    # OMAPI and the TSIG-signed updates are reached on loopback, never the node network.
+    assert hosts["server"] == config.targets["dns"].settings()["server"] == "127.0.0.1"
+    assert config.serve.listen == "10.23.45.2"
+
+
+def test_the_deploy_example_mentions_every_setting_of_what_it_shows() -> None:
+    """Set or commented out: a user reading deploy/reconciler.toml sees every key."""
+    from pydantic import BaseModel
+
+    from reconciler.config import RuntimeConfig, TargetConfig
+    from reconciler.targets import settings_model
+
+    config = load_config(EXAMPLE)
+    tables: dict[str, list[str]] = {}
+    table = ""
+    for line in EXAMPLE.read_text().splitlines():
+        header = re.match(r"^\[([^\]]+)\]", line)
+        if header:
+            table = header.group(1)
+        key = re.match(r"^#? ?([a-z_]+) = ", line)
+        if key:
+            tables.setdefault(table, []).append(key.group(1))
+    sections: dict[str, type[BaseModel]] = {"": RuntimeConfig}
+    for name, field in RuntimeConfig.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel) and name in tables:
+            sections[name] = annotation
+    for name, target in config.targets.items():
+        sections[f"targets.{name}"] = settings_model(target.type)
+    missing = []
+    for table_name, model in sections.items():
+        shown = set(tables.get(table_name, []))
+        for key, field in model.model_fields.items():
+            kind = field.annotation
+            table_like = key == "targets" or (
+                isinstance(kind, type) and issubclass(kind, BaseModel)
+            )
+            if not field.exclude and not table_like and key not in shown:
+                missing.append(f"[{table_name or 'top level'}] {key}")
+    assert missing == [], (
+        "deploy/reconciler.toml does not mention these settings; add each (commented out "
+        f"if it is not set) with what it does: {missing}"
+    )
+    assert set(TargetConfig.model_fields) - {"type"} <= set(EXAMPLE.read_text().split("`"))
 
 
 @pytest.mark.parametrize(
