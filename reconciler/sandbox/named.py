@@ -16,7 +16,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,8 +144,13 @@ def start_named(
     dynamic_zones: Sequence[str] = (FORWARD_ZONE, REVERSE_ZONE),
     static_zones: Sequence[str] = (STATIC_ZONE,),
     ready_timeout: float = 20.0,
+    zone_texts: Mapping[str, str] | None = None,
 ) -> NamedServer:
-    """Write named.conf and zone files into ``directory`` and start named on a free port."""
+    """Write named.conf and zone files into ``directory`` and start named on a free port.
+
+    ``zone_texts`` gives a zone's file as a person wrote it (a legacy site to import);
+    other zones start with only their SOA and NS records.
+    """
     if not os.path.exists(NAMED) or shutil.which("named-checkconf") is None:
         raise MissingTool("BIND 9 (named, named-checkconf) is not installed")
     directory.mkdir(parents=True, exist_ok=True)
@@ -155,7 +160,7 @@ def start_named(
     zones_conf = []
     for zone in (*dynamic_zones, *static_zones):
         file_name = f"{zone.rstrip('.')}.zone"
-        (directory / file_name).write_text(_zone_text(zone))
+        (directory / file_name).write_text((zone_texts or {}).get(zone) or _zone_text(zone))
         update = f'allow-update {{ key "{KEY_NAME}"; key "{ADMIN_KEY_NAME}"; }};'
         zones_conf.append(
             f'zone "{zone.rstrip(".")}" {{ type primary; file "{file_name}"; '
