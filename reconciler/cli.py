@@ -378,6 +378,13 @@ app.add_typer(rollout_app, name="rollout")
 app.add_typer(operator_app, name="operator")
 
 
+# -- the node's boot path (reconciler.nodeboot) ---------------------------------
+
+from reconciler.nodeboot.command import initramfs as _initramfs  # noqa: E402
+
+app.command("initramfs")(_initramfs)
+
+
 # -- the sandbox: a whole site on this machine (reconciler.sandbox) -------------
 
 

@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # isolinux ... e2fsprogs: boot media (ISO boot loaders, EFI partition, UEFI firmware, write tests)
+# kexec-tools, linux-image-cloud-amd64 (a second kernel), debootstrap: live image swap VM tests
 debian_packages=(
   git iproute2 isc-dhcp-server isc-dhcp-client bind9 bind9-dnsutils
   tftpd-hpa tftp-hpa qemu-system-x86 ipxe-qemu busybox-static cpio procps
@@ -14,6 +15,7 @@ debian_packages=(
   kea-dhcp4-server kea-ctrl-agent kea-admin postgresql
   isolinux syslinux-common grub-efi-amd64-bin grub-common mtools dosfstools ovmf squashfs-tools
   e2fsprogs
+  kexec-tools linux-image-cloud-amd64 debootstrap
 )
 missing=()
 for pkg in "${debian_packages[@]}"; do
@@ -22,6 +24,8 @@ done
 if ((${#missing[@]})); then
   echo "setup: installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # kexec-tools only provides /sbin/kexec for the test images: never kexec this machine.
+  echo "kexec-tools kexec-tools/load_kexec boolean false" | debconf-set-selections
   apt_get=(apt-get -o DPkg::Lock::Timeout=900)
   "${apt_get[@]}" update -qq
   "${apt_get[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
