@@ -17,11 +17,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from reconciler.rollout.state import Brake, GroupRollout, NodeReport
+from reconciler.server.nodereports import load_reports
 
 
 class RolloutStateError(Exception):
@@ -164,15 +166,15 @@ class RolloutStore:
 
     def reports(self, hosts: Iterable[str]) -> dict[str, NodeReport]:
         """The last report of each host that has one (unreadable reports count as none)."""
+        stored = load_reports(self.reports_folder.parent)
+        now = time.time()
         found: dict[str, NodeReport] = {}
         for host in hosts:
-            path = self.reports_folder / f"{host}.json"
-            try:
-                received = path.stat().st_mtime
-                data = json.loads(path.read_text())
-            except (OSError, ValueError):
+            data = stored.get(host)
+            if data is None:
                 continue
-            report = report_from_json(host, data, received=received)
+            # serve stamps received_at; a report without one counts as just received.
+            report = report_from_json(host, data, received=now)
             if report is not None:
                 found[host] = report
         return found

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
@@ -66,6 +67,62 @@ class StatusCollector(Collector):
             unmanaged.add_metric([name], float(target.unmanaged))
             pending.add_metric([name], float(target.pending))
         yield from (up, unmanaged, pending)
+        yield from rollout_metrics(status.rollouts)
+
+
+def rollout_metrics(rollouts: list[dict[str, Any]]) -> Iterator[Metric]:
+    """Rollout progress per group, from what the watch loop decided last (status.json)."""
+    assigned = GaugeMetricFamily(
+        "reconciler_rollout_nodes_assigned",
+        "nodes of a group assigned this image@version by its rollout",
+        labels=["group", "version"],
+    )
+    states = GaugeMetricFamily(
+        "reconciler_rollout_nodes",
+        "nodes of a rolling group per rollout state (waiting, updating, healthy, failed, ...)",
+        labels=["group", "state"],
+    )
+    wave = GaugeMetricFamily(
+        "reconciler_rollout_wave", "the wave a group's rollout has opened", labels=["group"]
+    )
+    waves = GaugeMetricFamily("reconciler_rollout_waves", "waves in the policy", labels=["group"])
+    phase = GaugeMetricFamily(
+        "reconciler_rollout_phase", "1 for the rollout's phase", labels=["group", "phase"]
+    )
+    for row in rollouts:
+        group = str(row.get("group"))
+        for version, count in dict(row.get("versions") or {}).items():
+            assigned.add_metric([group, str(version)], float(count))
+        for state, count in dict(row.get("states") or {}).items():
+            states.add_metric([group, str(state)], float(count))
+        wave.add_metric([group], float(row.get("wave") or 0))
+        waves.add_metric([group], float(row.get("waves") or 0))
+        phase.add_metric([group, str(row.get("phase"))], 1.0)
+    yield from (assigned, states, wave, waves, phase)
+
+
+SWAP_BUCKETS = (1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+
+
+def swap_histogram(reports: dict[str, dict[str, Any]]) -> Metric:
+    """The downtime of each node's last swap, by method, as a Prometheus histogram."""
+    by_method: dict[str, list[float]] = {}
+    for report in reports.values():
+        swap = report.get("last_swap") or {}
+        downtime = swap.get("downtime_s")
+        if isinstance(downtime, int | float) and not isinstance(downtime, bool):
+            by_method.setdefault(str(swap.get("method")), []).append(float(downtime))
+    histogram = HistogramMetricFamily(
+        "reconciler_node_swap_downtime_seconds",
+        "downtime of the nodes' last image swap (last answer of the old image to the first "
+        "of the new), by method",
+        labels=["method"],
+    )
+    for method, values in sorted(by_method.items()):
+        buckets = [(str(bound), float(sum(v <= bound for v in values))) for bound in SWAP_BUCKETS]
+        buckets.append(("+Inf", float(len(values))))
+        histogram.add_metric([method], buckets, sum_value=sum(values))
+    return histogram
 
 
 class NodeCollector(Collector):
@@ -90,6 +147,7 @@ class NodeCollector(Collector):
             states.add_metric([state], float(summary["by_state"].get(state, 0)))
         yield versions
         yield states
+        yield swap_histogram(self.reports.all())
 
 
 def _status_with_nodes(store: StatusStore, reports: ReportStore) -> StatusHandler:

@@ -95,3 +95,40 @@ def test_the_watch_loop_hears_a_wakeup_from_another_process(tmp_path: Path) -> N
     finally:
         watcher.stop()
     assert reasons[0] in FETCH_REASONS  # a remote source fetches at once
+
+
+def test_metrics_show_rollout_progress_and_swap_downtimes(tmp_path: Path) -> None:
+    config = make_config(tmp_path, make_repo(tmp_path))
+    state_dir = config.resolve(config.state_dir)
+    store = StatusStore(state_dir)
+    status = Status(source="repo@main")
+    status.rollouts = [
+        {
+            "group": "compute", "target": "compute@2", "phase": "Progressing", "wave": 2,
+            "waves": 4, "versions": {"compute@1": 90, "compute@2": 10},
+            "states": {"healthy": 8, "updating": 2, "waiting": 90}, "failures": {},
+        }
+    ]  # fmt: skip
+    store.save(status)
+    reports = state_dir / "reports"
+    reports.mkdir(parents=True)
+    for host, method, downtime in (("n1", "switch-root", 2.4), ("n2", "kexec", 14.0)):
+        body = {"host": host, "state": "running", "image": "compute", "version": "2",
+                "last_swap": {"method": method, "downtime_s": downtime, "result": "ok"}}  # fmt: skip
+        (reports / f"{host}.json").write_text(json.dumps(body))
+
+    app = serve_app(config, ServeSettings(audit_log=tmp_path / "a.jsonl"), FakeNeighbours())
+
+    async def scenario(client: TestClient) -> str:
+        return await (await client.get("/metrics")).text()
+
+    metrics = with_client(app, scenario)
+    assert 'reconciler_rollout_nodes_assigned{group="compute",version="compute@2"} 10.0' in metrics
+    assert 'reconciler_rollout_nodes{group="compute",state="updating"} 2.0' in metrics
+    assert 'reconciler_rollout_wave{group="compute"} 2.0' in metrics
+    assert 'reconciler_rollout_phase{group="compute",phase="Progressing"} 1.0' in metrics
+    assert 'reconciler_node_swap_downtime_seconds_bucket{le="2.5",method="switch-root"} 1.0' in (
+        metrics
+    )
+    assert 'reconciler_node_swap_downtime_seconds_bucket{le="10.0",method="kexec"} 0.0' in metrics
+    assert 'reconciler_node_swap_downtime_seconds_count{method="kexec"} 1.0' in metrics
