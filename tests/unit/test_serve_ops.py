@@ -113,8 +113,9 @@ def test_metrics_show_rollout_progress_and_swap_downtimes(tmp_path: Path) -> Non
     reports = state_dir / "reports"
     reports.mkdir(parents=True)
     for host, method, downtime in (("n1", "switch-root", 2.4), ("n2", "kexec", 14.0)):
-        body = {"host": host, "state": "running", "image": "compute", "version": "2",
-                "last_swap": {"method": method, "downtime_s": downtime, "result": "ok"}}  # fmt: skip
+        swap = {"method": method, "downtime_s": downtime, "result": "ok"}
+        body = {"host": host, "state": "running", "image": "compute", "version": "2"}
+        body["last_swap"] = swap
         (reports / f"{host}.json").write_text(json.dumps(body))
 
     app = serve_app(config, ServeSettings(audit_log=tmp_path / "a.jsonl"), FakeNeighbours())
