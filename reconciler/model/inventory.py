@@ -73,6 +73,12 @@ class Registration(_File):
         default=False, strict=True, description="true: unknown MACs that boot are enrolled"
     )
     indexes: IndexRange = Field(description="indexes new machines take, lowest free first")
+    allow_routed: bool = Field(
+        default=False,
+        strict=True,
+        description="true: also enrol machines whose request reaches the server through a "
+        "router (no neighbour entry to check the MAC against); default: same link only",
+    )
 
 
 class Group(_File):

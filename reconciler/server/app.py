@@ -79,9 +79,17 @@ def build_app(
     registration = RegistrationHandler(
         enroller=_enroller(config, settings, engine),
         compiled=compiled,
-        audit=AuditLog(audit_path),
+        audit=AuditLog(
+            audit_path,
+            max_bytes=settings.audit_log_max_bytes,
+            backups=settings.audit_log_backups,
+        ),
         limiter=RateLimiter(
             per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
+        ),
+        global_limiter=RateLimiter(
+            per_minute=settings.rate_limit_global_per_minute,
+            burst=settings.rate_limit_global_burst,
         ),
         neighbour_mac=outside.neighbour_mac,
         max_body_bytes=settings.max_body_bytes,

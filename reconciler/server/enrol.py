@@ -83,6 +83,30 @@ def lowest_free_index(group: Group) -> int | None:
     return next((i for i in range(first, last + 1) if i not in used), None)
 
 
+def open_groups_for(
+    inventory: Inventory, address: ipaddress.IPv4Address, *, routed: bool
+) -> list[Group]:
+    """The groups that may enrol a machine asking from ``address``, by name; Refused if none."""
+    in_subnet = sorted((g for g in inventory.groups if address in g.subnet), key=lambda g: g.name)
+    if not in_subnet:
+        raise Refused(403, f"{address} is not in the subnet of any group")
+    open_groups = [g for g in in_subnet if g.registration is not None and g.registration.open]
+    if not open_groups:
+        names = ", ".join(g.name for g in in_subnet)
+        raise Refused(403, f"registration is closed for {names} (subnet of {address})")
+    if routed:
+        open_groups = [g for g in open_groups if g.registration and g.registration.allow_routed]
+        if not open_groups:
+            raise Refused(
+                403,
+                f"no neighbour entry for {address}: the request did not come from the "
+                "machine's own link (it was routed, or sent from this server), so its MAC "
+                "cannot be checked; set registration.allow_routed: true in the group to "
+                "enrol routed machines",
+            )
+    return open_groups
+
+
 def commit_message(hostname: str, mac: str, group: str) -> str:
     return f"register {hostname} ({mac}) in {group}"
 
@@ -108,16 +132,24 @@ class Enroller:
     def _repo_path(self, relative: str) -> str:
         return f"{self.subdir}/{relative}" if self.subdir else relative
 
-    def enrol(self, mac: str, address: str) -> Enrolled:
-        """Register ``mac`` asking from ``address``; raise Refused with the reason if not."""
+    def enrol(self, mac: str, address: str, *, routed: bool = False) -> Enrolled:
+        """Register ``mac`` asking from ``address``; raise Refused with the reason if not.
+
+        ``routed``: the request came without a neighbour entry, so only groups
+        with ``allow_routed`` may take it.
+        """
         for _ in range(ATTEMPTS):
             try:
-                return self._attempt(mac, ipaddress.IPv4Address(address))
+                return self._attempt(mac, ipaddress.IPv4Address(address), routed=routed)
             except BranchMoved:
                 log.info("registration branch moved; trying again", extra={"mac": mac})
+            except OSError as error:  # a full disk, a vanished repository
+                raise Refused(
+                    503, f"cannot commit the registration: {error.strerror or error}"
+                ) from None
         raise Refused(503, f"branch {self.branch.branch} keeps moving; try again")
 
-    def _attempt(self, mac: str, address: ipaddress.IPv4Address) -> Enrolled:
+    def _attempt(self, mac: str, address: ipaddress.IPv4Address, *, routed: bool) -> Enrolled:
         head = self.branch.head()
         try:
             files = GitSource(self.repo_path, head.hexsha, self.subdir).read_files()
@@ -131,7 +163,7 @@ class Enroller:
         existing = self._existing(inventory, mac, address)
         if existing is not None:
             return existing
-        group, index = self._choose(inventory, address)
+        group, index = self._choose(inventory, address, routed=routed)
         hostname = group.hostname_of(index)
         relative = f"groups/{group.name}.yaml"
         try:
@@ -184,16 +216,10 @@ class Enroller:
                 )  # fmt: skip
         return None
 
-    def _choose(self, inventory: Inventory, address: ipaddress.IPv4Address) -> tuple[Group, int]:
-        in_subnet = sorted(
-            (g for g in inventory.groups if address in g.subnet), key=lambda g: g.name
-        )
-        if not in_subnet:
-            raise Refused(403, f"{address} is not in the subnet of any group")
-        open_groups = [g for g in in_subnet if g.registration is not None and g.registration.open]
-        if not open_groups:
-            names = ", ".join(g.name for g in in_subnet)
-            raise Refused(403, f"registration is closed for {names} (subnet of {address})")
+    def _choose(
+        self, inventory: Inventory, address: ipaddress.IPv4Address, *, routed: bool
+    ) -> tuple[Group, int]:
+        open_groups = open_groups_for(inventory, address, routed=routed)
         for group in open_groups:
             index = lowest_free_index(group)
             if index is not None:

@@ -3,9 +3,10 @@
 A machine that registers says which MAC it has. On the same link the kernel
 already knows the MAC that sent the request (its neighbour table, filled by
 ARP), so a claim for somebody else's MAC is caught, as the old ARP-based
-tooling did. Requests from loopback or through a router have no usable
-entry; loopback has none at all and is allowed, a router's entry shows the
-router's MAC and so never matches.
+tooling did. A request from loopback, from one of the server's own
+addresses or through a router has no entry for its source address; the
+registration handler refuses those unless the group allows routed
+registration.
 """
 
 from __future__ import annotations

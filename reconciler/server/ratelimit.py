@@ -4,6 +4,10 @@ Each source address has a bucket of ``burst`` tokens refilled at ``rate``
 per second; a request takes one token or is refused. The table of buckets is
 bounded: when it is full, the buckets idle the longest are dropped (a full
 bucket is the same as no bucket).
+
+``LogThrottle`` uses the same buckets for log lines: a flood of identical
+refusals logs a few lines and then one line now and then that says how many
+were left out.
 """
 
 from __future__ import annotations
@@ -58,3 +62,18 @@ class RateLimiter:
         if bucket is None or bucket.tokens >= 1.0:
             return 0.0
         return (1.0 - bucket.tokens) / self.rate
+
+
+class LogThrottle:
+    """``allow(key)`` -> (log this line?, how many lines of ``key`` were left out before it)."""
+
+    def __init__(self, *, per_minute: float = 6.0, burst: int = 5) -> None:
+        self.limiter = RateLimiter(per_minute=per_minute, burst=burst, max_sources=1000)
+        self._suppressed: dict[str, int] = {}
+
+    def allow(self, key: str) -> tuple[bool, int]:
+        if self.limiter.allow(key):
+            return True, self._suppressed.pop(key, 0)
+        if key in self._suppressed or len(self._suppressed) < 10_000:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+        return False, 0

@@ -44,6 +44,23 @@ class ServeSettings(BaseModel):
     rate_limit_burst: int = Field(
         default=10, ge=1, description="requests a source address may make at once"
     )
+    rate_limit_global_per_minute: float = Field(
+        default=120.0,
+        gt=0,
+        description="registration requests per minute from all addresses together "
+        "(caps how fast git can be written to, however many machines ask)",
+    )
+    rate_limit_global_burst: int = Field(
+        default=60, ge=1, description="requests all addresses together may make at once"
+    )
+    audit_log_max_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=4096,
+        description="size at which the audit log is rotated to <audit_log>.1, .2, ...",
+    )
+    audit_log_backups: int = Field(
+        default=5, ge=0, le=100, description="rotated audit logs kept (0: none)"
+    )
     max_body_bytes: int = Field(
         default=4096, ge=64, le=1_048_576, description="largest request body accepted"
     )

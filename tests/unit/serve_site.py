@@ -27,6 +27,7 @@ from reconciler.server.settings import ServeSettings
 T = TypeVar("T")
 HTTP_URL = "http://10.23.45.2:8080"
 REMOTE_HEADER = "X-Test-Remote"
+NEIGHBOUR_HEADER = "X-Test-Neighbour"  # the MAC the fake neighbour table learns for the remote
 
 COMPUTE = """\
 # Rack A: diskless compute blades. The sticker on each blade is its index.
@@ -108,7 +109,10 @@ def accept(config: RuntimeConfig, rev: str = "main") -> str:
 
 
 class FakeNeighbours:
-    """A neighbour table the test fills: address -> MAC."""
+    """A neighbour table the test fills: address -> MAC (or a request teaches it, see serve_app).
+
+    The real table is tested against the kernel in tests/integration/test_registration_netns.py.
+    """
 
     def __init__(self) -> None:
         self.entries: dict[str, str] = {}
@@ -121,7 +125,11 @@ def serve_app(
     config: RuntimeConfig, settings: ServeSettings, neighbours: FakeNeighbours
 ) -> web.Application:
     def remote_of(request: web.Request) -> str | None:
-        return request.headers.get(REMOTE_HEADER, request.remote)
+        remote = request.headers.get(REMOTE_HEADER, request.remote)
+        learned = request.headers.get(NEIGHBOUR_HEADER)
+        if remote is not None and learned is not None:
+            neighbours.entries.setdefault(remote, learned)  # as ARP would, on the same link
+        return remote
 
     return build_app(
         config, settings, outside=Outside(remote_of=remote_of, neighbour_mac=neighbours)

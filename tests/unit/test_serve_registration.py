@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from serve_site import (
     COMPUTE,
+    NEIGHBOUR_HEADER,
     REMOTE_HEADER,
     FakeNeighbours,
     accept,
@@ -33,8 +34,18 @@ def settings(tmp_path: Path, **changes: Any) -> ServeSettings:
     return ServeSettings(audit_log=tmp_path / "audit.jsonl", refresh_seconds=0, **changes)
 
 
-def post(client: TestClient, mac: str, *, remote: str = REMOTE, as_json: bool = False) -> Any:
+def post(
+    client: TestClient,
+    mac: str,
+    *,
+    remote: str = REMOTE,
+    as_json: bool = False,
+    on_link: bool = True,
+) -> Any:
+    """POST /register from ``remote``; ``on_link``: the kernel has a neighbour entry for it."""
     headers = {REMOTE_HEADER: remote}
+    if on_link:
+        headers[NEIGHBOUR_HEADER] = mac
     if as_json:
         return client.post("/register", json={"mac": mac}, headers=headers)
     return client.post("/register", data={"mac": mac}, headers=headers)
@@ -297,7 +308,7 @@ def test_audit_log_has_one_line_per_decision(tmp_path: Path) -> None:
     assert [e["decision"] for e in entries] == ["accepted", "refused", "refused"]
     assert entries[0]["hostname"] == "node021" and entries[0]["commit"]
     assert entries[0]["remote"] == REMOTE and entries[0]["mac"] == MAC
-    assert entries[1]["status"] == 400 and entries[1]["mac"] is None
+    assert entries[1]["status"] == 400 and entries[1]["mac"] == "nonsense"  # what was claimed
     assert entries[2]["remote"] == "192.0.2.9" and "subnet" in entries[2]["reason"]
     assert all("time" in e for e in entries)
 
@@ -312,7 +323,9 @@ def test_ipxe_without_params_registers_with_get(tmp_path: Path, allowed: bool) -
     )
 
     async def scenario(client: TestClient) -> tuple[int, str]:
-        response = await client.get(f"/register?mac={MAC}", headers={REMOTE_HEADER: REMOTE})
+        response = await client.get(
+            f"/register?mac={MAC}", headers={REMOTE_HEADER: REMOTE, NEIGHBOUR_HEADER: MAC}
+        )
         return response.status, await response.text()
 
     status, body = with_client(app, scenario)
