@@ -87,6 +87,9 @@ def pinned(source: RevisionSource, commit: str) -> GitSource:
     return GitSource(source.repo, commit, source.subdir)
 
 
+REF_WRITE_EVENTS = frozenset({"created", "modified", "moved", "deleted", "closed"})
+
+
 class _RefEvents(FileSystemEventHandler):
     """Fires the trigger when git rewrites a ref; ignores objects, index, logs."""
 
@@ -104,6 +107,10 @@ class _RefEvents(FileSystemEventHandler):
         return relative in ("HEAD", "packed-refs") or relative.startswith("refs/")
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        # Only writes: git's (and this loop's own) reads of HEAD and refs raise "opened"
+        # and "closed_no_write" events, which would wake the loop after every pass.
+        if event.event_type not in REF_WRITE_EVENTS:
+            return
         paths = [str(event.src_path), str(getattr(event, "dest_path", "") or "")]
         if any(p and self._relevant(p) for p in paths):
             self.trigger.fire("ref-change")
