@@ -27,7 +27,7 @@ from reconciler.accepted import AcceptedRevision, AcceptedStore, revision_of
 from reconciler.boot_templates import BootTemplateError, BootTemplates
 from reconciler.compile import CompileOptions, compile_inventory
 from reconciler.config import ConfigError, RuntimeConfig, load_config
-from reconciler.engine import Engine, PlanRefused, source_from_config
+from reconciler.engine import ApplyReport, Engine, PlanRefused, source_from_config
 from reconciler.hostdiff import diff_inventories
 from reconciler.hostdiff_render import (
     render_diff_json,
@@ -104,6 +104,12 @@ def user_errors() -> Iterator[None]:
         fail(str(error))
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
         raise
+    except OSError as error:  # disk full, permissions: name the file, never a traceback
+        where = f"{error.filename}: " if error.filename else ""
+        fail(
+            f"{where}{error.strerror or error}; free space or fix permissions and run again "
+            "(files are replaced whole: nothing was half-written)"
+        )
     except Exception as error:  # a bug or a damaged file: still exit 2, the traceback in the log
         log.debug("unexpected error", exc_info=True)
         fail(
@@ -240,8 +246,13 @@ def apply(
             if output is not OutputFormat.json:
                 sys.stdout.write(RENDERERS[output.value](the_plan))
             report = engine.apply(the_plan, force=force, checksum=checksum, progress=_progress())
+            _print_outcomes(the_plan, report, output)
             AcceptedStore(state_dir).record(accepted)
             record_rollouts()
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_ERROR)
+
+
+def _print_outcomes(the_plan: Plan, report: ApplyReport, output: OutputFormat) -> None:
     if output is OutputFormat.json:
         body = {"plan": the_plan.to_dict(), "outcomes": [o.to_dict() for o in report.outcomes]}
         sys.stdout.write(json.dumps(body, indent=2, sort_keys=True) + "\n")
@@ -252,7 +263,6 @@ def apply(
                 typer.echo(f"{outcome.target}: applied ({writes} writes)")
         else:
             stderr.print(f"[bold red]error:[/] {outcome.error}", highlight=False, soft_wrap=True)
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_ERROR)
 
 
 @app.command()

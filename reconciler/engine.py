@@ -184,7 +184,9 @@ class Engine:
                 progress(f"applying {len(target_plan.changes)} changes to {target_plan.target}")
             try:
                 result = by_name[target_plan.target].apply(target_plan.changes)
-            except TargetError as error:
+            except (TargetError, OSError) as error:  # OSError: e.g. the disk is full
+                if isinstance(error, OSError):
+                    error = TargetError(target_plan.target, f"cannot apply: {error}")
                 log.error("apply failed", extra={"target": target_plan.target, "error": str(error)})
                 report.outcomes.append(
                     TargetOutcome(

@@ -133,7 +133,14 @@ class OwnershipLedger:
         return set(owned)
 
     def save(self, keys: Iterable[str]) -> None:
-        atomic_write(self.path, json.dumps({"owned": sorted(keys)}, indent=0) + "\n")
+        try:
+            atomic_write(self.path, json.dumps({"owned": sorted(keys)}, indent=0) + "\n")
+        except OSError as error:  # e.g. disk full: the old ledger is still whole
+            raise TargetError(
+                self.path.name.removesuffix(".owned.json"),
+                f"cannot save ownership ledger {self.path}: {error.strerror or error}; "
+                "nothing was changed; free space (or fix permissions) and apply again",
+            ) from error
 
     def widen(self, keys: Iterable[str]) -> None:
         current = self.load()
@@ -163,6 +170,11 @@ def stage_file(path: Path, content: str | bytes, *, mode: int = 0o644, sync: boo
             if sync:
                 handle.flush()
                 os.fsync(handle.fileno())
+    except OSError as error:  # say which file could not be written (disk full, permissions)
+        tmp.unlink(missing_ok=True)
+        if error.filename is None:
+            raise OSError(error.errno, error.strerror, str(path)) from error
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -223,5 +223,5 @@ class FileTreeTarget:
                 temporary.unlink(missing_ok=True)
             self.ledger.narrow(deleted)
             if changes:
-                self.manifest.save()
+                self.manifest.save_quietly()
         return result

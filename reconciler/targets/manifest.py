@@ -64,5 +64,10 @@ class Manifest:
     def forget(self, key: str) -> None:
         self.entries.pop(key, None)
 
+    def save_quietly(self) -> None:
+        """Save, or leave it (disk full, read-only): a missing manifest costs only speed."""
+        with contextlib.suppress(OSError):
+            self.save()
+
     def save(self) -> None:
         atomic_write(self.path, json.dumps(self.entries, separators=(",", ":")))
