@@ -131,10 +131,14 @@ def build_app(
         except NotReady as error:  # served as 503 until a good revision arrives
             log.error("starting without a compiled inventory", extra={"error": str(error)})
 
+    async def release_long_polls(_: web.Application) -> None:
+        nodes.signal.release_all()
+
     async def stop_signal(_: web.Application) -> None:
         await nodes.signal.close()
 
     app.on_startup.append(warm_up)
+    app.on_shutdown.append(release_long_polls)
     app.on_cleanup.append(stop_signal)
     return app
 

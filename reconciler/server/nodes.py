@@ -7,7 +7,8 @@ until the assignment changes or the time is up (then ``304``). Held requests
 do not poll: they all wait on one ``asyncio.Event`` that is replaced and set
 when another revision is accepted, and one task (running only while somebody
 waits) checks the accepted revision every ``refresh_seconds``. Bodies and
-ETags are computed once per host and revision.
+ETags are computed once per host and revision. When serve stops, held
+requests answer at once instead of delaying the shutdown.
 """
 
 from __future__ import annotations
@@ -32,14 +33,16 @@ class RevisionSignal:
         self.compiled = compiled
         self.interval = max(interval, 0.05)
         self.revision: str | None = None
+        self.latest: Compiled | None = None  # what woken requests answer from
         self.waiters = 0
+        self.closing = False
         self._event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def observe(self, current: Compiled) -> None:
         """Note the revision a request saw; a new one wakes every waiting request."""
         if current.key != self.revision:
-            self.revision = current.key
+            self.revision, self.latest = current.key, current
             event, self._event = self._event, asyncio.Event()
             event.set()
 
@@ -61,6 +64,11 @@ class RevisionSignal:
             await asyncio.sleep(self.interval)
             with contextlib.suppress(NotReady):
                 self.observe(await self.compiled.current())
+
+    def release_all(self) -> None:
+        """The service is stopping: every held request answers now (304), none waits out."""
+        self.closing = True
+        self._event.set()
 
     async def close(self) -> None:
         if self._task is not None:
@@ -135,13 +143,15 @@ class NodeHandlers:
         if_none_match = request.headers.get("If-None-Match")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
+        current = await self._current()
         while True:
-            found = self.cache.answer(await self._current(), host)
+            found = self.cache.answer(current, host)
             etag = ABSENT_ETAG if found is None else found[1]
             remaining = deadline - loop.time()
-            if not _matches(if_none_match, etag) or remaining <= 0:
+            if not _matches(if_none_match, etag) or remaining <= 0 or self.signal.closing:
                 break
             await self.signal.wait(remaining)
+            current = self.signal.latest or current  # no per-request recheck after a wake-up
         headers = {"ETag": etag, "Cache-Control": "no-cache"}
         if _matches(if_none_match, etag):
             return web.Response(status=304, headers=headers)

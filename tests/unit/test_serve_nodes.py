@@ -240,3 +240,20 @@ def test_status_metrics_and_the_status_command_count_nodes(tmp_path: Path) -> No
     assert "gpu02 refused on compute@2024.11: sha256 mismatch" in text.output
     as_json = CliRunner().invoke(cli, ["status", "-c", str(toml), "--format", "json"])
     assert json.loads(as_json.output)["nodes"]["nodes"] == 2
+
+
+def test_held_polls_answer_at_once_when_serve_stops(tmp_path: Path) -> None:
+    _, _, _, app = site(tmp_path)
+
+    async def scenario(client: TestClient) -> int:
+        etag = (await client.get("/nodes/node010.json")).headers["ETag"]
+        held = asyncio.create_task(
+            client.get("/nodes/node010.json?wait=60", headers={"If-None-Match": etag})
+        )
+        await asyncio.sleep(0.3)
+        assert not held.done()
+        await app.shutdown()  # what SIGTERM runs first, before waiting for open requests
+        response = await asyncio.wait_for(held, timeout=20)
+        return response.status
+
+    assert with_client(app, scenario) == 304
