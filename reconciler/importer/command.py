@@ -86,6 +86,9 @@ def adopt_command(
         "/etc/reconciler/reconciler.toml"
     ),
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list only, record nothing")] = False,
+    lock_timeout: Annotated[
+        float, typer.Option(min=0, help="seconds to wait for the state dir's lock (exit 2)")
+    ] = 60.0,
 ) -> None:
     """Take ownership of live objects that exactly match the inventory, without rewriting them.
 
@@ -97,11 +100,16 @@ def adopt_command(
     from reconciler.importer.adopt import adopt_site, render_adoption
     from reconciler.inventory.sources import SourceError
     from reconciler.model.problems import InventoryError
+    from reconciler.statelock import StateLock, StateLocked
 
     errors = Console(stderr=True)
     try:
-        outcomes = adopt_site(Engine(load_config(config)), dry_run=dry_run)
-    except (ConfigError, SourceError, InventoryError) as error:
+        engine = Engine(load_config(config))
+        state_dir = engine.config.resolve(engine.config.state_dir)
+        # Ledgers are written: one writer at a time, like apply and the watch loop.
+        with StateLock(state_dir, purpose="adopt", timeout=lock_timeout):
+            outcomes = adopt_site(engine, dry_run=dry_run)
+    except (ConfigError, SourceError, InventoryError, StateLocked) as error:
         errors.print(f"error: {error}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_ERROR) from None
     Console().print(

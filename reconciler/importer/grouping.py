@@ -15,7 +15,7 @@ import ipaddress
 import re
 from collections import Counter, defaultdict
 
-from reconciler.importer.infer import Inference, InferredGroup, IPv4, Machine, Member, _Inferrer
+from reconciler.importer.infer import Inference, InferredGroup, Inferrer, IPv4, Machine, Member
 from reconciler.importer.records import SubnetRecord
 from reconciler.model.types import LABEL
 
@@ -40,8 +40,10 @@ def _label(text: str, fallback: str) -> str:
     return name if name and LABEL.match(name) else fallback
 
 
-class _Grouper:
-    def __init__(self, inferrer: _Inferrer) -> None:
+class Grouper:
+    """Turns the machines of each subnet into inventory groups (see the module docstring)."""
+
+    def __init__(self, inferrer: Inferrer) -> None:
         self.inferrer = inferrer
         self.result: Inference = inferrer.result
         self.names: set[str] = set()

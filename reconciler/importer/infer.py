@@ -15,7 +15,6 @@ machine out). ``--strict`` turns any conflict into a failure.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -23,7 +22,6 @@ from reconciler.importer.records import DnsName, HostRecord, Sources, SubnetReco
 from reconciler.model.types import LABEL
 
 IPv4 = ipaddress.IPv4Address
-_PATTERN = re.compile(r"^(.*?)(\d+)([a-z-]*)\Z")
 DEFAULT_TTL = 300
 
 
@@ -95,7 +93,9 @@ def choose_domain(sources: Sources, domain: str | None) -> str | None:
     return domains.most_common(1)[0][0].lower() if domains else None
 
 
-class _Inferrer:
+class Inferrer:
+    """Merges the sources' records into machines and places them in subnets."""
+
     def __init__(self, sources: Sources, domain: str) -> None:
         self.sources = sources
         self.result = Inference(domain=domain, ttl=DEFAULT_TTL, warnings=list(sources.warnings))

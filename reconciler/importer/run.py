@@ -13,9 +13,9 @@ from pathlib import Path
 
 from reconciler.importer.csvfile import read_csv
 from reconciler.importer.dhcpd_conf import read_dhcpd_conf
-from reconciler.importer.grouping import _Grouper
+from reconciler.importer.grouping import Grouper
 from reconciler.importer.images import infer_images
-from reconciler.importer.infer import Inference, _Inferrer, choose_domain
+from reconciler.importer.infer import Inference, Inferrer, choose_domain
 from reconciler.importer.leases import read_leases
 from reconciler.importer.pxelinux import read_pxelinux
 from reconciler.importer.records import ImportFailure, Sources, Where
@@ -96,10 +96,10 @@ def infer_site(sources: Sources, *, domain: str | None) -> Inference:
             Where("(inputs)"),
             "expected a DNS domain: no zone and no 'option domain-name' gives one; pass --domain",
         )
-    inferrer = _Inferrer(sources, chosen)
+    inferrer = Inferrer(sources, chosen)
     machines = inferrer.machines()
     inferrer.result.machines = machines
-    _Grouper(inferrer).run(inferrer.subnets(machines))
+    Grouper(inferrer).run(inferrer.subnets(machines))
     names = {f"{m.name}.{chosen}" for m in machines}
     ttls = Counter(r.ttl for r in sources.forward if r.name in names)
     if ttls:

@@ -149,3 +149,12 @@ def test_hosts_add_bad_mac_file_names_the_line(tmp_path: Path) -> None:
     macs.write_text("52:54:00:12:34:40\n")
     code, _, err = run("hosts", "add", "gpu", "--macs", str(macs), "--inventory", str(root))
     assert code == 2 and "no group 'gpu' (groups: compute)" in err
+
+
+def test_adopt_waits_for_the_state_lock_and_gives_up_clearly(site: Site) -> None:
+    from reconciler.statelock import StateLock
+
+    with StateLock(site.root / "state", purpose="apply", timeout=1):
+        code, _, err = run("adopt", "-c", str(site.config), "--lock-timeout", "0")
+    assert code == 2
+    assert "apply" in err and "Traceback" not in err
