@@ -17,10 +17,11 @@ from pathlib import Path
 
 from reconciler.agent.build import build_zipapp
 from reconciler.agent.rootcheck import ResolveError, resolve_in_root
+from reconciler.nodeboot import FILES
 
 HERE = Path(__file__).resolve().parent
 UNIT = HERE / "files" / "reconciler-agent.service"
-NODE_FILES = HERE.parent / "nodeboot" / "files"
+NODE_FILES = FILES  # mount-root.sh, node-switch, inittab.snippet: the node side's own files
 LIB = "usr/lib/reconciler"
 UNIT_PATH = "etc/systemd/system/reconciler-agent.service"
 WANTS_LINK = "etc/systemd/system/multi-user.target.wants/reconciler-agent.service"
