@@ -67,9 +67,35 @@ class Grouper:
             gateway = self.inferrer.gateway(subnet, {m.address for m in machines})
             if gateway is None:
                 continue
+            machines = self._usable(subnet, gateway, machines)
+            if not machines:
+                continue
             before = len(self.result.groups)
             self._subnet(subnet, gateway, machines)
             self._range(subnet, gateway, machines, self.result.groups[before:])
+
+    def _usable(
+        self, subnet: SubnetRecord, gateway: IPv4, machines: list[Machine]
+    ) -> list[Machine]:
+        """Machines on the subnet's network, broadcast or router address are conflicts."""
+        network = subnet.network
+        special = {
+            network.network_address: "network",
+            network.broadcast_address: "broadcast",
+            gateway: "router",
+        }
+        usable = []
+        for machine in machines:
+            role = special.get(machine.address)
+            if role is None:
+                usable.append(machine)
+                continue
+            self.inferrer.conflict(
+                "address",
+                f"{machine.name} ({machine.mac}, {', '.join(str(w) for w in machine.wheres)}) "
+                f"has {machine.address}, the {role} address of {network}; left out",
+            )
+        return usable
 
     def _subnet(self, subnet: SubnetRecord, gateway: IPv4, machines: list[Machine]) -> None:
         by_hint: dict[str, list[Machine]] = defaultdict(list)

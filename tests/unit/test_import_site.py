@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -297,3 +298,21 @@ def test_pxelinux_files_become_an_image_that_the_group_boots(tmp_path: Path) -> 
     assert node.image == "compute-2024@imported"
     gpu = next(g for g in inventory.groups if g.name == "gpu")
     assert gpu.image is None
+
+
+def test_an_inventory_that_would_not_validate_is_never_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.importer import run as import_run
+
+    def broken(*args: object, **kwargs: object) -> dict[str, str]:
+        return {"site.yaml": "domain: x.example\n", "groups/a.yaml": "name: b\n"}
+
+    monkeypatch.setattr(import_run, "render_files", broken)
+    root = write_site(tmp_path)
+    out = tmp_path / "inventory"
+    code, _, stderr = run("--out", str(out), "--dhcpd-conf", str(root / "dhcpd.conf"))
+    assert code == 2
+    assert "would not be valid, so nothing was written" in stderr
+    assert "groups/a.yaml" in stderr
+    assert not out.exists()

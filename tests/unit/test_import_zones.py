@@ -111,3 +111,19 @@ def test_a_name_in_two_sources_that_disagree_is_a_conflict(tmp_path: Path) -> No
     result = infer_site(sources, domain=None)
     (conflict,) = result.conflicts
     assert "has the names compute-1, n1; imported as compute-1" in str(conflict)
+
+
+def test_a_host_on_the_router_or_broadcast_address_is_a_conflict(tmp_path: Path) -> None:
+    sources = site(
+        tmp_path,
+        hosts="host n1 { hardware ethernet 52:54:00:00:00:01; fixed-address 10.0.0.11; }\n"
+        "host n2 { hardware ethernet 52:54:00:00:00:02; fixed-address 10.0.0.254; }\n"
+        "host n3 { hardware ethernet 52:54:00:00:00:03; fixed-address 10.0.0.255; }\n",
+        forward="",
+        reverse="",
+    )
+    result = infer_site(sources, domain="lab.example")
+    messages = sorted(str(c) for c in result.conflicts)
+    assert "has 10.0.0.254, the router address of 10.0.0.0/24; left out" in messages[0]
+    assert "has 10.0.0.255, the broadcast address of 10.0.0.0/24; left out" in messages[1]
+    assert [m.name for g in result.groups for m in (x.machine for x in g.members)] == ["n1"]
