@@ -20,7 +20,6 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from reconciler.config import ConfigError
 from reconciler.server.nodereports import STATES, ReportStore, summarize
 from reconciler.watch.status import CONDITION_TYPES, StatusStore
 from reconciler.watch.wakeup import request_pass
@@ -176,11 +175,6 @@ def ops_routes(
 
     routes = [web.get("/status", _status_with_nodes(store, reports)), web.get("/metrics", metrics)]
     if webhook_secret_file is not None:
-        try:
-            secret = read_secret(webhook_secret_file)
-        except OSError as error:
-            raise ConfigError(
-                f"watch.webhook_secret_file: cannot read {webhook_secret_file} ({error.strerror})"
-            ) from None
+        secret = read_secret(webhook_secret_file)
         routes += webhook_routes(lambda reason: request_pass(state_dir, reason), secret)
     return routes

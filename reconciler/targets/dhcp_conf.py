@@ -29,6 +29,7 @@ import jinja2
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from reconciler.config import RuntimeConfig
+from reconciler.keyfiles import check_key_file
 from reconciler.model.embedded import check_config_path
 from reconciler.resources import AnyResource, DesiredState, DhcpSubnet
 from reconciler.targets import parse_settings
@@ -309,6 +310,10 @@ class DhcpConfTarget:
 
 def build(name: str, settings: dict[str, Any], config: RuntimeConfig) -> DhcpConfTarget:
     parsed = parse_settings(name, DhcpConfSettings, dict(settings))
+    if parsed.omapi_key_file is not None:
+        check_key_file(
+            config.resolve(parsed.omapi_key_file), setting=f"targets.{name}.omapi_key_file"
+        )
     return DhcpConfTarget(
         name=name,
         settings=parsed,

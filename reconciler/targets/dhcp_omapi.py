@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.config import RuntimeConfig
+from reconciler.keyfiles import check_key_file
 from reconciler.resources import AnyResource, DesiredState, DhcpHost
 from reconciler.targets import parse_settings
 from reconciler.targets.base import (
@@ -238,6 +239,7 @@ class DhcpOmapiTarget:
 
 def build(name: str, settings: dict[str, Any], config: RuntimeConfig) -> DhcpOmapiTarget:
     parsed = parse_settings(name, DhcpOmapiSettings, dict(settings))
+    check_key_file(config.resolve(parsed.key_file), setting=f"targets.{name}.key_file")
     return DhcpOmapiTarget(
         name=name,
         settings=parsed,

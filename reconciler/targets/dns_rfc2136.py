@@ -21,6 +21,7 @@ import dns.name
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.config import RuntimeConfig
+from reconciler.keyfiles import check_key_file
 from reconciler.resources import AnyResource, DesiredState, DnsRecord
 from reconciler.targets import parse_settings
 from reconciler.targets.base import (
@@ -251,5 +252,6 @@ class Rfc2136Target:
 def build(name: str, settings: dict[str, Any], config: RuntimeConfig) -> Rfc2136Target:
     parsed = parse_settings(name, Rfc2136Settings, settings)
     parsed = parsed.model_copy(update={"key_file": config.resolve(parsed.key_file)})
+    check_key_file(parsed.key_file, setting=f"targets.{name}.key_file")
     ledger = OwnershipLedger(config.resolve(config.state_dir), name)
     return Rfc2136Target(name=name, settings=parsed, ledger=ledger)

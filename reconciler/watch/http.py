@@ -56,7 +56,8 @@ class BackgroundServer:
         self.app.add_routes(routes)
         self.host, self.port = host, port
         self._loop = asyncio.new_event_loop()
-        self._runner = web.AppRunner(self.app, access_log=None)
+        # Stopping must not wait long for a client still sending (a refused large body).
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=5)
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
     def start(self) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import signal
-from pathlib import Path
 from types import FrameType
 
 from reconciler.config import ConfigError, RuntimeConfig
@@ -21,7 +20,7 @@ from reconciler.watch.settings import WatchSettings
 from reconciler.watch.sources import LocalRepoSource, RemoteSource, RevisionSource
 from reconciler.watch.status import StatusStore
 from reconciler.watch.wakeup import WakeupWatcher
-from reconciler.watch.webhooks import read_secret
+from reconciler.watch.webhooks import load_webhook_secret
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +84,7 @@ def run_watch(config: RuntimeConfig, settings: WatchSettings, *, listen: str | N
     server: BackgroundServer | None = None
     if listen is not None:
         host, port = parse_listen(listen)
-        secret_file: Path | None = settings.webhook_secret_file
-        secret = read_secret(config.resolve(secret_file)) if secret_file else None
+        secret = load_webhook_secret(config)
         routes = watch_routes(
             store=loop.store, metrics=loop.metrics, trigger=loop.trigger.fire, secret=secret
         )

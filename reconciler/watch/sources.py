@@ -18,6 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -30,6 +31,38 @@ log = logging.getLogger(__name__)
 
 # Reasons that make a remote fetch now rather than at its next poll.
 FETCH_REASONS = frozenset({"startup", "poll", "webhook", "manual"})
+
+
+def redact_url(url: str) -> str:
+    """``https://user:token@host/x.git`` -> ``https://***@host/x.git``: the URL safe to show.
+
+    The whole user part goes, not only the password: a token is often given as
+    the user name (``https://<token>@github.com/...``).
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
+
+
+def scrub_secrets(text: str, url: str) -> str:
+    """``text`` with the URL's user part (and the URL itself) replaced by their redacted form."""
+    text = text.replace(url, redact_url(url))
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return text
+    userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
+    user, _, password = userinfo.partition(":")
+    # The password, or a user name that is a token (long, no password beside it).
+    secrets = [password] if password else ([user] if len(user) >= 8 else [])
+    for secret in {*secrets, *(unquote(s) for s in secrets)}:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
 
 
 class SourceUnavailable(Exception):
@@ -171,7 +204,8 @@ class RemoteSource:
         timeout: float = 60.0,
         backoff: Backoff | None = None,
     ) -> None:
-        self.url = url
+        self.url = url  # handed to git only; everything shown uses shown_url
+        self.shown_url = redact_url(url)
         self.repo = mirror
         self.rev = rev
         self.subdir = subdir
@@ -183,19 +217,24 @@ class RemoteSource:
         self._next_fetch = 0.0
 
     def describe(self) -> str:
-        return f"{self.url}@{self.rev}" + (f":{self.subdir}" if self.subdir else "")
+        return f"{self.shown_url}@{self.rev}" + (f":{self.subdir}" if self.subdir else "")
 
     def fetch(self) -> None:
         """Bring the mirror up to date with the remote (clone it the first time)."""
-        if not (self.repo / "HEAD").exists():
-            self.repo.parent.mkdir(parents=True, exist_ok=True)
-            git_command(
-                self.repo.parent,
-                "clone", "--quiet", "--mirror", self.url, str(self.repo),
-                timeout=self.timeout,
-            )  # fmt: skip
-            return
-        git_command(self.repo, "fetch", "--quiet", "--prune", "origin", timeout=self.timeout)
+        try:
+            if not (self.repo / "HEAD").exists():
+                self.repo.parent.mkdir(parents=True, exist_ok=True)
+                git_command(
+                    self.repo.parent,
+                    "clone", "--quiet", "--mirror", self.url, str(self.repo),
+                    timeout=self.timeout,
+                )  # fmt: skip
+                # The mirror's config holds the URL, credentials and all: owner only.
+                (self.repo / "config").chmod(0o600)
+                return
+            git_command(self.repo, "fetch", "--quiet", "--prune", "origin", timeout=self.timeout)
+        except SourceUnavailable as error:
+            raise SourceUnavailable(scrub_secrets(str(error), self.url)) from None
 
     def resolve(self, reasons: set[str]) -> str:
         now = time.monotonic()
@@ -207,12 +246,12 @@ class RemoteSource:
                 self._next_fetch = self.retry.failed(
                     now=now, backoff=self.backoff, error=str(error)
                 )
-                log.warning("fetch failed", extra={"remote": self.url, "error": str(error)})
+                log.warning("fetch failed", extra={"remote": self.shown_url, "error": str(error)})
                 raise
             self.retry.succeeded()
             self._next_fetch = now + self.interval * (1 + self.jitter * random.random())
         if not (self.repo / "HEAD").exists():
-            raise SourceUnavailable(f"{self.url}: not fetched yet ({self.retry.last_error})")
+            raise SourceUnavailable(f"{self.shown_url}: not fetched yet ({self.retry.last_error})")
         return resolve_commit(self.repo, self.rev)
 
     def start(self, trigger: Trigger) -> None:
