@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from reconciler.importer.records import ImportFailure
 from reconciler.importer.run import ImportRequest, render_report, run_import
@@ -26,7 +27,8 @@ def import_site(
         list[str] | None, typer.Option("--zone", help="BIND zone file, or ORIGIN=FILE")
     ] = None,
     axfr: Annotated[
-        list[str] | None, typer.Option("--axfr", help="zone transfer: SERVER[#PORT]:ZONE")
+        list[str] | None,
+        typer.Option("--axfr", help="zone transfer: SERVER:ZONE or SERVER#PORT:ZONE"),
     ] = None,
     tsig_key: Annotated[
         Path | None, typer.Option("--tsig-key", help="BIND key file for --axfr")
@@ -65,7 +67,7 @@ def import_site(
     try:
         report = run_import(request)
     except ImportFailure as error:
-        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True, markup=True)
+        errors.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         errors.print("nothing was written", highlight=False)
         raise typer.Exit(EXIT_ERROR) from None
     console.print(render_report(report), highlight=False, soft_wrap=True, markup=False)
