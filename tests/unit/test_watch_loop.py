@@ -146,7 +146,7 @@ def test_remote_is_fetched_into_a_mirror(watch_site: WatchSite, running: Start) 
     watch_site.edit("groups/compute.yaml", '"52:54:00:12:34:0b"', '"52:54:00:12:34:cc"')
     pushed = watch_site.commit("pushed change")
     git(watch_site.repo, "push", "-q", str(remote), "main")
-    wait_status(loop, lambda s: s.applied_revision == pushed, timeout=3)
+    wait_status(loop, lambda s: s.applied_revision == pushed)
     assert "52:54:00:12:34:cc" in watch_site.out(HOSTS)
 
 
@@ -159,7 +159,7 @@ def test_webhook_triggers_fetch_at_once(watch_site: WatchSite, running: Start) -
     pushed = watch_site.commit("pushed change")
     git(watch_site.repo, "push", "-q", str(remote), "main")
     loop.trigger.fire("webhook")
-    wait_status(loop, lambda s: s.applied_revision == pushed, timeout=2)
+    wait_status(loop, lambda s: s.applied_revision == pushed)  # the next poll is in an hour
 
 
 def test_unreachable_remote_keeps_last_good(watch_site: WatchSite, running: Start) -> None:
@@ -170,14 +170,14 @@ def test_unreachable_remote_keeps_last_good(watch_site: WatchSite, running: Star
     wait_status(loop, lambda s: ready(s) and s.applied_revision == first)
     moved = remote.with_name("gone.git")
     remote.rename(moved)
-    status = wait_status(loop, lambda s: not ready(s), timeout=3)
+    status = wait_status(loop, lambda s: not ready(s))
     condition = status.condition("Ready")
     assert condition is not None and condition.reason == "SourceUnavailable"
     assert first[:12] in condition.message and status.applied_revision == first
     reconciling = status.condition("Reconciling")
     assert reconciling is not None and reconciling.reason == "RetryPending"
     moved.rename(remote)
-    wait_status(loop, ready, timeout=5)
+    wait_status(loop, ready)
 
 
 def test_down_target_backs_off_while_others_go_on(watch_site: WatchSite, running: Start) -> None:
@@ -189,7 +189,7 @@ def test_down_target_backs_off_while_others_go_on(watch_site: WatchSite, running
     assert status.targets["dhcp"].ok and "node010" in watch_site.out(HOSTS)
     assert not ready(status)
     blocker.unlink()
-    status = wait_status(loop, ready, timeout=5)
+    status = wait_status(loop, ready)
     assert status.targets["dns"].ok and status.targets["dns"].failures == 0
 
 
