@@ -92,11 +92,11 @@ def _select(inventory: Inventory, request: MediaRequest, revision: str) -> _Targ
     if request.host is not None:
         for group in inventory.groups:
             for host in group.hosts:
-                if group.hostname_of(host.index) == request.host:
+                if group.name_of(host) == request.host:
                     return _Target(group, host, request.host)
         raise MediaInputError(
             f"no host named {request.host!r} in {where}; a host's name is its group's "
-            "hostname format filled with its index (for example node010)"
+            "hostname format filled with its index (for example node010), or its own name:"
         )
     if request.group is not None:
         for group in inventory.groups:
@@ -118,7 +118,7 @@ def _static(config: RuntimeConfig, inventory: Inventory, target: _Target) -> Sta
     assert target.group is not None and target.host is not None and target.hostname
     return StaticAddress(
         hostname=target.hostname,
-        address=target.group.address_of(target.host.index),
+        address=target.group.address_for(target.host),
         network=target.group.subnet,
         gateway=target.group.gateway,
         dns=tuple(config.media.dns),
