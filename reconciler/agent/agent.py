@@ -173,6 +173,7 @@ class Agent:
         self.phase = "running"
         self._outcome(record, "failed", reason)
         if not record.rollback:
+            self._discard(Path(record.target.stage))  # its RAM, unless it is what runs
             self.refuse(record.target, reason)
 
     # -- after a swap ------------------------------------------------------------

@@ -151,8 +151,8 @@ class RealSystem:
 
     def soft_reboot(self, *, squashfs: Path, stage: Path) -> None:
         NEXTROOT.mkdir(parents=True, exist_ok=True)
-        script = f'. "{self.lib_dir}/mount-root.sh" && mount_image_root "$1" "$2" "$3"'
-        _run(["sh", "-c", script, "mount-root", str(squashfs), str(stage), str(NEXTROOT)])
+        mount_root = str(self.lib_dir / "mount-root.sh")
+        _run(["sh", mount_root, "mount_image_root", str(squashfs), str(stage), str(NEXTROOT)])
         _run(["systemctl", "soft-reboot"], timeout=30)
 
     def kexec(self, *, kernel: Path, initrd: Path, cmdline: str, systemd: bool) -> None:

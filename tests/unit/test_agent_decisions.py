@@ -368,6 +368,8 @@ def test_swap_that_did_not_happen_is_refused(node: Node) -> None:
     assert node.run.current().version == "v1"  # type: ignore[union-attr]
     assert node.run.last_swap()["result"] == "failed"  # type: ignore[index]
     assert node.agent.apply(v2) == "refused"
+    assert not node.run.stage(v2.rootfs_sha256).exists()  # its RAM given back
+    assert Path(node.v1.stage, "rootfs.squashfs").exists()  # what runs is kept
 
 
 def test_health_check_timeout_counts_as_failure(node: Node) -> None:

@@ -58,3 +58,12 @@ def test_the_zipapp_runs_without_site_packages(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert no_server.returncode == 2 and "no serve URL" in no_server.stderr
+
+
+def test_reconciler_agent_is_the_same_program() -> None:
+    from typer.testing import CliRunner
+
+    from reconciler.cli import app
+
+    result = CliRunner().invoke(app, ["agent", "--version"])
+    assert result.exit_code == 0 and "reconciler-agent 1" in result.output
