@@ -14,9 +14,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from reconciler.config import RuntimeConfig
+from reconciler.config import ConfigError, RuntimeConfig
 from reconciler.engine import Engine
 from reconciler.inventory.commit import Author, CommitError
+from reconciler.keyfiles import check_key_file
 from reconciler.server.audit import AuditLog
 from reconciler.server.boot import BootHandlers, BootScripts
 from reconciler.server.enrol import Enroller
@@ -53,6 +54,9 @@ def _enroller(config: RuntimeConfig, settings: ServeSettings, engine: Engine) ->
     if source.repo is None:
         log.warning("registration disabled: the inventory source is a folder, not git")
         return None
+    signing_key = config.resolve(settings.signing_key) if settings.signing_key else None
+    if signing_key is not None and not check_key_file(signing_key, setting="serve.signing_key"):
+        raise ConfigError(f"serve.signing_key: {signing_key} does not exist")
     try:
         return Enroller(
             repo=config.resolve(source.repo),
@@ -60,6 +64,7 @@ def _enroller(config: RuntimeConfig, settings: ServeSettings, engine: Engine) ->
             subdir=source.subdir,
             author=Author(settings.author_name, settings.author_email),
             boot_profiles=engine.templates.profiles,
+            signing_key=signing_key,
         )
     except CommitError as error:
         log.error("registration disabled", extra={"error": str(error)})

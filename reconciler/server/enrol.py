@@ -122,12 +122,14 @@ class Enroller:
         subdir: str,
         author: Author,
         boot_profiles: frozenset[str] | None,
+        signing_key: Path | None = None,
     ) -> None:
         self.repo_path = repo
         self.branch = InventoryBranch(repo, branch)
         self.subdir = subdir.strip("/")
         self.author = author
         self.boot_profiles = boot_profiles
+        self.signing_key = signing_key
 
     def _repo_path(self, relative: str) -> str:
         return f"{self.subdir}/{relative}" if self.subdir else relative
@@ -184,6 +186,7 @@ class Enroller:
                 content=proposed[relative],
                 message=commit_message(hostname, mac, group.name),
                 author=self.author,
+                signing_key=self.signing_key,
             )
         except BranchMoved:
             raise

@@ -30,6 +30,12 @@ class ServeSettings(BaseModel):
         default=None,
         description="branch registrations are committed to (default: [source] rev)",
     )
+    signing_key: Path | None = Field(
+        default=None,
+        description="SSH private key (mode 0600, no passphrase) that signs registration "
+        "commits (git's gpg.format=ssh), so watch with verify_signatures = 'ssh' accepts "
+        "them: put its public key in allowed_signers. Relative: to the config file",
+    )
     author_name: str = Field(
         default="reconciler registration",
         min_length=1,

@@ -53,7 +53,18 @@ def build_source(config: RuntimeConfig, settings: WatchSettings) -> RevisionSour
     )
 
 
+def resolved(config: RuntimeConfig, settings: WatchSettings) -> WatchSettings:
+    """``settings`` with its relative paths made relative to the config file, as documented."""
+    paths = {
+        name: config.resolve(value)
+        for name in ("allowed_signers", "gnupghome")
+        if (value := getattr(settings, name)) is not None
+    }
+    return settings.model_copy(update=paths)
+
+
 def build_loop(config: RuntimeConfig, settings: WatchSettings) -> WatchLoop:
+    settings = resolved(config, settings)
     state_dir = config.resolve(config.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     return WatchLoop(
