@@ -158,3 +158,18 @@ def test_adopt_waits_for_the_state_lock_and_gives_up_clearly(site: Site) -> None
         code, _, err = run("adopt", "-c", str(site.config), "--lock-timeout", "0")
     assert code == 2
     assert "apply" in err and "Traceback" not in err
+
+
+def test_a_hand_made_boot_ipxe_at_the_tftp_root_is_not_overwritten(site: Site) -> None:
+    root = site.root / "out" / "tftp"
+    root.mkdir(parents=True)
+    (root / "boot.ipxe").write_text("#!ipxe\nchain http://old-server/menu.ipxe\n")
+    _, out, _ = run("plan", "-c", str(site.config), "--format", "json")
+    boot = next(t for t in json.loads(out)["targets"] if t["target"] == "boot")
+    assert "boot.ipxe" in boot["conflicts"]
+    assert "boot.ipxe" not in [c["key"] for c in boot["changes"]]
+    run("apply", "-c", str(site.config))
+    assert (root / "boot.ipxe").read_text() == "#!ipxe\nchain http://old-server/menu.ipxe\n"
+    code, out, _ = run("adopt", "-c", str(site.config))
+    assert code == 0
+    assert "differs: boot.ipxe (content: live '#!ipxe\\nchain http://old-server" in out
