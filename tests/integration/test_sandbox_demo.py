@@ -58,8 +58,9 @@ def test_sandbox_applies_a_commit_live_and_leaves_nothing_behind(as_root: None) 
     assert exit_code(report) == 0, printed
     assert {c.name for c in report.checks} == EXPECTED, printed
     assert all(c.ok for c in report.checks), printed
-    assert report.latency is not None and report.latency < 30, printed
-    assert report.seconds < 60, printed
+    # Hang guards only (the run's own time budget bounds every wait); the figures are
+    # printed, and measured by bench/bench_watch.py.
+    assert report.latency is not None and report.latency < 60, printed
     assert "9/9 checks passed" in printed
 
     # Nothing left: namespaces, processes (by pid and by the folder in their command line), files.
