@@ -127,7 +127,7 @@ class Loop:
                 self.assignment = None
         outcome = self.agent.apply(self.assignment) if self.assignment else "none"
         if outcome in METHODS:
-            self._await_swap()
+            self.await_swap()
             self.etag = None
         after = json.dumps(self.agent.report_body(), sort_keys=True, default=str)
         due = self.clock() - self.last_report >= self.report_interval
@@ -135,7 +135,7 @@ class Loop:
             self.last_report = self.clock()
         return outcome
 
-    def _await_swap(self) -> None:
+    def await_swap(self) -> None:
         """A swap takes this process down; if it is still alive afterwards, it failed."""
         deadline = self.clock() + self.swap_timeout
         while self.clock() < deadline:
@@ -175,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     agent.resume()
     loop = Loop(agent, server, wait=args.wait, report_interval=args.report_interval,
                 swap_timeout=args.swap_timeout)  # fmt: skip
+    if agent.phase == "swapping":  # resume() started a rollback: init takes us down
+        loop.await_swap()
     if args.once:
         loop.wait = 0.0
         outcome = loop.once()
