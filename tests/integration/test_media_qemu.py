@@ -21,8 +21,6 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.engine import Engine
-from reconciler.server.settings import load_serve_config
 from tests.integration.dhcp_server import Dhcpd, write_key
 from tests.integration.media_machine import (
     OVMF_CODE,
@@ -147,13 +145,12 @@ dns = ["{SERVER}"]
 
 
 def _reconcile(config_path: Path) -> None:
-    config, _ = load_serve_config(config_path)
-    engine = Engine(config)
-    inventory = engine.load()
-    report = engine.apply(
-        engine.plan(engine.compile(inventory), revision=inventory.revision), force=True
-    )
-    assert report.ok, [o.error for o in report.outcomes]
+    """``reconciler apply``: applies the head and records it as the revision serve answers from."""
+    result = subprocess.run(
+        [RECONCILER, "apply", "--force", "--config", str(config_path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -307,7 +304,10 @@ def test_live_medium_boots_four_ways_without_a_network_card(
 def test_unknown_machine_with_net_medium_enrols_like_pxe(site: Site) -> None:
     image = site.build(name="net-enrol.iso")
     new_mac = "52:54:00:12:34:99"
-    results = _boot_all(site, image, [("bios", "cd", new_mac)], tag="enrol")
+    watch = [RECONCILER, "--log-level", "info", "watch", "--config", str(site.config)]
+    # The watch loop applies the registration commit, so serve then knows the new host.
+    with background(site.pair, site.pair.server, watch, log=site.workdir / "watch.log"):
+        results = _boot_all(site, image, [("bios", "cd", new_mac)], tag="enrol")
     assert results["bios-cd"][:2] == ("node021", "compute@2024.10")
     subject = _git(site.repo, "log", "-1", "--format=%s", "main").strip()
     assert subject == f"register node021 ({new_mac}) in compute"
