@@ -26,6 +26,11 @@ DEFAULT_NIC_MODULES = (
     "virtio_pci", "virtio_net", "e1000", "e1000e", "igb", "ixgbe", "i40e", "ice",
     "bnxt_en", "tg3", "bnx2", "r8169", "mlx4_en", "mlx5_core", "vmxnet3",
 )  # fmt: skip
+# Boot media (``reconciler media build --kind live``): CD and USB storage and ISO9660,
+# carried when the kernel has them and loaded only with reconciler.media= on the cmdline.
+MEDIA_MODULES = (
+    "isofs", "sr_mod", "ata_piix", "ahci", "sd_mod", "usb_storage", "uas", "ehci_pci", "xhci_pci",
+)  # fmt: skip
 SUFFIXES = (".ko", ".ko.xz", ".ko.gz", ".ko.zst")
 
 
@@ -179,10 +184,12 @@ def select_modules(
     closures: dict[str, tuple[Module, ...]] = {}
     skipped: list[str] = []
     requested = [*ROOT_MODULES, *(DEFAULT_NIC_MODULES if default_nics else ()), *boot]
-    for name in [*requested, *optional]:
+    for name in [*requested, *optional, *MEDIA_MODULES]:
         name = name.replace("-", "_")
         if name in closures or name in boot_names:
             continue
+        if name in MEDIA_MODULES and name not in boot and not tree.has(name):
+            continue  # a kernel without CD/USB storage (a cloud kernel): no live media
         if name in DEFAULT_NIC_MODULES and name not in boot and not tree.has(name):
             skipped.append(name)
             continue

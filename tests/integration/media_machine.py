@@ -9,6 +9,7 @@ serial console in a file; every wait is bounded and qemu is always stopped.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -33,7 +34,7 @@ class Nic:
 def qemu_argv(
     *, image: Path, firmware: str, medium: str, workdir: Path, tag: str, nic: Nic | None
 ) -> list[str]:
-    argv = [str(QEMU), "-nographic", "-no-reboot", "-m", "256"]
+    argv = [str(QEMU), "-nographic", "-no-reboot", "-m", "512"]  # GRUB EFI needs more than 256
     if firmware == "uefi":
         variables = workdir / f"ovmf-vars-{tag}.fd"
         shutil.copyfile(OVMF_VARS, variables)
@@ -94,8 +95,10 @@ def start_machine(
     return Machine(name, process, console, started)
 
 
-def wait_markers(machines: list[Machine], *, timeout: float) -> dict[str, tuple[str, str, float]]:
-    """Wait until every machine printed the marker: name -> (hostname, image, seconds).
+def wait_markers(
+    machines: list[Machine], *, timeout: float, pattern: re.Pattern[str] = MARKER_LINE
+) -> dict[str, tuple[str, str, float]]:
+    """Wait until every machine printed the marker: name -> (its two fields, seconds).
 
     All machines are stopped on the way out; a machine without its marker by the
     deadline raises TimeoutError with the tail of its console.
@@ -107,7 +110,7 @@ def wait_markers(machines: list[Machine], *, timeout: float) -> dict[str, tuple[
             for machine in machines:
                 if machine.name in results:
                     continue
-                match = MARKER_LINE.search(machine.console_text())
+                match = pattern.search(machine.console_text())
                 if match:
                     seconds = time.monotonic() - machine.started
                     results[machine.name] = (match.group(1), match.group(2), seconds)

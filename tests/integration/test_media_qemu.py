@@ -13,6 +13,7 @@ machine with registration open must enrol as with PXE.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -31,7 +32,10 @@ from tests.integration.media_machine import (
     wait_markers,
 )
 from tests.integration.netns import NetnsPair, create_pair, unique_name, wait_for
+from tests.integration.node_images import MARKER, busybox_image
+from tests.integration.node_lab import initramfs_for, kernels
 from tests.integration.pxe_machine import (
+    MARKER_LINE,
     QEMU,
     add_tap_bridge,
     background,
@@ -56,6 +60,9 @@ HOSTS = {
     "node012": "52:54:00:12:34:0c",
     "node013": "52:54:00:12:34:0d",
 }
+LIVE_VERSION = "live-1"
+LIVE_CMDLINE = "console=ttyS0 panic=-1 loglevel=3 no_timer_check"
+LIVE_MARKER = re.compile(MARKER + r" version=(\S+) (boot_id)=")
 BOOT_TIMEOUT = 420  # four machines in software emulation on a shared 2-core box
 
 
@@ -84,17 +91,31 @@ class Site:
 
 
 def _images_yaml(images: Path) -> str:
-    artifact = {
-        name: {"url": f"{IMAGES_URL}/{name}", "sha256": sha256_of(images / name)}
-        for name in ("vmlinuz", "initrd.img", "root.squashfs")
-    }
-    version = {
-        "kernel": artifact["vmlinuz"],
-        "initrd": artifact["initrd.img"],
-        "rootfs": artifact["root.squashfs"],
-        "cmdline": "console=ttyS0 panic=-1 loglevel=4",
-    }
-    return json.dumps({"name": "compute", "versions": {"2024.10": version, "2024.11": version}})
+    """compute@2024.10: a marker initrd (net media); compute@2024.11: a real image booting
+    through the project's initramfs (live media, the example's canary node014)."""
+
+    def version(kernel: str, initrd: str, rootfs: str, cmdline: str) -> dict[str, object]:
+        return {
+            "kernel": {"url": f"{IMAGES_URL}/{kernel}", "sha256": sha256_of(images / kernel)},
+            "initrd": {"url": f"{IMAGES_URL}/{initrd}", "sha256": sha256_of(images / initrd)},
+            "rootfs": {"url": f"{IMAGES_URL}/{rootfs}", "sha256": sha256_of(images / rootfs)},
+            "cmdline": cmdline,
+        }
+
+    marker = version(
+        "vmlinuz", "initrd.img", "root.squashfs", "console=ttyS0 panic=-1 loglevel=4 no_timer_check"
+    )
+    live = version("vmlinuz-live", "initrd-live.img", "root-live.squashfs", LIVE_CMDLINE)
+    return json.dumps({"name": "compute", "versions": {"2024.10": marker, "2024.11": live}})
+
+
+def _live_kernel() -> Path | None:
+    """A kernel with CD and USB storage modules (Debian's cloud kernel has none)."""
+    for kernel in kernels():
+        version = kernel.name.removeprefix("vmlinuz-")
+        if list((Path("/lib/modules") / version).rglob("usb-storage.ko*")):
+            return kernel
+    return None
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -155,10 +176,10 @@ def _reconcile(config_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def site(as_root: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    kernel = host_kernel()
+    kernel, live_kernel = host_kernel(), _live_kernel()
     needed = [QEMU, OVMF_CODE, Path("/usr/sbin/dhcpd"), Path("/dev/net/tun")]
     missing = [str(p) for p in needed if not p.exists()]
-    if missing or kernel is None:
+    if missing or kernel is None or live_kernel is None:
         pytest.skip(f"boot media tests need qemu, ovmf, dhcpd, a kernel: missing {missing}")
     workdir = tmp_path_factory.mktemp("media")
     pair = create_pair(server_cidr=f"{SERVER}/24")
@@ -178,6 +199,9 @@ def site(as_root: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Si
         shutil.copy(kernel, images / "vmlinuz")
         shutil.copy(build_initramfs(workdir), images / "initrd.img")
         (images / "root.squashfs").write_bytes(b"the image's root file system\n" * 64)
+        shutil.copy(live_kernel, images / "vmlinuz-live")
+        initramfs_for(live_kernel, images / "initrd-live.img")
+        shutil.copy(busybox_image(LIVE_VERSION), images / "root-live.squashfs")
         dhcpd = Dhcpd(pair, workdir)
         config, repo = _write_site(workdir, images, dhcpd)
         _reconcile(config)
@@ -202,7 +226,12 @@ def site(as_root: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Si
 
 
 def _boot_all(
-    site: Site, image: Path, plan: list[tuple[str, str, str | None]], *, tag: str
+    site: Site,
+    image: Path,
+    plan: list[tuple[str, str, str | None]],
+    *,
+    tag: str,
+    pattern: re.Pattern[str] = MARKER_LINE,
 ) -> dict[str, tuple[str, str, float]]:
     """Boot (firmware, medium, mac) machines at once; results by 'firmware-medium'."""
     machines = []
@@ -219,7 +248,7 @@ def _boot_all(
                 console=site.workdir / f"{tag}-{name}.console", pair=site.pair,
             )
         )  # fmt: skip
-    return wait_markers(machines, timeout=BOOT_TIMEOUT)
+    return wait_markers(machines, timeout=BOOT_TIMEOUT, pattern=pattern)
 
 
 def test_net_medium_boots_each_host_four_ways(
@@ -291,14 +320,20 @@ def _manifest_of(image: Path) -> dict[str, object]:
 def test_live_medium_boots_four_ways_without_a_network_card(
     site: Site, record_property: pytest.RecordProperty
 ) -> None:
-    image = site.build("--kind", "live", "--host", "node012", name="live.iso")
+    """node014 (the example's canary, compute@2024.11) boots its image from the medium:
+    the project's initramfs finds the CD or stick by its label, checks the rootfs and
+    switches to it; the image's init prints its marker. No NIC at all."""
+    image = site.build("--kind", "live", "--host", "node014", name="live.iso")
     manifest = _manifest_of(image)
-    assert manifest["kind"] == "live" and manifest["image"] == "compute@2024.10"
-    results = _boot_all(site, image, [(fw, medium, None) for fw, medium in WAYS], tag="live")
+    assert manifest["kind"] == "live" and manifest["image"] == "compute@2024.11"
+    plan = [(fw, medium, None) for fw, medium in WAYS]
+    results = _boot_all(site, image, plan, tag="live", pattern=LIVE_MARKER)
     for firmware, medium in WAYS:
         name = f"{firmware}-{medium}"
-        assert results[name][:2] == ("node012", "compute@2024.10"), name
+        assert results[name][0] == LIVE_VERSION, name
         record_property(f"live_{name}_seconds", round(results[name][2], 1))
+    console = (site.workdir / "live-uefi-usb.console").read_text(errors="replace")
+    assert "booting from the medium labelled" in console and "fetching" not in console
 
 
 def test_unknown_machine_with_net_medium_enrols_like_pxe(site: Site) -> None:
