@@ -127,7 +127,12 @@ def main() -> None:
         boot_url = config.boot.http_url
         conf = build_conf(
             "conf",
-            {"path": str(dhcpd.conf), "omapi_key_file": "omapi.key", "omapi_port": OMAPI_PORT},
+            {
+                "path": str(dhcpd.conf),
+                "omapi_key_file": "omapi.key",
+                "omapi_port": OMAPI_PORT,
+                "restart_command": "true",  # the benchmark starts dhcpd itself
+            },
             config,
         )
         state = DesiredState(dhcp_hosts=tuple(hosts), dhcp_subnets=(SUBNET,))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +20,9 @@ from reconciler.inventory.load import FileModelCache, load_inventory
 from reconciler.inventory.sources import FolderSource, GitSource, InventorySource
 from reconciler.model.inventory import Inventory
 from reconciler.plan import Plan, TargetPlan, build_target_plan
-from reconciler.resources import DesiredState
+from reconciler.resources import AnyResource, DesiredState
 from reconciler.targets import build_target
-from reconciler.targets.base import ApplyResult, Target, TargetError
+from reconciler.targets.base import ApplyResult, LiveState, ServiceDown, Target, TargetError
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,15 @@ def source_from_config(config: RuntimeConfig) -> InventorySource:
     return FolderSource(config.resolve(src.path))
 
 
+def in_service_order(targets: list[Target]) -> list[Target]:
+    """Targets that start a service (dhcp-conf: dhcpd) before the ones that need it.
+
+    Otherwise the configured order: the sort is stable.
+    """
+    provided = {getattr(t, "provides_service", None) for t in targets} - {None}
+    return sorted(targets, key=lambda t: getattr(t, "needs_service", None) in provided)
+
+
 class Engine:
     """Holds the targets of one runtime config; each method is one step of a pass."""
 
@@ -92,6 +101,7 @@ class Engine:
                 problems.append(str(error))
         if problems:
             raise ConfigError("; ".join(problems))
+        self.targets = in_service_order(self.targets)
 
     def _adopts(self, target: Target) -> bool:
         """Whether a target takes over hand-made objects: config, else the target's default."""
@@ -122,26 +132,50 @@ class Engine:
         self, state: DesiredState, *, revision: str, progress: ProgressCallback | None = None
     ) -> Plan:
         plans = []
+        starting: set[str] = set()  # services a target planned before will (re)start
         for target in self.targets:
             if progress:
                 progress(f"reading {target.name}")
             desired = target.desired(state)
             try:
-                live = target.read(desired)
+                live = self._read(target, desired, starting=starting)
             except TargetError as error:
                 log.error("read failed", extra={"target": target.name, "error": str(error)})
                 plans.append(TargetPlan(target.name, target.kind, (), 0, error=str(error)))
                 continue
-            plans.append(
-                build_target_plan(
-                    target=target.name,
-                    kind=target.kind,
-                    desired=desired,
-                    live=live,
-                    adopt=self._adopts(target),
-                )
+            plan = build_target_plan(
+                target=target.name,
+                kind=target.kind,
+                desired=desired,
+                live=live,
+                adopt=self._adopts(target),
             )
+            plans.append(plan)
+            service = getattr(target, "provides_service", None)
+            if service is not None and plan.changes:
+                starting.add(service)
         return Plan(revision, tuple(plans), self.config.max_change_fraction)
+
+    def _read(
+        self, target: Target, desired: Sequence[AnyResource], *, starting: set[str]
+    ) -> LiveState:
+        """Read live state; a service that a preceding target will start is read as persisted.
+
+        On a fresh site dhcpd is not running until dhcp-conf has written its
+        config and started it; dhcp-omapi then plans from the leases file, which
+        is what dhcpd loads when it starts, and applies after dhcp-conf.
+        """
+        try:
+            return target.read(desired)
+        except ServiceDown:
+            needs = getattr(target, "needs_service", None)
+            read_persisted = getattr(target, "read_persisted", None)
+            if needs not in starting or read_persisted is None:
+                raise
+            log.info("service not running yet; a preceding target starts it",
+                     extra={"target": target.name, "service": needs})  # fmt: skip
+            live: LiveState = read_persisted(desired)
+            return live
 
     def apply(
         self,

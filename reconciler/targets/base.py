@@ -102,6 +102,10 @@ def _shape(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+class ServiceDown(TargetError):
+    """The target's service does not answer at all (not running yet, on a fresh site)."""
+
+
 class OwnershipLedger:
     """The keys a target created, kept in the state directory as a JSON list.
 

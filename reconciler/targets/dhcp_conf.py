@@ -84,8 +84,13 @@ class DhcpConfSettings(BaseModel):
         default="dhcpd -t -cf {path}",
         description="checks a new file before it replaces the old ({path}: the new file)",
     )
-    restart_command: str | None = Field(
-        default=None, description="e.g. 'systemctl restart isc-dhcp-server'"
+    restart_command: str = Field(
+        min_length=1,
+        description="loads a new dhcpd.conf, run only when the file changed, e.g. "
+        "'systemctl restart isc-dhcp-server'; required, so a written file is never left "
+        "unloaded; set it to 'true' only if something else reloads dhcpd on change "
+        "(a systemd path unit). It also starts dhcpd on a fresh site",
+        examples=["systemctl restart isc-dhcp-server"],
     )
     command_timeout: float = Field(
         default=60.0, gt=0, description="seconds the check and restart commands may take"
@@ -128,6 +133,8 @@ class DhcpConfTarget:
     # The whole file is ours: a settings change shows its subnets as not ours
     # (see read()), and they must be taken over to be rewritten.
     adopts_by_default: ClassVar[bool] = True
+    # Its restart_command (re)starts dhcpd: a dhcp-omapi target comes after it.
+    provides_service: ClassVar[str] = "dhcpd"
 
     def __init__(
         self,

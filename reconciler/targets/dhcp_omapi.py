@@ -15,6 +15,7 @@ create (two writes). Requests are pipelined, so a sync runs at OMAPI speed.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,10 +32,16 @@ from reconciler.targets.base import (
     Change,
     LiveState,
     OwnershipLedger,
+    ServiceDown,
     TargetError,
 )
 from reconciler.targets.dhcp_hosts import HostBlock, host_statements, hosts_in_leases
-from reconciler.targets.omapi_client import OmapiFailure, OmapiHost, OmapiSession
+from reconciler.targets.omapi_client import (
+    OmapiFailure,
+    OmapiHost,
+    OmapiSession,
+    OmapiUnreachable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +61,11 @@ class DhcpOmapiSettings(BaseModel):
         description="file holding the base64 HMAC-MD5 secret (mode 0600)",
         examples=["/etc/reconciler/omapi.secret"],
     )
-    leases_file: Path | None = Field(
-        default=None, description="dhcpd's leases file, where OMAPI hosts persist"
+    leases_file: Path = Field(
+        description="dhcpd's leases file (its -lf), where OMAPI hosts persist; OMAPI cannot "
+        "list hosts, so hosts removed from the inventory are found only here. Required; "
+        "the file must exist (dhcpd needs it too)",
+        examples=["/var/lib/dhcp/dhcpd.leases"],
     )
     timeout: float = Field(default=10.0, gt=0, description="seconds to wait for each answer")
 
@@ -66,6 +76,9 @@ class DhcpOmapiTarget:
     kind: ClassVar[str] = "dhcp-omapi"
     live_update: ClassVar[bool] = True
     batch_size: ClassVar[int] = 1
+    # dhcpd is started by a dhcp-conf target: planned and applied after it, and read
+    # from the leases file alone while that target is about to start it.
+    needs_service: ClassVar[str] = "dhcpd"
 
     def __init__(
         self,
@@ -73,7 +86,7 @@ class DhcpOmapiTarget:
         name: str,
         settings: DhcpOmapiSettings,
         key_file: Path,
-        leases_file: Path | None,
+        leases_file: Path,
         ledger: OwnershipLedger,
         boot_url: str,
     ) -> None:
@@ -100,25 +113,34 @@ class DhcpOmapiTarget:
             raise TargetError(self.name, f"the OMAPI key file {self.key_file} is empty")
         return secret
 
-    def session(self) -> OmapiSession:
-        try:
-            return OmapiSession(
-                host=self.settings.server,
-                port=self.settings.port,
-                key_name=self.settings.key_name,
-                secret=self._secret(),
-                timeout=self.settings.timeout,
-            )
-        except OmapiFailure as error:
-            raise TargetError(self.name, str(error)) from None
+    def session(self, *, wait: float = 0.0) -> OmapiSession:
+        """A connection; with ``wait``, keep trying that long while dhcpd is starting."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return OmapiSession(
+                    host=self.settings.server,
+                    port=self.settings.port,
+                    key_name=self.settings.key_name,
+                    secret=self._secret(),
+                    timeout=self.settings.timeout,
+                )
+            except OmapiUnreachable as error:
+                if time.monotonic() >= deadline:
+                    raise ServiceDown(self.name, str(error)) from None
+                time.sleep(0.1)
+            except OmapiFailure as error:
+                raise TargetError(self.name, str(error)) from None
 
     def _leases(self) -> dict[str, HostBlock]:
-        if self.leases_file is None:
-            return {}
         try:
             text = self.leases_file.read_text(errors="replace")
         except FileNotFoundError:
-            return {}
+            raise TargetError(
+                self.name,
+                f"dhcpd's leases file {self.leases_file} does not exist; set leases_file to "
+                "the file dhcpd runs with (its -lf; Debian: /var/lib/dhcp/dhcpd.leases)",
+            ) from None
         except OSError as error:
             raise TargetError(
                 self.name, f"cannot read dhcpd's leases file {self.leases_file}: {error.strerror}"
@@ -128,16 +150,26 @@ class DhcpOmapiTarget:
     # --- reading ------------------------------------------------------------
 
     def read(self, desired: Sequence[AnyResource]) -> LiveState:
+        return self._read(desired, online=True)
+
+    def read_persisted(self, desired: Sequence[AnyResource]) -> LiveState:
+        """Live state while dhcpd is down: what it will load from its leases file on start."""
+        return self._read(desired, online=False)
+
+    def _read(self, desired: Sequence[AnyResource], *, online: bool) -> LiveState:
         wanted = [r for r in desired if isinstance(r, DhcpHost)]
         owned_keys = self.ledger.load()
         persisted = self._leases()
-        try:
-            with self.session() as session:
-                by_name = session.lookup_hosts_by_name([h.hostname for h in wanted])
-                missing = [h.mac for h in wanted if h.hostname not in by_name and h.mac]
-                by_mac = session.lookup_hosts_by_mac(missing)
-        except OmapiFailure as error:
-            raise TargetError(self.name, str(error)) from None
+        by_name: dict[str, OmapiHost] = {}
+        by_mac: dict[str, OmapiHost] = {}
+        if online:
+            try:
+                with self.session() as session:
+                    by_name = session.lookup_hosts_by_name([h.hostname for h in wanted])
+                    missing = [h.mac for h in wanted if h.hostname not in by_name and h.mac]
+                    by_mac = session.lookup_hosts_by_mac(missing)
+            except OmapiFailure as error:
+                raise TargetError(self.name, str(error)) from None
         groups = {h.hostname: h.group for h in wanted}
         live: dict[str, DhcpHost] = {}
         for name, block in persisted.items():
@@ -183,8 +215,8 @@ class DhcpOmapiTarget:
                     raise TargetError(self.name, f"{change.key}: not a DHCP host")
                 creations.append(change.new)
         self.ledger.widen(h.hostname for h in creations)
-        try:
-            with self.session() as session:
+        try:  # dhcpd may just have been started by dhcp-conf: give it time to listen
+            with self.session(wait=self.settings.timeout) as session:
                 result.writes += self._remove(session, removals)
                 deleted = [c.key for c in changes if c.action is Action.DELETE]
                 self.ledger.narrow(deleted)
@@ -244,7 +276,7 @@ def build(name: str, settings: dict[str, Any], config: RuntimeConfig) -> DhcpOma
         name=name,
         settings=parsed,
         key_file=config.resolve(parsed.key_file),
-        leases_file=config.resolve(parsed.leases_file) if parsed.leases_file else None,
+        leases_file=config.resolve(parsed.leases_file),
         ledger=OwnershipLedger(config.resolve(config.state_dir), name),
         boot_url=config.boot.http_url,
     )

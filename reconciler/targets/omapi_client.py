@@ -29,6 +29,14 @@ _TRUE = struct.pack("!I", 1)
 class OmapiFailure(Exception):
     """Talking to dhcpd over OMAPI failed; the message says why, without the key."""
 
+    unreachable = False  # nothing listens: dhcpd is not running (yet)
+
+
+class OmapiUnreachable(OmapiFailure):
+    """No connection at all: dhcpd is not running, or not with omapi-port."""
+
+    unreachable = True
+
 
 @dataclass(frozen=True, slots=True)
 class OmapiHost:
@@ -83,7 +91,7 @@ class OmapiSession:
         except TimeoutError:
             raise OmapiFailure(f"dhcpd at {self.where} did not answer within {timeout}s") from None
         except OSError as error:
-            raise OmapiFailure(
+            raise OmapiUnreachable(
                 f"cannot reach dhcpd's OMAPI at {self.where} ({error.strerror or error}); "
                 "is dhcpd running with omapi-port set?"
             ) from None

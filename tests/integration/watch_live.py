@@ -170,7 +170,7 @@ def live_watch_site(workdir: Path, *, watch: str = "") -> Iterator[LiveWatchSite
         conf = build_conf(
             "dhcpd-conf",
             {"path": str(dhcpd.conf), "omapi_port": OMAPI_PORT, "omapi_key_name": KEY_NAME,
-             "omapi_key_file": "omapi.key"},
+             "omapi_key_file": "omapi.key", "restart_command": "true"},  # started below
             config,
         )  # fmt: skip
         sync(conf, [SUBNET16], namespace=pair.server)

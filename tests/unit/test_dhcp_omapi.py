@@ -26,7 +26,9 @@ def make(tmp_path: Path, **settings: object) -> DhcpOmapiTarget:
     config = RuntimeConfig(
         source=SourceConfig(path=tmp_path), state_dir=Path("state"), base_dir=tmp_path
     )
-    return build("dhcpd-hosts", {"key_file": "omapi.key", **settings}, config)
+    (tmp_path / "empty.leases").touch()
+    defaults = {"key_file": "omapi.key", "leases_file": "empty.leases"}
+    return build("dhcpd-hosts", {**defaults, **settings}, config)
 
 
 def test_settings_need_a_key_file(tmp_path: Path) -> None:

@@ -145,7 +145,7 @@ def test_dhcp_conf_include_path_with_a_quote_is_refused(tmp_path: Path) -> None:
     path = _config(
         tmp_path,
         '[targets.dhcp]\ntype = "dhcp-conf"\npath = "dhcpd.conf"\nomapi_port = 7911\n'
-        'omapi_key_file = "k"\ninclude = \'hosts"; deny booting; #\'\n',
+        'omapi_key_file = "k"\nrestart_command = "true"\ninclude = \'hosts"; deny booting; #\'\n',
     )
     with pytest.raises(ConfigError, match=r"targets\.dhcp\.include.*double quote"):
         load_config(path)  # refused when the config is loaded, before any target is built
