@@ -17,6 +17,7 @@ from reconciler.rollout.preview import markdown_table
 
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<|~#!&{}()])")  # ">" only matters at line start
 LISTED_HOSTS = 10  # per group of identical image changes, in text and Markdown
+MAX_ROWS = 200  # Markdown rows: a pull-request comment holds at most 65,536 characters
 
 
 def md_text(value: str) -> str:
@@ -96,7 +97,10 @@ def render_diff_markdown(diff: HostDiff, base: str, head: str) -> str:
     if groups:
         lines += [f"**{_reboot_line(diff)}**", "", *markdown_table(diff.nodes), ""]
     lines += ["| host | change | detail |", "|---|---|---|"]
-    lines += [_markdown_row(c) for c in diff.changes]
+    lines += [_markdown_row(c) for c in diff.changes[:MAX_ROWS]]
+    if len(diff.changes) > MAX_ROWS:
+        more = len(diff.changes) - MAX_ROWS
+        lines.append(f"| | | ... and {more} more (`reconciler diff --format json` has all) |")
     if groups:
         lines += ["", "#### Boot image changes", ""]
     for (transition, parts), hosts in groups.items():

@@ -110,3 +110,21 @@ def test_markdown_helpers() -> None:
     assert md_code("x`y") == "``x`y``"
     assert md_code("`y") == "`` `y ``"
     assert md_code("a|b", in_table=True) == r"`a\|b`"
+
+
+def test_a_large_diff_fits_in_a_pull_request_comment(tmp_path: Path) -> None:
+    many = [host(i, f"52:54:00:00:{i >> 8:02x}:{i & 255:02x}") for i in range(10, 1010)]
+    base, head = two(
+        tmp_path,
+        {"groups": {"compute": group(subnet="10.23.0.0/16", gateway="10.23.0.1",
+                                     unregistered_range=None, hosts=many)}},
+        {"groups": {"compute": group(subnet="10.23.0.0/16", gateway="10.23.0.1",
+                                     unregistered_range=None, hosts=many,
+                                     image="compute@2024.11")}},
+    )  # fmt: skip
+    diff = diff_inventories(base, head)
+    markdown = render_diff_markdown(diff, "main", "pr")
+    assert len(markdown) < 65_536
+    assert "... and 800 more (`reconciler diff --format json` has all)" in markdown
+    assert "**1000 nodes would reboot or swap" in markdown
+    assert json.loads(render_diff_json(diff, "main", "pr"))["would_reboot_or_swap"] == 1000
