@@ -214,3 +214,94 @@ def test_bad_input_names_file_line_and_what_was_expected(
     message = str(failure(tmp_path, text))
     assert f"dhcpd.conf{where}" in message, message
     assert expected in message, message
+
+
+XCAT_STYLE = """\
+#xCAT generated dhcp configuration
+authoritative;
+option client-architecture code 93 = unsigned integer 16;
+shared-network eth1 {
+  subnet 10.0.0.0 netmask 255.255.0.0 {
+    authoritative;
+    max-lease-time 43200;
+    option domain-name "cluster.com";
+    option domain-name-servers  10.0.0.1;
+    zone cluster.com. {
+       primary 10.0.0.1; key xcat_key;
+    }
+    if option user-class-identifier = "xNBA" and option client-architecture = 00:00 { #x86
+      always-broadcast on;
+      filename = "http://10.0.0.1:80/tftpboot/xcat/xnba/nets/10.0.0.0_16";
+    } else if option client-architecture = 00:07 { #x86_64 uefi
+      filename = "xcat/xnba.efi";
+    } else {
+      filename = "xcat/xnba.kpxe";
+    }
+    option routers  10.0.0.1;
+    range dynamic-bootp 10.0.200.1 10.0.200.254;
+  } # 10.0.0.0/255.255.0.0 subnet_end
+} # eth1 nic_end
+"""
+
+COBBLER_STYLE = """\
+ddns-update-style interim;
+allow booting;
+allow bootp;
+ignore client-updates;
+set vendorclass = option vendor-class-identifier;
+option pxe-system-type code 93 = unsigned integer 16;
+subnet 192.168.1.0 netmask 255.255.255.0 {
+     option routers             192.168.1.5;
+     option domain-name-servers 192.168.1.1;
+     option subnet-mask         255.255.255.0;
+     range dynamic-bootp        192.168.1.100 192.168.1.254;
+     default-lease-time         21600;
+     max-lease-time             43200;
+     next-server                192.168.1.5;
+     class "pxeclients" {
+          match if substring (option vendor-class-identifier, 0, 9) = "PXEClient";
+          if option pxe-system-type = 00:02 {
+                  filename "ia64/elilo.efi";
+          } else {
+                  filename "pxelinux.0";
+          }
+     }
+}
+group {
+        host generic1 {
+            hardware ethernet 00:16:3E:11:22:33;
+            fixed-address 192.168.1.21;
+            option host-name "web01";
+            option subnet-mask 255.255.255.0;
+            option routers 192.168.1.5;
+            filename "/pxelinux.0";
+            next-server 192.168.1.5;
+        }
+}
+"""
+
+
+def test_xcat_generated_config(tmp_path: Path) -> None:
+    sources = read(tmp_path, XCAT_STYLE)
+    (subnet,) = sources.subnets
+    assert str(subnet.network) == "10.0.0.0/16"
+    assert subnet.shared_network == "eth1"
+    assert subnet.gateway == IP("10.0.0.1")
+    assert subnet.domain == "cluster.com"
+    assert subnet.ranges == [(IP("10.0.200.1"), IP("10.0.200.254"))]
+    skipped = [w.split(": skipped ")[1][:8] for w in sources.warnings]
+    assert skipped == ["'if opti", "'else if", "'else {."]
+
+
+def test_cobbler_generated_config(tmp_path: Path) -> None:
+    sources = read(tmp_path, COBBLER_STYLE)
+    (host,) = sources.hosts
+    assert (host.dhcp_name, host.name, host.mac, str(host.address)) == (
+        "generic1",
+        "web01",
+        "00:16:3e:11:22:33",
+        "192.168.1.21",
+    )
+    assert (host.filename, host.next_server) == ("/pxelinux.0", "192.168.1.5")
+    assert sources.subnets[0].gateway == IP("192.168.1.5")
+    assert any('skipped \'class "pxeclients"' in w for w in sources.warnings)
