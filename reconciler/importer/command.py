@@ -64,8 +64,13 @@ def import_site(
         tftp_server=tftp_server,
         strict=strict,
     )
+
+    def progress(step: str) -> None:
+        if errors.is_terminal:
+            errors.print(f"[dim]{escape(step)}...[/]", highlight=False)
+
     try:
-        report = run_import(request)
+        report = run_import(request, progress=progress)
     except ImportFailure as error:
         errors.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         errors.print("nothing was written", highlight=False)

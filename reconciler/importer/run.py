@@ -8,6 +8,7 @@ way. With ``strict`` any conflict stops the import before writing.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,14 +113,22 @@ def infer_site(sources: Sources, *, domain: str | None) -> Inference:
     return inferrer.result
 
 
-def run_import(request: ImportRequest) -> ImportReport:
-    """Read, infer, render and check; write unless a conflict is fatal. Raises ImportFailure."""
+def run_import(
+    request: ImportRequest, *, progress: Callable[[str], None] | None = None
+) -> ImportReport:
+    """Read, infer, render and check; write unless a conflict is fatal. Raises ImportFailure.
+
+    ``progress`` is told each step as it starts (the CLI shows it on a terminal).
+    """
+    step = progress or (lambda _: None)
     if not (request.dhcpd_conf or request.leases or request.warewulf or request.csv):
         raise ImportFailure(
             Where("(inputs)"),
             "expected at least one source of machines: --dhcpd-conf, --leases, --warewulf or --csv",
         )
+    step("reading the sources")
     sources = read_sources(request)
+    step(f"grouping {len(sources.hosts)} host records")
     result = infer_site(sources, domain=request.domain)
     servers = Counter(
         [h.next_server for h in sources.hosts if h.next_server] or sources.next_servers
@@ -129,6 +138,7 @@ def run_import(request: ImportRequest) -> ImportReport:
     report = ImportReport(result, render_files(result, images, inputs=_inputs(request)))
     if not report.files.keys() - {"site.yaml"}:
         raise ImportFailure(Where("(inputs)"), "no machine could be imported; see the conflicts")
+    step(f"checking {len(report.files)} inventory files")
     check_files(report.files)
     if request.strict and result.conflicts:
         return report
