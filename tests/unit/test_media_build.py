@@ -223,3 +223,21 @@ def test_live_build_refuses_unreachable_or_wrong_artifacts(site: Site, tmp_path:
         assert code == 2
         assert "image compute@2024.10 kernel: cannot download" in " ".join(err.split())
         assert not out.exists() and list(out.parent.iterdir()) == []
+
+
+def test_without_rev_the_accepted_revision_is_built(site: Site, tmp_path: Path) -> None:
+    commit = git_site(site)
+    out = tmp_path / "site.iso"
+    code, stdout, err = run("media", "build", "-c", str(site.config), "--out", str(out))
+    assert code == 0, err
+    assert f"revision: {commit} (nothing accepted yet: [source] of the config)" in stdout
+    assert run("apply", "-c", str(site.config))[0] == 0  # records the accepted revision
+    subprocess.run(
+        ["git", "-C", str(site.inventory), "-c", "user.name=t", "-c", "user.email=t@e.org",
+         "commit", "-q", "--allow-empty", "-m", "not applied yet"],
+        check=True, timeout=30,
+    )  # fmt: skip
+    code, stdout, err = run("media", "build", "-c", str(site.config), "--out", str(out))
+    assert code == 0, err
+    assert f"revision: {commit} (accepted by apply)" in stdout
+    assert json.loads(read_from_iso(out, "/reconciler-media.json"))["revision"] == commit
