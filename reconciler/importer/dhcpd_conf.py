@@ -160,6 +160,7 @@ class _Scope:
 class _Reader:
     sources: Sources
     subnets: list[SubnetRecord] = field(default_factory=list)
+    own_boot: list[Where] = field(default_factory=list)  # hosts with their own filename
 
     def walk(self, statements: list[Statement], scope: _Scope, subnet: SubnetRecord | None) -> None:
         scope = self._parameters(statements, scope)
@@ -238,6 +239,8 @@ class _Reader:
         name = statement.words[1].value
         assert statement.body is not None
         inner = self._parameters(statement.body, scope)
+        if any(item.head in ("filename", "next-server") for item in statement.body):
+            self.own_boot.append(statement.where)
         mac: str | None = None
         address: ipaddress.IPv4Address | None = None
         host_name: str | None = None
@@ -331,4 +334,11 @@ def read_dhcpd_conf(path: Path, sources: Sources) -> None:
     reader = _Reader(sources)
     reader.walk(parse_tree(path), _Scope(), None)
     sources.subnets.extend(reader.subnets)
+    if reader.own_boot:
+        sources.warnings.append(
+            f"{len(reader.own_boot)} hosts set their own filename or next-server (first at "
+            f"{reader.own_boot[0]}): host entries the reconciler makes carry only the iPXE "
+            "script, so once a target takes them over, a PXE ROM gets what its subnet or "
+            "class gives; check that this is the same file"
+        )
     sources.declared_subnets = sources.declared_subnets or bool(reader.subnets)

@@ -305,3 +305,10 @@ def test_cobbler_generated_config(tmp_path: Path) -> None:
     assert (host.filename, host.next_server) == ("/pxelinux.0", "192.168.1.5")
     assert sources.subnets[0].gateway == IP("192.168.1.5")
     assert any('skipped \'class "pxeclients"' in w for w in sources.warnings)
+
+
+def test_hosts_with_their_own_boot_file_are_counted_in_one_warning(tmp_path: Path) -> None:
+    sources = read(tmp_path, COBBLER_STYLE)
+    (warning,) = [w for w in sources.warnings if "own filename" in w]
+    assert warning.startswith("1 hosts set their own filename or next-server (first at ")
+    assert "dhcpd.conf:25)" in warning
