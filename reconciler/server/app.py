@@ -21,6 +21,7 @@ from reconciler.keyfiles import check_key_file
 from reconciler.server.audit import AuditLog
 from reconciler.server.boot import BootHandlers, BootScripts
 from reconciler.server.enrol import Enroller
+from reconciler.server.limits import ConnectionLimits, run_guarded
 from reconciler.server.neighbours import neighbour_mac
 from reconciler.server.nodereports import ReportStore
 from reconciler.server.nodes import NodeHandlers
@@ -98,6 +99,7 @@ def build_app(
         ),
         neighbour_mac=outside.neighbour_mac,
         max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout,
         allow_get=settings.register_with_get,
         remote_of=outside.remote_of,
         state_lock=StateLock(
@@ -155,11 +157,19 @@ def serve(config_path: Path) -> None:
     log.warning(
         "serving", extra={"listen": settings.listen, "port": settings.port, "config": config_path}
     )
-    web.run_app(
+    run_guarded(
         app,
         host=settings.listen,
         port=settings.port,
-        print=None,
+        limits=connection_limits(settings),
         access_log=logging.getLogger("reconciler.server.access"),
-        handle_signals=True,
+    )
+
+
+def connection_limits(settings: ServeSettings) -> ConnectionLimits:
+    return ConnectionLimits(
+        max_connections=settings.max_connections,
+        max_per_address=settings.max_connections_per_address,
+        header_timeout=settings.header_timeout,
+        keepalive_timeout=settings.keepalive_timeout,
     )

@@ -113,6 +113,7 @@ class RegistrationHandler:
         remote_of: RemoteOf = request_remote,
         state_lock: StateLock | None = None,
         global_limiter: RateLimiter | None = None,
+        body_timeout: float = 30.0,
     ) -> None:
         self.enroller = enroller
         self.compiled = compiled
@@ -122,6 +123,7 @@ class RegistrationHandler:
         self.neighbour_mac = neighbour_mac
         self.remote_of = remote_of
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
         self.allow_get = allow_get
         self.log_throttle = LogThrottle()
         self._lock = asyncio.Lock()
@@ -204,9 +206,14 @@ class RegistrationHandler:
         field: Any = None
         problem: Refused | None = None
         try:
-            field = await self._mac_field(request)
+            async with asyncio.timeout(self.body_timeout):
+                field = await self._mac_field(request)
         except Refused as refused:
             problem = refused
+        except TimeoutError:
+            problem = Refused(
+                408, f"the request body did not arrive within {self.body_timeout:g} s"
+            )
         if isinstance(field, str):
             request[CLAIMED] = field[:SHOWN_MAC]
         if not self.limiter.allow(remote):

@@ -83,6 +83,24 @@ class ServeSettings(BaseModel):
     max_report_bytes: int = Field(
         default=65536, ge=1024, le=1_048_576, description="largest node agent report accepted"
     )
+    max_connections: int = Field(
+        default=1024,
+        ge=1,
+        description="open connections at most, all clients together; more are closed at once "
+        "(keep it under the service's LimitNOFILE)",
+    )
+    max_connections_per_address: int = Field(
+        default=64, ge=1, description="open connections at most from one client address"
+    )
+    header_timeout: float = Field(
+        default=10.0, gt=0, description="seconds a new connection has to send its request head"
+    )
+    body_timeout: float = Field(
+        default=30.0, gt=0, description="seconds a client has to send a request body"
+    )
+    keepalive_timeout: float = Field(
+        default=15.0, gt=0, description="seconds an idle keep-alive connection stays open"
+    )
     refresh_seconds: float = Field(
         default=2.0,
         ge=0,
