@@ -83,13 +83,16 @@ class CompiledInventory:
 
     async def current(self, *, force: bool = False) -> Compiled:
         """The compiled accepted revision, checking the record when the interval passed."""
-        due = time.monotonic() - self._checked >= self.refresh_seconds
-        if force or due or self._current is None:
+        if force or self._due():
             async with self._lock:
-                await asyncio.to_thread(self._refresh)
+                if force or self._due():  # requests queued here: one of them checked already
+                    await asyncio.to_thread(self._refresh)
         if self._current is None:
             raise NotReady(self.last_error or NOTHING_ACCEPTED)
         return self._current
+
+    def _due(self) -> bool:
+        return self._current is None or time.monotonic() - self._checked >= self.refresh_seconds
 
     def _refresh(self) -> None:
         self._checked = time.monotonic()
