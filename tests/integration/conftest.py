@@ -26,6 +26,7 @@ from reconciler.targets.dhcp_omapi import build as build_omapi
 from tests.integration.dhcp_server import KEY_NAME, OMAPI_PORT, DhcpClient, Dhcpd, write_key
 from tests.integration.named import named_server  # noqa: F401
 from tests.integration.netns import NetnsPair, entered, netns_pair
+from tests.integration.node_lab import QEMU, NodeLab, kernels
 
 BOOT_URL = "http://10.23.45.2:8080"
 SUBNET = DhcpSubnet(
@@ -153,3 +154,21 @@ def dhcp_site(as_root: None, tmp_path: Path) -> Iterator[DhcpSite]:
 
 # The Kea fixture needs the names above (SUBNET, make_config), so it comes last.
 from tests.integration.kea_site import kea_site  # noqa: E402, F401
+
+
+@pytest.fixture
+def node_lab(
+    as_root: None, make_pair: Callable[..., NetnsPair], tmp_path: Path
+) -> Iterator[NodeLab]:
+    """A live-swap site (dhcpd, serve, image store) for qemu nodes (tests/integration/node_lab)."""
+    needed = [QEMU, Path("/usr/bin/mksquashfs"), Path("/bin/busybox"), Path("/usr/sbin/dhcpd")]
+    missing = [str(path) for path in needed if not path.exists()]
+    if missing or len(kernels()) < 2 or not Path("/dev/net/tun").exists():
+        pytest.skip(
+            f"needs qemu, squashfs-tools, busybox-static, dhcpd, tun, two kernels: {missing}"
+        )
+    lab = NodeLab(make_pair(server_cidr="10.23.45.2/24"), tmp_path)
+    try:
+        yield lab
+    finally:
+        lab.close()

@@ -35,6 +35,8 @@ PYTHON = Path("/usr/bin/python3")
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 MARKER = "RECONCILER-IMAGE-UP"
 HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[1]
+RECONCILER = REPO_ROOT / ".venv" / "bin" / "reconciler"
 # Parts of the stdlib an agent never imports; the rest keeps the image honest.
 STDLIB_SKIP = {
     "ensurepip", "idlelib", "tkinter", "turtledemo", "lib2to3", "pydoc_data", "distutils",
@@ -69,6 +71,10 @@ printf 'Content-Type: text/plain\\r\\n\\r\\n'
 head -c "${CONTENT_LENGTH:-0}" > /tmp/cgi-run.sh
 sh /tmp/cgi-run.sh 2>&1
 """
+FAILING_CHECK = """#!/bin/sh
+echo "this version is broken on purpose"
+exit 1
+"""
 
 
 def _digest(*parts: bytes | str) -> str:
@@ -87,6 +93,7 @@ def cached(name: str, key: str, build: Callable[[Path], None]) -> Path:
         partial = CACHE / f".{name}-{key}.{os.getpid()}"
         if partial.is_dir():
             shutil.rmtree(partial)
+        partial.mkdir()
         build(partial)
         partial.rename(final)
     return final
@@ -157,7 +164,7 @@ def install_node_files(root: Path) -> None:
         inittab.write("::restart:/usr/lib/reconciler/node-switch\n")
 
 
-def busybox_tree(root: Path, *, version: str, init: bool = True) -> None:
+def busybox_tree(root: Path, *, version: str, init: bool = True, node_files: bool = True) -> None:
     """The tree of a busybox-init image that answers its version over HTTP."""
     applets = subprocess.run(
         [str(BUSYBOX), "--list-full"], capture_output=True, text=True, check=True, timeout=30
@@ -176,37 +183,170 @@ def busybox_tree(root: Path, *, version: str, init: bool = True) -> None:
     _write(root / "etc/group", "root:x:0:\n")
     _write(root / "srv/www/cgi-bin/version", CGI_VERSION, 0o755)
     _write(root / "srv/www/cgi-bin/run", CGI_RUN, 0o755)
-    install_node_files(root)
+    if node_files:
+        install_node_files(root)
+
+
+def install_agent(root: Path) -> None:
+    """``reconciler image install-agent ROOT``, as a user prepares an image."""
+    subprocess.run(
+        [str(RECONCILER), "image", "install-agent", str(root)],
+        check=True, timeout=120, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def agent_key() -> str:
+    """What install-agent puts into an image: the agent's sources and the node's files."""
+    sources = sorted((REPO_ROOT / "reconciler" / "agent").glob("*.py"))
+    node_files = sorted(FILES.iterdir())
+    image_files = sorted((REPO_ROOT / "reconciler" / "image").rglob("*"))
+    return _digest(*(p.read_bytes() for p in [*sources, *node_files, *image_files] if p.is_file()))
+
+
+def add_kexec(root: Path) -> None:
+    """kexec-tools' binary and its libraries (libxen* on Debian 12), for a kexec swap."""
+    kexec = shutil.which("kexec") or "/sbin/kexec"
+    _copy_with_libs(Path(kexec), root)
+    target = root / "usr/sbin/kexec"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(Path(kexec).resolve(), target)
 
 
 def busybox_image(
     version: str,
     *,
-    python: bool = False,
+    agent: bool = False,
     init: bool = True,
-    prepare: Callable[[Path], None] | None = None,
-    prepare_key: str = "",
+    kexec: bool = False,
+    failing_health: bool = False,
 ) -> Path:
-    """A cached busybox-init squashfs answering ``version``; ``prepare(tree)`` runs last
-    (``reconciler image install-agent``, health checks); ``prepare_key`` names it."""
+    """A cached busybox-init squashfs answering ``version``. ``agent``: python3 and
+    ``reconciler image install-agent``; ``kexec``: kexec-tools; ``failing_health``: a
+    health.d check that always fails."""
     key = _digest(
-        version, str(python), str(init), prepare_key, BUSYBOX.read_bytes(),
+        version, str(agent), str(init), str(kexec), str(failing_health), BUSYBOX.read_bytes(),
         RC_SYSINIT, INITTAB, CGI_VERSION, CGI_RUN,
         (FILES / "mount-root.sh").read_bytes(), (FILES / "node-switch").read_bytes(),
-        python_runtime_key() if python else "",
+        python_runtime_key() + agent_key() if agent else "",
     )  # fmt: skip
 
     def build(folder: Path) -> None:
         tree = folder / "tree"
-        busybox_tree(tree, version=version, init=init)
-        if python:
+        busybox_tree(tree, version=version, init=init, node_files=not agent)
+        if agent:
             add_python(tree)
-        if prepare is not None:
-            prepare(tree)
+            install_agent(tree)
+        if kexec:
+            add_kexec(tree)
+        if failing_health:
+            _write(tree / "etc/reconciler/health.d/always-fails", FAILING_CHECK, 0o755)
         mksquashfs(tree, folder / "rootfs.squashfs")
         shutil.rmtree(tree)
 
     return cached("busybox", key, build) / "rootfs.squashfs"
+
+
+NODE_SERVICE = """#!/usr/bin/python3
+# The systemd test image's service: its version over HTTP, and the tests' hand (POST /cgi-bin/run).
+import fcntl, http.server, socket, struct, subprocess
+
+
+def address():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            raw = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", b"eth0"))
+        except OSError:
+            return ""
+        return socket.inet_ntoa(raw[20:24])
+
+
+def read(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def answer(self, text):
+        body = text.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        self.answer("version=%s boot_id=%s kernel=%s ip=%s\\n" % (
+            read("/etc/image-version"), read("/proc/sys/kernel/random/boot_id"),
+            read("/proc/sys/kernel/osrelease"), address()))
+
+    def do_POST(self):
+        script = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        done = subprocess.run(["sh", "-c", script], capture_output=True, timeout=120)
+        self.answer((done.stdout + done.stderr).decode(errors="replace"))
+
+    def log_message(self, *args):
+        pass
+
+
+http.server.ThreadingHTTPServer(("", 80), Handler).serve_forever()
+"""
+SERVICE_UNIT = """[Unit]
+Description=Test node service: answers the image version on port 80
+[Service]
+ExecStart=/usr/bin/python3 /usr/local/sbin/node-service
+Restart=always
+RestartSec=0.2
+[Install]
+WantedBy=multi-user.target
+"""
+MARKER_SCRIPT = f"""#!/bin/sh
+boot_id=$(cat /proc/sys/kernel/random/boot_id)
+echo "{MARKER} version=$(cat /etc/image-version) boot_id=$boot_id" > /dev/console
+"""
+MARKER_UNIT = """[Unit]
+Description=Say on the console that the image is up
+After=node-service.service
+[Service]
+Type=oneshot
+ExecStart=/bin/sh /usr/local/sbin/node-marker
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def systemd_image(version: str) -> Path:
+    """A cached squashfs of the debootstrap tree: systemd >= 254, python3, the agent, and a
+    service answering ``version`` (minutes the first time, for debootstrap)."""
+    base = systemd_tree()
+    key = _digest(
+        version, base.name, NODE_SERVICE, SERVICE_UNIT, MARKER_UNIT, MARKER_SCRIPT, agent_key()
+    )
+
+    def build(folder: Path) -> None:
+        tree = folder / "tree"
+        subprocess.run(["cp", "-a", str(base), str(tree)], check=True, timeout=600)
+        _write(tree / "etc/image-version", version + "\n")
+        _write(tree / "usr/local/sbin/node-service", NODE_SERVICE, 0o755)
+        _write(tree / "usr/local/sbin/node-marker", MARKER_SCRIPT, 0o755)
+        units = tree / "etc/systemd/system"
+        for name, text in (("node-service", SERVICE_UNIT), ("node-marker", MARKER_UNIT)):
+            _write(units / f"{name}.service", text)
+            wants = units / "multi-user.target.wants" / f"{name}.service"
+            wants.parent.mkdir(parents=True, exist_ok=True)
+            wants.symlink_to(f"/etc/systemd/system/{name}.service")
+        # No login prompts and no network managers: the initramfs configured eth0.
+        for unit in ("getty@tty1.service", "serial-getty@ttyS0.service",
+                     "systemd-networkd.service", "systemd-timesyncd.service"):  # fmt: skip
+            mask = units / unit
+            mask.unlink(missing_ok=True)
+            mask.symlink_to("/dev/null")
+        _write(tree / "etc/hostname", "node\n")
+        install_agent(tree)
+        mksquashfs(tree, folder / "rootfs.squashfs")
+        shutil.rmtree(tree)
+
+    return cached("systemd", key, build) / "rootfs.squashfs"
 
 
 def debian_suite() -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -32,6 +33,7 @@ from reconciler.sandbox.netns import NetnsPair, entered, popen_in, unique_name, 
 from tests.integration.pxe_machine import add_tap_bridge, background, static_server
 
 QEMU = Path("/usr/bin/qemu-system-x86_64")
+PXE_ROM = "/usr/lib/ipxe/qemu/pxe-virtio.rom"
 SERVER = "10.23.45.2"
 SERVE_URL = f"http://{SERVER}:8080"
 IMAGES_URL = f"http://{SERVER}:8081"
@@ -40,6 +42,27 @@ IMAGE = "node"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CMDLINE = "console=ttyS0 panic=-1 loglevel=3 net.ifnames=0"
 NIC_MODULES = ("virtio_pci", "virtio_net")
+
+
+BOOT_TIMEOUT = 240  # TCG on a shared 2-core machine: a boot takes 15-40 s; this is a hang guard
+
+
+def running_kernel() -> Path:
+    own = Path(f"/boot/vmlinuz-{os.uname().release}")
+    return own if own.exists() else kernels()[0]
+
+
+def wait_version(lab: NodeLab, version: str, *, timeout: float) -> dict[str, str]:
+    """Poll the node's version service until it answers ``version``; return that answer."""
+    answer: dict[str, str] = {}
+
+    def on_version() -> bool:
+        nonlocal answer
+        answer = version_of(lab.node(timeout=1))
+        return answer.get("version") == version
+
+    wait_for(on_version, timeout=timeout, interval=0.2, what=f"the node to answer {version}")
+    return answer
 
 
 def sha256_of(path: Path) -> str:
@@ -248,20 +271,26 @@ class NodeVM:
         self,
         lab: NodeLab,
         *,
-        kernel: Path,
-        initrd: Path,
-        append: str,
+        kernel: Path | None,
+        initrd: Path | None = None,
+        append: str = "",
         console: Path,
         memory: int = 512,
         allow_reboot: bool = False,
     ) -> None:
+        """``kernel`` None: a PXE boot (SeaBIOS, qemu's iPXE ROM, dhcpd, serve's script)."""
         self.lab = lab
         self.console = console
+        if kernel is None:
+            boot = ["-boot", "n"]
+            rom = PXE_ROM
+        else:
+            boot = ["-kernel", str(kernel), "-initrd", str(initrd), "-append", append]
+            rom = ""
         self.argv = [
-            str(QEMU), "-nographic", "-m", str(memory), "-smp", "1",
-            "-kernel", str(kernel), "-initrd", str(initrd), "-append", append,
+            str(QEMU), "-nographic", "-m", str(memory), "-smp", "1", *boot,
             "-netdev", f"tap,id=n0,ifname={lab.tap},script=no,downscript=no",
-            "-device", f"virtio-net-pci,netdev=n0,mac={NODE_MAC},romfile=",
+            "-device", f"virtio-net-pci,netdev=n0,mac={NODE_MAC},romfile={rom}",
             *([] if allow_reboot else ["-no-reboot"]),
         ]  # fmt: skip
         self.process: subprocess.Popen[bytes] | None = None
@@ -316,3 +345,20 @@ def lab_site(pair: NetnsPair, workdir: Path) -> Iterator[NodeLab]:
         yield lab
     finally:
         lab.close()
+
+
+def report_of(lab: NodeLab) -> dict[str, object]:
+    """The node's last report as serve stored it (``state/reports/node020.json``)."""
+    try:
+        return dict(json.loads((lab.workdir / "state" / "reports" / f"{NODE}.json").read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def status_text(lab: NodeLab) -> str:
+    """What ``reconciler status`` prints (exit 2 here: no watch loop made the site Ready)."""
+    result = subprocess.run(
+        [str(REPO_ROOT / ".venv" / "bin" / "reconciler"), "status", "--config", str(lab.config)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return result.stdout + result.stderr

@@ -10,63 +10,27 @@ built once and cached (``node_images``).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from reconciler.sandbox.netns import NetnsPair, wait_for
 from tests.integration.node_images import MARKER, busybox_image
 from tests.integration.node_lab import (
+    BOOT_TIMEOUT,
     IMAGE,
     IMAGES_URL,
     NODE_IP,
-    QEMU,
     NodeLab,
     NodeVM,
     initramfs_for,
-    kernels,
+    running_kernel,
     sha256_of,
-    version_of,
+    wait_version,
 )
 
 pytestmark = pytest.mark.integration
-
-BOOT_TIMEOUT = 240  # TCG on a shared 2-core machine: a boot takes 15-40 s; this is a hang guard
-
-
-def running_kernel() -> Path:
-    own = Path(f"/boot/vmlinuz-{os.uname().release}")
-    return own if own.exists() else kernels()[0]
-
-
-@pytest.fixture
-def lab(as_root: None, make_pair: Callable[..., NetnsPair], tmp_path: Path) -> Iterator[NodeLab]:
-    needed = [QEMU, Path("/usr/bin/mksquashfs"), Path("/bin/busybox"), Path("/usr/sbin/dhcpd")]
-    missing = [str(path) for path in needed if not path.exists()]
-    if missing or not kernels() or not Path("/dev/net/tun").exists():
-        pytest.skip(f"needs qemu, squashfs-tools, busybox-static, dhcpd, a kernel, tun: {missing}")
-    lab = NodeLab(make_pair(server_cidr="10.23.45.2/24"), tmp_path)
-    try:
-        yield lab
-    finally:
-        lab.close()
-
-
-def wait_version(lab: NodeLab, version: str, *, timeout: float) -> dict[str, str]:
-    """Poll the node's version service until it answers ``version``; return that answer."""
-    answer: dict[str, str] = {}
-
-    def on_version() -> bool:
-        nonlocal answer
-        answer = version_of(lab.node(timeout=1))
-        return answer.get("version") == version
-
-    wait_for(on_version, timeout=timeout, interval=0.2, what=f"the node to answer {version}")
-    return answer
 
 
 def current_json(lab: NodeLab) -> dict[str, object]:
@@ -90,7 +54,8 @@ echo staged
     )
 
 
-def test_boot_through_initramfs_then_switch_root_live(lab: NodeLab, tmp_path: Path) -> None:
+def test_boot_through_initramfs_then_switch_root_live(node_lab: NodeLab, tmp_path: Path) -> None:
+    lab = node_lab
     kernel = running_kernel()
     initrd = initramfs_for(kernel, tmp_path / "initrd.img")
     one, two = busybox_image("1"), busybox_image("2")
@@ -141,7 +106,8 @@ printf 'NEXT_STAGE=/run/reconciler/stage/{broken}\\nNEXT_IMAGE=x\\nNEXT_VERSION=
         assert again["boot_id"] == before["boot_id"]
 
 
-def test_initramfs_never_boots_a_mismatching_rootfs(lab: NodeLab, tmp_path: Path) -> None:
+def test_initramfs_never_boots_a_mismatching_rootfs(node_lab: NodeLab, tmp_path: Path) -> None:
+    lab = node_lab
     kernel = running_kernel()
     initrd = initramfs_for(kernel, tmp_path / "initrd.img")
     good, other = busybox_image("1"), busybox_image("2")
