@@ -33,7 +33,6 @@ from reconciler.sandbox.netns import NetnsPair, entered, popen_in, unique_name, 
 from tests.integration.pxe_machine import add_tap_bridge, background, static_server
 
 QEMU = Path("/usr/bin/qemu-system-x86_64")
-PXE_ROM = "/usr/lib/ipxe/qemu/pxe-virtio.rom"
 SERVER = "10.23.45.2"
 SERVE_URL = f"http://{SERVER}:8080"
 IMAGES_URL = f"http://{SERVER}:8081"
@@ -283,14 +282,14 @@ class NodeVM:
         self.console = console
         if kernel is None:
             boot = ["-boot", "n"]
-            rom = PXE_ROM
+            rom = ""  # qemu's own efi-virtio.rom: iPXE for BIOS and UEFI (pxe-virtio.rom is not)
         else:
             boot = ["-kernel", str(kernel), "-initrd", str(initrd), "-append", append]
-            rom = ""
+            rom = ",romfile="  # no option ROM: quicker
         self.argv = [
             str(QEMU), "-nographic", "-m", str(memory), "-smp", "1", *boot,
             "-netdev", f"tap,id=n0,ifname={lab.tap},script=no,downscript=no",
-            "-device", f"virtio-net-pci,netdev=n0,mac={NODE_MAC},romfile={rom}",
+            "-device", f"virtio-net-pci,netdev=n0,mac={NODE_MAC}{rom}",
             *([] if allow_reboot else ["-no-reboot"]),
         ]  # fmt: skip
         self.process: subprocess.Popen[bytes] | None = None
