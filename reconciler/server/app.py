@@ -115,6 +115,7 @@ def build_app(
         ),
         neighbour_mac=outside.neighbour_mac,
         max_body_bytes=settings.max_report_bytes,
+        body_timeout=settings.body_timeout,
         remote_of=outside.remote_of,
     )
     nodes = NodeHandlers(compiled, refresh_seconds=settings.refresh_seconds)

@@ -12,6 +12,7 @@ neighbour entry, then the bounded body and its format. The report is kept
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -21,7 +22,7 @@ from aiohttp import web
 
 from reconciler.resources import DhcpHost
 from reconciler.server.nodereports import ReportError, ReportStore, normalize_report
-from reconciler.server.ratelimit import RateLimiter
+from reconciler.server.ratelimit import LogThrottle, RateLimiter
 from reconciler.server.registration import NeighbourLookup, RemoteOf, plain_ipv4, request_remote
 from reconciler.server.state import Compiled, CompiledInventory, NotReady
 
@@ -46,6 +47,7 @@ class ReportHandler:
         limiter: RateLimiter,
         neighbour_mac: NeighbourLookup,
         max_body_bytes: int,
+        body_timeout: float = 30.0,
         remote_of: RemoteOf = request_remote,
     ) -> None:
         self.compiled = compiled
@@ -53,7 +55,9 @@ class ReportHandler:
         self.limiter = limiter
         self.neighbour_mac = neighbour_mac
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
         self.remote_of = remote_of
+        self.log_throttle = LogThrottle()
         self._hosts: tuple[str, dict[str, DhcpHost]] | None = None
 
     def routes(self) -> list[web.RouteDef]:
@@ -64,10 +68,19 @@ class ReportHandler:
         remote = plain_ipv4(self.remote_of(request))
         try:
             await self._guard(host, remote)
-            report = normalize_report(host, await self._body(request))
+            try:
+                async with asyncio.timeout(self.body_timeout):
+                    body = await self._body(request)
+            except TimeoutError:
+                raise ReportRefused(
+                    408, f"the report did not arrive within {self.body_timeout:g} s"
+                ) from None
+            report = normalize_report(host, body)
         except ReportRefused as refused:
-            log.warning("node report refused", extra={"host": host, "remote": remote,
-                                                      "reason": refused.reason})  # fmt: skip
+            shown, suppressed = self.log_throttle.allow(f"{remote} {refused.status}")
+            if shown:  # a flood repeats one refusal: the first few lines, then a count
+                log.warning("node report refused", extra={"host": host, "remote": remote,
+                            "reason": refused.reason, "suppressed": suppressed})  # fmt: skip
             headers = {}
             if refused.status == 429 and remote is not None:
                 headers["Retry-After"] = str(max(1, round(self.limiter.retry_after(remote))))

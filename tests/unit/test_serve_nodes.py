@@ -257,3 +257,22 @@ def test_held_polls_answer_at_once_when_serve_stops(tmp_path: Path) -> None:
         return response.status
 
     assert with_client(app, scenario) == 304
+
+
+def test_a_report_body_that_never_arrives_times_out(tmp_path: Path) -> None:
+    _, _, neighbours, app = site(tmp_path, body_timeout=0.3)
+    neighbours.entries[NODE010[0]] = NODE010[1]
+
+    async def scenario(client: TestClient) -> bytes:
+        reader, writer = await asyncio.open_connection(client.host, client.port)
+        writer.write(
+            b"POST /nodes/node010/report HTTP/1.1\r\nHost: x\r\n"
+            + f"{REMOTE_HEADER}: {NODE010[0]}\r\n".encode()
+            + b'Content-Type: application/json\r\nContent-Length: 500\r\n\r\n{"host"'
+        )
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(200), timeout=20)
+        writer.close()
+        return answer
+
+    assert with_client(app, scenario).startswith(b"HTTP/1.1 408")
