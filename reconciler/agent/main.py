@@ -29,6 +29,7 @@ from reconciler.agent.state import RunDir
 log = logging.getLogger("reconciler.agent")
 
 MAX_WAIT = 60.0
+RESPAWN_PAUSE = 30.0  # seconds before retrying after an error init would respawn us for
 
 
 class JsonLines(logging.Formatter):
@@ -72,6 +73,8 @@ def parse_args(argv: Sequence[str] | None, cmdline: str) -> argparse.Namespace:
     parser.add_argument("--version", action="version", version=f"reconciler-agent {AGENT_VERSION}")
     args = parser.parse_args(argv)
     if not args.server:
+        if not args.once and not sys.stdin.isatty():
+            time.sleep(RESPAWN_PAUSE)  # under init's respawn: do not spin
         parser.error("no serve URL: pass --server or boot with reconciler.server=URL")
     args.wait = max(0.0, min(args.wait, MAX_WAIT))
     return args
@@ -146,7 +149,11 @@ class Loop:
         self.agent.report()
         self.last_report = self.clock()
         while True:
-            self.once()
+            try:
+                self.once()
+            except Exception:  # a bug or a broken node: log it, keep the node as it is, go on
+                log.exception("agent round failed")
+                self.sleep(RESPAWN_PAUSE)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -470,3 +470,20 @@ def test_loop_notices_a_swap_that_never_took_the_agent_down(node: Node) -> None:
     assert sum(slept) >= 3  # waited for init to act
     assert node.run.last_swap()["result"] == "failed"  # type: ignore[index]
     assert "still on the old root" in node.run.refusals[0].reason
+
+
+def test_loop_survives_an_unexpected_error(node: Node, caplog: pytest.LogCaptureFixture) -> None:
+    class Stop(Exception):
+        pass
+
+    def sleep(seconds: float) -> None:
+        raise Stop(seconds)
+
+    loop = Loop(node.agent, node.server, wait=55, report_interval=300, swap_timeout=3,
+                sleep=sleep)  # fmt: skip
+    node.agent.apply = lambda _a: 1 / 0  # type: ignore[assignment,method-assign,misc]
+    node.server.answers = [Fetched(200, assignment_body(node, "v2"), '"e"')]
+    with pytest.raises(Stop) as stopped:
+        loop.forever()
+    assert stopped.value.args[0] == 30.0  # paused, then it would go on
+    assert "agent round failed" in caplog.text and "ZeroDivisionError" in caplog.text
