@@ -208,13 +208,19 @@ def plan(
     output: FormatOption = OutputFormat.text,
     rev: RevOption = None,
 ) -> None:
-    """Show what apply would change. Exit 0: nothing; 1: changes; 2: error."""
+    """Show what apply would change. Exit 0: nothing; 1: changes; 2: error or conflict."""
     with user_errors():
         _, the_plan = _plan_from_config(config, rev)
     sys.stdout.write(RENDERERS[output.value](the_plan))
-    if the_plan.has_errors:
+    _report_conflicts(the_plan)
+    if the_plan.has_errors or the_plan.has_conflicts:
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_CHANGES if the_plan.has_changes else EXIT_OK)
+
+
+def _report_conflicts(the_plan: Plan) -> None:
+    for message in the_plan.conflict_messages():
+        stderr.print(f"[bold red]conflict:[/] {message}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -249,7 +255,8 @@ def apply(
             _print_outcomes(the_plan, report, output)
             AcceptedStore(state_dir).record(accepted)
             record_rollouts()
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_ERROR)
+    _report_conflicts(the_plan)
+    raise typer.Exit(EXIT_OK if report.ok and not the_plan.has_conflicts else EXIT_ERROR)
 
 
 def _print_outcomes(the_plan: Plan, report: ApplyReport, output: OutputFormat) -> None:

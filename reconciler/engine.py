@@ -103,7 +103,7 @@ class Engine:
             raise ConfigError("; ".join(problems))
         self.targets = in_service_order(self.targets)
 
-    def _adopts(self, target: Target) -> bool:
+    def adopts(self, target: Target) -> bool:
         """Whether a target takes over hand-made objects: config, else the target's default."""
         configured = self.config.targets[target.name].adopt
         if configured is not None:
@@ -148,7 +148,7 @@ class Engine:
                 kind=target.kind,
                 desired=desired,
                 live=live,
-                adopt=self._adopts(target),
+                adopt=self.adopts(target),
             )
             plans.append(plan)
             service = getattr(target, "provides_service", None)

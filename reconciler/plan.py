@@ -118,6 +118,22 @@ class Plan:
     def has_errors(self) -> bool:
         return any(t.error for t in self.targets)
 
+    @property
+    def has_conflicts(self) -> bool:
+        """Objects we want are held by hand-made ones: live state cannot match by itself."""
+        return any(t.conflicts for t in self.targets)
+
+    def conflict_messages(self) -> list[str]:
+        """One line per target with conflicts, naming the objects and the two ways out."""
+        return [
+            f"{t.target}: {', '.join(t.conflicts[:10])}"
+            + (f" and {len(t.conflicts) - 10} more" if len(t.conflicts) > 10 else "")
+            + " held by objects the reconciler did not create; remove them by hand, or set "
+            f"adopt = true on [targets.{t.target}] to take them over"
+            for t in self.targets
+            if t.conflicts
+        ]
+
     def unsafe_targets(self) -> list[TargetPlan]:
         return [t for t in self.targets if not t.is_safe(self.max_fraction)]
 

@@ -2,8 +2,9 @@
 
 Kept apart from the loop: the loop gathers what happened (the revision in
 force, a refused commit, refused plans, failing targets, an unreachable
-source) into a ``PassOutcome``; ``settle`` turns it into ``Ready``,
-``Stalled`` and ``Reconciling`` with a reason and a message naming commits.
+source, hand-made objects in the way) into a ``PassOutcome``; ``settle`` turns
+it into ``Ready``, ``Stalled``, ``Reconciling`` and ``Degraded`` with a reason
+and a message naming commits and objects.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class PassOutcome:
     source_error: str | None = None
     waiting: Sequence[str] = ()  # targets retried with backoff
     targets: Sequence[str] = ()  # every configured target
+    conflicts: dict[str, list[str]] = field(default_factory=dict)  # target -> keys in the way
 
 
 def settle(status: Status, outcome: PassOutcome) -> None:
@@ -55,6 +57,9 @@ def settle(status: Status, outcome: PassOutcome) -> None:
                 "Ready", False, reason="TargetFailed",
                 message=f"{', '.join(failing) or 'some targets'} not at {good[:12]}",
             )  # fmt: skip
+        elif outcome.conflicts:
+            message = conflict_message(outcome.conflicts)
+            status.set_condition("Ready", False, reason="Degraded", message=message)
         elif outcome.source_error is not None:
             status.set_condition(
                 "Ready", False, reason="SourceUnavailable",
@@ -64,6 +69,11 @@ def settle(status: Status, outcome: PassOutcome) -> None:
             status.set_condition(
                 "Ready", True, reason="ReconciliationSucceeded", message=f"applied revision {good}"
             )
+    if outcome.conflicts:
+        message = conflict_message(outcome.conflicts)
+        status.set_condition("Degraded", True, reason="Conflict", message=message)
+    else:
+        status.set_condition("Degraded", False, reason="NoConflict")
     if outcome.waiting or outcome.source_error is not None:
         what = ", ".join(outcome.waiting) or "the source"
         status.set_condition(
@@ -71,3 +81,15 @@ def settle(status: Status, outcome: PassOutcome) -> None:
         )
     else:
         status.set_condition("Reconciling", False, reason="Idle")
+
+
+def conflict_message(conflicts: dict[str, list[str]]) -> str:
+    """Which wanted objects hand-made ones hold, per target, and the two ways out."""
+    held = "; ".join(
+        f"{target}: {', '.join(keys[:5])}" + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+        for target, keys in sorted(conflicts.items())
+    )
+    return (
+        f"held by objects the reconciler did not create: {held}; remove them by hand, "
+        "or set adopt = true on the target to take them over"
+    )

@@ -322,7 +322,13 @@ class WatchLoop:
     def _read(self, target: Target, good: GoodRevision) -> TargetPlan:
         desired = good.desired(target)
         live = target.read(desired)
-        return build_target_plan(target=target.name, kind=target.kind, desired=desired, live=live)
+        return build_target_plan(
+            target=target.name,
+            kind=target.kind,
+            desired=desired,
+            live=live,
+            adopt=self.engine.adopts(target),  # as plan and apply: hand-made objects stay
+        )
 
     def _incremental(self, target: Target, good: GoodRevision) -> TargetPlan | None:
         """The changes between the previous good revision and this one, without reading live.
@@ -376,6 +382,7 @@ class WatchLoop:
                 log.exception("target read failed unexpectedly", extra={"target": name})
                 return self._target_failed(record, retry, name, f"{type(error).__name__}: {error}")
             record.unmanaged = len(plan.unmanaged)
+            record.conflicts = list(plan.conflicts)
         at_revision = record.revision == good.commit and record.ok
         if record.mode == "report" and at_revision and plan.changes:
             record.pending = len(plan.changes)
@@ -437,8 +444,10 @@ class WatchLoop:
         status.passes += 1
         status.rollouts, status.rollout_error = self.rollouts.status(), self.rollouts.error
         waiting = [n for n, r in self.retries.items() if r.failures and n not in self.refused]
+        conflicts = {n: t.conflicts for n, t in status.targets.items() if t.conflicts}
         outcome = PassOutcome(
             good=self.good.commit if self.good is not None else None,
+            conflicts=conflicts,
             bad=self.bad,
             bad_reason=self.bad_reason,
             refused=self.refused,

@@ -1,6 +1,7 @@
 """What the loop is doing and where it stands, in ``status.json`` under the state directory.
 
-Modelled on Kubernetes/Flux conditions: ``Ready`` (live state matches the last
+Modelled on Kubernetes/Flux conditions: ``Degraded`` (hand-made objects hold
+keys the inventory wants), ``Ready`` (live state matches the last
 good revision), ``Reconciling`` (a pass is running or a retry is pending) and
 ``Stalled`` (the newest revision cannot be applied: invalid, unsigned, refused
 as too large), each with a reason and a message naming the commit. Writes are
@@ -23,8 +24,8 @@ from reconciler.targets.base import atomic_write
 
 log = logging.getLogger(__name__)
 
-ConditionType = Literal["Ready", "Reconciling", "Stalled"]
-CONDITION_TYPES: tuple[ConditionType, ...] = ("Ready", "Reconciling", "Stalled")
+ConditionType = Literal["Ready", "Reconciling", "Stalled", "Degraded"]
+CONDITION_TYPES: tuple[ConditionType, ...] = ("Ready", "Reconciling", "Stalled", "Degraded")
 STATUS_FILE = "status.json"
 
 
@@ -49,6 +50,7 @@ class TargetStatus:
     next_retry: float | None = None  # wall-clock time of the next attempt
     unmanaged: int = 0  # objects someone else made (left alone)
     pending: int = 0  # changes waiting: drift reported, or not applied after a failure
+    conflicts: list[str] = field(default_factory=list)  # wanted keys held by hand-made objects
 
 
 @dataclass(slots=True)
@@ -169,4 +171,6 @@ def render_status_text(status: Status) -> str:
             f"target {name} [{t.mode}]: {state}; unmanaged {t.unmanaged}, pending {t.pending}"
             + (f"; retry at {_when(t.next_retry)}" if t.next_retry else "")
         )
+        for key in t.conflicts:
+            lines.append(f"  conflict: {key} is held by an object the reconciler did not create")
     return "\n".join(lines) + "\n"

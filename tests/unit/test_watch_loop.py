@@ -24,7 +24,7 @@ def test_first_pass_applies_head_and_reports_ready(watch_site: WatchSite, runnin
     status = wait_status(loop, lambda s: ready(s) and s.applied_revision == head)
     assert "node010" in watch_site.out(HOSTS)
     assert {c.type: c.status for c in status.conditions} == {
-        "Ready": True, "Reconciling": False, "Stalled": False,
+        "Ready": True, "Reconciling": False, "Stalled": False, "Degraded": False,
     }  # fmt: skip
     assert all(t.ok and t.revision == head for t in status.targets.values())
     assert set(status.targets) == {"dhcp", "dns", "boot", "images"}
