@@ -31,8 +31,10 @@ def test_adopt_takes_exact_matches_lists_the_others_and_rewrites_nothing(site: S
     hosts_file = site.root / "out" / "dhcpd.hosts.conf"
     hosts_file.write_text(hosts_file.read_text().replace("10.23.45.11;", "10.23.45.111;"))
     before = site.files()
-    code, out, _ = run("plan", "-c", str(site.config))
-    assert code == 0  # every object exists, someone else's: nothing to create, nothing ours
+    code, out, err = run("plan", "-c", str(site.config))
+    # Every object exists, someone else's: nothing to create, nothing ours; but node011's
+    # differs from the inventory, and a conflict is an error (exit 2) naming it.
+    assert code == 2 and "dhcp: node011 held by objects the reconciler did not create" in err
     code, out, err = run("adopt", "-c", str(site.config))
     assert code == 0, err
     assert "dhcp: adopted 7, already owned 0, differing (left unmanaged) 1" in out
@@ -46,7 +48,7 @@ def test_adopt_takes_exact_matches_lists_the_others_and_rewrites_nothing(site: S
     assert by_target["dhcp"]["changes"] == []
     assert by_target["dhcp"]["conflicts"] == ["node011"]
     assert all(not t["changes"] for t in body["targets"]), out
-    assert code == 0
+    assert code == 2  # node011 still differs: left unmanaged, reported as a conflict
 
 
 def test_adopt_dry_run_records_nothing(site: Site) -> None:
