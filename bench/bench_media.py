@@ -142,9 +142,10 @@ def run_machine(
                            stderr=subprocess.STDOUT)  # fmt: skip
         try:
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and process.poll() is None:
+            while time.monotonic() < deadline:
+                exited = process.poll() is not None
                 result = until(started, console)
-                if result is not None:
+                if result is not None or exited:  # a machine that powered off: last look
                     return result
                 time.sleep(0.1)
             return None
