@@ -74,23 +74,27 @@ class FileTreeTarget:
     def _confined(self, key: str) -> str:
         """``root/path_of(key)`` as a string, or TargetError when it could leave ``root``."""
         relative = self.path_of(key)
-        parts = relative.split("/")
-        lexical_ok = not (
-            relative.startswith("/")
+        folder = relative.rpartition("/")[0]
+        # String tests, not a split per key: this runs for every file of a 30,000-file pass.
+        ok = not (
+            relative.startswith(("/", "./"))
+            or relative.endswith(("/", "/."))
+            or ".." in relative  # refuses a few odd names too; compile never makes them
+            or "//" in relative
+            or "/./" in relative
             or "\0" in relative
-            or any(part in ("", ".", "..") for part in parts)
+            or relative in ("", ".")
         )
-        folder = "/".join(parts[:-1])
-        if lexical_ok and folder not in self._checked_folders:
+        if ok and folder not in self._checked_folders:
             if not self._real_root:
                 self._real_root = os.path.realpath(self.root)
             real = os.path.realpath(os.path.join(self._real_root, folder))
-            lexical_ok = real == self._real_root or real.startswith(self._real_root + os.sep)
-            if lexical_ok:
+            ok = real == self._real_root or real.startswith(self._real_root + os.sep)
+            if ok:
                 self._checked_folders.add(folder)
-        if not lexical_ok:
+        if not ok:
             raise self._outside(key, relative, "resolves outside")
-        return os.path.join(self.root, relative)  # plain strings: pathlib costs 30k times
+        return f"{self.root}/{relative}"  # plain strings: pathlib costs 30k times
 
     def _outside(self, key: str, relative: str, what: str) -> TargetError:
         return TargetError(
