@@ -1,0 +1,212 @@
+"""One Site in this replica: its work folder, its Secrets as key files, and its watch loop.
+
+The reconcile loop is ``reconciler watch``'s own ``WatchLoop``, built from the
+runtime config a Site's spec makes (``spec.to_runtime_config``): same engine,
+targets, gates (signatures, validation, change threshold) and accepted
+revision. What differs is where state lives: ``ClusterStatusStore`` saves each
+status to disk as ``watch`` does, then patches the Site's ``.status``, posts
+Events and writes the state dir to ConfigMaps (``statemap``), so a standby
+replica that takes over restores exactly what was applied. Secret values are
+written to 0600 files and are never logged, put in status or in Events.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from reconciler.config import ConfigError, RuntimeConfig, describe_errors
+from reconciler.operator.kube import KubeClient, KubeError, events_path, site_path
+from reconciler.operator.spec import SiteSpec, to_runtime_config
+from reconciler.operator.statemap import StateMaps
+from reconciler.operator.status import events_between, inventory_counts, site_status
+from reconciler.watch.loop import WatchLoop
+from reconciler.watch.service import build_source
+from reconciler.watch.status import Status, StatusStore
+
+log = logging.getLogger(__name__)
+
+SecretData = Mapping[tuple[str, str], Mapping[str, str]]  # (namespace, name) -> base64 data
+
+
+class SpecError(Exception):
+    """The Site cannot be run as specified (a missing Secret, a bad target setting)."""
+
+
+def secrets_digest(spec: SiteSpec, namespace: str, secrets: SecretData) -> str:
+    """Changes when any Secret the Site uses changes: the loop is rebuilt with new key files."""
+    names = sorted(_secret_names(spec))
+    digest = hashlib.sha256()
+    for name in names:
+        for key, value in sorted(dict(secrets.get((namespace, name), {})).items()):
+            digest.update(f"{name}/{key}={value}\n".encode())
+    return digest.hexdigest()
+
+
+def _secret_names(spec: SiteSpec) -> set[str]:
+    names = {t.secret_ref.name for t in spec.targets if t.secret_ref is not None}
+    if spec.source.verify is not None and spec.source.verify.allowed_signers is not None:
+        names.add(spec.source.verify.allowed_signers.name)
+    if spec.source.secret_ref is not None:
+        names.add(spec.source.secret_ref.name)
+    return names
+
+
+def _secret_value(secrets: SecretData, namespace: str, name: str, key: str) -> bytes:
+    data = secrets.get((namespace, name))
+    if data is None:
+        raise SpecError(
+            f"Secret {name!r} not found in {namespace}; create it with the label "
+            "reconciler.dev/secret=true (only labelled Secrets are read)"
+        )
+    if key not in data:
+        raise SpecError(f"Secret {name!r} has no key {key!r}; its keys: {', '.join(sorted(data))}")
+    return base64.b64decode(data[key])
+
+
+def _write_secret(path: Path, value: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_bytes(value)
+    return path
+
+
+def runtime_config(
+    spec: SiteSpec, *, namespace: str, work_dir: Path, secrets: SecretData
+) -> RuntimeConfig:
+    """Write the Site's secret files and build its runtime config; SpecError when it cannot."""
+    folder = work_dir / "secrets"
+    shutil.rmtree(folder, ignore_errors=True)
+    files: dict[str, dict[str, Path]] = {}
+    for target in spec.targets:
+        if target.secret_ref is None:
+            continue
+        for setting, key in target.secret_ref.items.items():
+            value = _secret_value(secrets, namespace, target.secret_ref.name, key)
+            files.setdefault(target.name, {})[setting] = _write_secret(
+                folder / target.name / setting, value
+            )
+    signers = None
+    verify = spec.source.verify
+    if verify is not None and verify.mode == "ssh":
+        if verify.allowed_signers is None:
+            raise SpecError("spec.source.verify.allowedSigners is needed for mode ssh")
+        ref = verify.allowed_signers
+        signers = _write_secret(
+            folder / "allowed_signers", _secret_value(secrets, namespace, ref.name, ref.key)
+        )
+    try:
+        return to_runtime_config(
+            spec, work_dir=work_dir, secret_files=files, allowed_signers=signers
+        )
+    except ValidationError as error:
+        raise SpecError(describe_errors(error, prefix="spec.")) from None
+
+
+class ClusterStatusStore(StatusStore):
+    """status.json as watch keeps it, plus the Site's status, Events and state ConfigMaps."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        client: KubeClient,
+        namespace: str,
+        name: str,
+        generation: Callable[[], int],
+        maps: StateMaps,
+        involved: dict[str, Any],
+    ) -> None:
+        super().__init__(state_dir)
+        self.client = client
+        self.namespace = namespace
+        self.name = name
+        self.generation = generation
+        self.maps = maps
+        self.involved = involved
+        self.counts: Callable[[], dict[str, Any]] = dict
+        self.suspended = False
+        self._last: Status | None = None
+
+    def save(self, status: Status) -> None:
+        super().save(status)
+        try:
+            self.maps.save(self.path.parent)
+            body = site_status(
+                status,
+                generation=self.generation(),
+                counts=self.counts(),
+                suspended=self.suspended,
+            )
+            self.client.merge_patch(
+                site_path(self.namespace, self.name) + "/status", {"status": body}
+            )
+            for event in events_between(self._last, status):
+                self._post(event.kind, event.reason, event.message)
+        except (KubeError, OSError, ValueError) as error:
+            log.error("site status not written", extra={"site": self.name, "error": str(error)})
+        self._last = Status.from_dict(status.to_dict())
+
+    def _post(self, kind: str, reason: str, message: str) -> None:
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.client.create(
+            events_path(self.namespace),
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"generateName": f"{self.name}.", "namespace": self.namespace},
+                "involvedObject": self.involved,
+                "type": kind,
+                "reason": reason,
+                "message": message,
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "count": 1,
+                "source": {"component": "reconciler-operator"},
+                "reportingComponent": "reconciler-operator",
+            },
+        )
+
+
+def build_site_loop(
+    config: RuntimeConfig, store: ClusterStatusStore, *, suspended: bool = False
+) -> WatchLoop:
+    """The watch loop of one Site, with the cluster-backed status store."""
+    from reconciler.engine import Engine
+
+    loop = WatchLoop(
+        engine=Engine(config),
+        settings=config.watch,
+        source=build_source(config, config.watch),
+        store=store,
+        suspended=suspended,
+    )
+
+    def counts() -> dict[str, Any]:
+        good = loop.good
+        if good is None:
+            return {}
+        assignments = good.rollouts.assignments if good.rollouts is not None else {}
+        return inventory_counts(good.inventory, assignments)
+
+    store.counts = counts
+    return loop
+
+
+__all__ = [
+    "ClusterStatusStore",
+    "ConfigError",
+    "SpecError",
+    "build_site_loop",
+    "runtime_config",
+    "secrets_digest",
+]
