@@ -32,3 +32,42 @@ def crd_command(
         typer.echo(f"{out} is current")
         return
     typer.echo(f"{'wrote' if write_crd(out) else 'unchanged'} {out}")
+
+
+def priority_of(pod_name: str) -> int:
+    """StatefulSet ordinal -> peering priority: pod -0 is 100, -1 is 99, ... (highest wins)."""
+    ordinal = pod_name.rsplit("-", 1)[-1]
+    return 100 - int(ordinal) if ordinal.isdigit() else 50
+
+
+@operator_app.command("run")
+def run_command(
+    namespace: Annotated[str, typer.Option(help="namespace whose Sites this operator runs")],
+    work_dir: Annotated[Path, typer.Option(help="folder for git mirrors and key files")] = Path(
+        "/var/lib/reconciler-operator"
+    ),
+    priority_from: Annotated[
+        str | None, typer.Option(help="pod name; its StatefulSet ordinal sets the priority")
+    ] = None,
+    priority: Annotated[int, typer.Option(help="peering priority (highest is active)")] = 50,
+    peering: Annotated[str, typer.Option(help="KopfPeering name shared by the replicas")] = (
+        "reconciler-operator"
+    ),
+    standalone: Annotated[bool, typer.Option(help="no peering: a single replica")] = False,
+    liveness: Annotated[
+        str, typer.Option(help="liveness endpoint")
+    ] = "http://0.0.0.0:8081/healthz",
+) -> None:
+    """Run the operator: one reconcile loop per Site of NAMESPACE (SIGTERM stops it)."""
+    import kopf
+
+    from reconciler.operator import handlers
+
+    handlers.Settings.work_root = work_dir
+    kopf.run(
+        namespaces=[namespace],
+        priority=priority_of(priority_from) if priority_from else priority,
+        peering_name=peering,
+        standalone=standalone,
+        liveness_endpoint=liveness,
+    )

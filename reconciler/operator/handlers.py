@@ -24,8 +24,6 @@ import kopf
 
 from reconciler.config import ConfigError
 from reconciler.operator.kube import Credentials, KubeClient, KubeError
-from reconciler.operator.spec import GROUP, KIND, PLURAL, VERSION, SiteSpec
-from reconciler.operator.statemap import StateMaps
 from reconciler.operator.site import (
     ClusterStatusStore,
     SpecError,
@@ -33,11 +31,14 @@ from reconciler.operator.site import (
     runtime_config,
     secrets_digest,
 )
+from reconciler.operator.spec import GROUP, KIND, PLURAL, VERSION, SiteSpec
+from reconciler.operator.statemap import StateMaps
 from reconciler.operator.teardown import prune_site
 
 log = logging.getLogger(__name__)
 
 SECRET_LABEL = "reconciler.dev/secret"
+SecretIndex = kopf.Index[tuple[str, str], dict[str, str]]
 RETRY_SECONDS = 10.0
 
 
@@ -59,9 +60,9 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.index("", "v1", "secrets", labels={SECRET_LABEL: "true"})
 def secrets_index(
-    namespace: str, name: str, body: kopf.Body, **_: Any
+    namespace: str | None, name: str, body: kopf.Body, **_: Any
 ) -> dict[tuple[str, str], dict[str, str]]:
-    return {(namespace, name): dict(body.get("data") or {})}
+    return {(namespace or "", name): dict(body.get("data") or {})}
 
 
 def _client() -> KubeClient:
@@ -90,15 +91,16 @@ def site_changed(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=60.0)
 def site_daemon(
-    namespace: str,
+    namespace: str | None,
     name: str,
     body: kopf.Body,
     memo: kopf.Memo,
     stopped: kopf.DaemonStopped,
-    secrets_index: SecretIndex,
-    **_: Any,
+    **kwargs: Any,
 ) -> None:
     """Run the Site's loop until the Site goes or this replica stands down."""
+    assert namespace is not None  # Sites are namespaced
+    secrets_index: SecretIndex = kwargs["secrets_index"]  # kopf passes indices by name
     client = _client()
     work_dir = Settings.work_root / namespace / name
     maps = StateMaps(client, namespace=namespace, site=name, owner=_owner(body))
@@ -144,9 +146,6 @@ def site_daemon(
         memo["loop"] = None
 
 
-SecretIndex = kopf.Index[tuple[str, str], dict[str, str]]
-
-
 def _secrets(index: SecretIndex) -> dict[tuple[str, str], dict[str, str]]:
     found: dict[tuple[str, str], dict[str, str]] = {}
     for key, values in index.items():
@@ -188,13 +187,14 @@ def _stall(client: KubeClient, namespace: str, name: str, body: kopf.Body, messa
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 def site_deleted(
-    namespace: str,
+    namespace: str | None,
     name: str,
     body: kopf.Body,
-    secrets_index: SecretIndex,
-    **_: Any,
+    **kwargs: Any,
 ) -> None:
     """Honour deletionPolicy, then remove the state ConfigMaps."""
+    assert namespace is not None  # Sites are namespaced
+    secrets_index: SecretIndex = kwargs["secrets_index"]
     client = _client()
     spec = SiteSpec.model_validate(dict(body["spec"]))
     maps = StateMaps(client, namespace=namespace, site=name, owner=_owner(body))

@@ -83,7 +83,9 @@ class StateMaps:
         self.head_name = f"site-{site}-state"
         self._digest: str | None = None
 
-    def _map(self, name: str, *, data: dict[str, str], binary: dict[str, str] | None = None) -> None:
+    def _map(
+        self, name: str, *, data: dict[str, str], binary: dict[str, str] | None = None
+    ) -> None:
         body: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -144,11 +146,15 @@ class StateMaps:
 
     def _prune(self, *, keep: str) -> None:
         prefix = f"{self.head_name}-"
-        for item in self.client.list(configmaps_path(self.namespace), labels=f"{LABEL}={self.site}"):
+        for item in self.client.list(
+            configmaps_path(self.namespace), labels=f"{LABEL}={self.site}"
+        ):
             name = item["metadata"]["name"]
             if name.startswith(prefix) and not name.startswith(f"{prefix}{keep}-"):
                 self.client.delete(f"{configmaps_path(self.namespace)}/{name}")
 
     def delete_all(self) -> None:
-        for item in self.client.list(configmaps_path(self.namespace), labels=f"{LABEL}={self.site}"):
+        for item in self.client.list(
+            configmaps_path(self.namespace), labels=f"{LABEL}={self.site}"
+        ):
             self.client.delete(f"{configmaps_path(self.namespace)}/{item['metadata']['name']}")

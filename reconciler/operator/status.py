@@ -100,12 +100,16 @@ class Event:
 def events_between(before: Status | None, after: Status) -> list[Event]:
     """What happened in a pass that deserves a Kubernetes Event (each thing once)."""
     events = []
-    if after.accepted_revision and (before is None or before.accepted_revision != after.accepted_revision):
+    if after.accepted_revision and (
+        before is None or before.accepted_revision != after.accepted_revision
+    ):
         events.append(Event("Normal", "Applied", f"revision {after.accepted_revision} applied"))
     stalled = after.condition("Stalled")
     was = before.condition("Stalled") if before is not None else None
-    if stalled is not None and stalled.status and (
-        was is None or not was.status or was.message != stalled.message
+    if (
+        stalled is not None
+        and stalled.status
+        and (was is None or not was.status or was.message != stalled.message)
     ):
         events.append(Event("Warning", "Refused", stalled.message[:1000]))
     for name, target in sorted(after.targets.items()):

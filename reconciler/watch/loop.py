@@ -67,8 +67,10 @@ class WatchLoop:
         source: RevisionSource,
         store: StatusStore,
         metrics: WatchMetrics | None = None,
+        suspended: bool = False,
     ) -> None:
         self.engine = engine
+        self.suspended = suspended  # plan and report only: the operator's spec.suspend
         self.settings = settings
         self.source = source
         self.store = store
@@ -174,7 +176,7 @@ class WatchLoop:
 
     def _save_rollouts(self, good: GoodRevision) -> None:
         """Record the rollout decision the targets now hold (never one a plan refused)."""
-        if good.rollouts is not None and not self.refused:
+        if good.rollouts is not None and not self.refused and not self.suspended:
             self.rollouts.save(good.rollouts)
 
     def _follow_rollouts(self, reasons: set[str]) -> None:
@@ -384,7 +386,7 @@ class WatchLoop:
             record.unmanaged = len(plan.unmanaged)
             record.conflicts = list(plan.conflicts)
         at_revision = record.revision == good.commit and record.ok
-        if record.mode == "report" and at_revision and plan.changes:
+        if plan.changes and (self.suspended or (record.mode == "report" and at_revision)):
             record.pending = len(plan.changes)
             self.metrics.observe_drift(
                 target=name, unmanaged=record.unmanaged, pending=record.pending
