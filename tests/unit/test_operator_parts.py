@@ -1,0 +1,205 @@
+"""The operator's own parts: spec to runtime config, secrets as files, status, state ConfigMaps.
+
+The ConfigMap round trip runs against a small in-memory stand-in for the three
+API calls ``StateMaps`` makes (get, create/patch, list/delete); the operator
+against a whole (emulated) apiserver is in tests/integration/test_operator_kmock.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.operator.kube import KubeError
+from reconciler.operator.site import SpecError, runtime_config, secrets_digest
+from reconciler.operator.spec import SiteSpec
+from reconciler.operator.statemap import PART_BYTES, StateMaps, pack, unpack
+from reconciler.operator.status import events_between, site_status
+from reconciler.watch.status import Status, TargetStatus
+
+SPEC = {
+    "source": {"url": "file:///srv/inventory.git", "ref": "main"},
+    "boot": {"http_url": "http://10.23.45.2:8080", "tftp_server": "10.23.45.2"},
+    "targets": [
+        {
+            "name": "dhcp",
+            "type": "dhcp-omapi",
+            "settings": {"server": "10.23.45.2", "leases_file": "/var/lib/dhcp/dhcpd.leases"},
+            "secretRef": {"name": "keys", "items": {"key_file": "omapi"}},
+        }
+    ],
+}
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_a_spec_becomes_the_runtime_config_watch_uses_with_secrets_as_0600_files(
+    tmp_path: Path,
+) -> None:
+    spec = SiteSpec.model_validate(SPEC)
+    secrets = {("ns", "keys"): {"omapi": b64("c2VjcmV0\n")}}
+    config = runtime_config(spec, namespace="ns", work_dir=tmp_path, secrets=secrets)
+    assert config.watch.remote == "file:///srv/inventory.git"
+    assert config.source.rev == "main" and config.boot.http_url == "http://10.23.45.2:8080"
+    key_file = Path(config.targets["dhcp"].settings()["key_file"])
+    assert key_file.read_text() == "c2VjcmV0\n"
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+
+
+def test_a_missing_secret_or_key_is_a_clear_error_without_values(tmp_path: Path) -> None:
+    spec = SiteSpec.model_validate(SPEC)
+    with pytest.raises(SpecError, match="Secret 'keys' not found in ns; create it with the label"):
+        runtime_config(spec, namespace="ns", work_dir=tmp_path, secrets={})
+    secrets = {("ns", "keys"): {"other": b64("hunter2")}}
+    with pytest.raises(SpecError, match="has no key 'omapi'; its keys: other") as caught:
+        runtime_config(spec, namespace="ns", work_dir=tmp_path, secrets=secrets)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_bad_target_settings_name_the_spec_field(tmp_path: Path) -> None:
+    bad = {**SPEC, "targets": [{"name": "dhcp", "type": "dhcp-omapi", "settings": {}}]}
+    spec = SiteSpec.model_validate(bad)
+    config = runtime_config(spec, namespace="ns", work_dir=tmp_path, secrets={})
+    from reconciler.config import ConfigError
+    from reconciler.engine import Engine
+
+    with pytest.raises(ConfigError, match="key_file"):
+        Engine(config)
+
+
+def test_the_secrets_digest_changes_when_a_used_secret_rotates() -> None:
+    spec = SiteSpec.model_validate(SPEC)
+    before = secrets_digest(spec, "ns", {("ns", "keys"): {"omapi": b64("a")}})
+    unrelated = secrets_digest(
+        spec, "ns", {("ns", "keys"): {"omapi": b64("a")}, ("ns", "x"): {"k": b64("b")}}
+    )
+    after = secrets_digest(spec, "ns", {("ns", "keys"): {"omapi": b64("b")}})
+    assert before == unrelated != after
+
+
+def test_status_follows_flux_and_kstatus() -> None:
+    status = Status(attempted_revision="c2", accepted_revision="c1")
+    status.set_condition("Ready", True, reason="ReconciliationSucceeded", message="applied c1")
+    status.targets["dns"] = TargetStatus(ok=False, error="named down", pending=2)
+    body = site_status(status, generation=3, counts={"hosts": 8}, suspended=False)
+    assert body["observedGeneration"] == 3
+    assert (body["lastAttemptedRevision"], body["lastAppliedRevision"]) == ("c2", "c1")
+    ready = body["conditions"][0]
+    assert ready["status"] == "True" and ready["lastTransitionTime"].endswith("Z")
+    assert body["targets"][0] == {**body["targets"][0], "name": "dns", "ok": False, "pending": 2}
+    suspended = site_status(status, generation=3, counts={}, suspended=True)
+    ready = next(c for c in suspended["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "Suspended"
+
+
+def test_events_come_once_per_thing_that_happened() -> None:
+    before = Status(accepted_revision="c1")
+    after = Status(accepted_revision="c2")
+    after.set_condition("Stalled", True, reason="UntrustedSignature", message="commit c3 unsigned")
+    after.targets["dhcp"] = TargetStatus(ok=False, error="dhcpd down")
+    reasons = [e.reason for e in events_between(before, after)]
+    assert reasons == ["Applied", "Refused", "Failed"]
+    assert events_between(after, after) == []
+
+
+class FakeMaps:
+    """get/create/merge_patch/list/delete of ConfigMaps, in memory."""
+
+    def __init__(self) -> None:
+        self.maps: dict[str, dict[str, Any]] = {}
+        self.fail_after: int | None = None
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        return self.maps.get(path.rsplit("/", 1)[1])
+
+    def create(self, _path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if self.fail_after is not None:
+            if self.fail_after == 0:
+                raise KubeError(0, "connection lost")
+            self.fail_after -= 1
+        self.maps[body["metadata"]["name"]] = body
+        return body
+
+    def merge_patch(self, path: str, patch: dict[str, Any]) -> dict[str, Any]:
+        current = self.maps[path.rsplit("/", 1)[1]]
+        current.update({k: v for k, v in patch.items() if v is not None})
+        return current
+
+    def list(self, _path: str, *, labels: str) -> list[dict[str, Any]]:
+        return list(self.maps.values())
+
+    def delete(self, path: str) -> None:
+        self.maps.pop(path.rsplit("/", 1)[1], None)
+
+
+def state_maps(api: FakeMaps) -> StateMaps:
+    return StateMaps(api, namespace="ns", site="lab", owner={"uid": "1"})  # type: ignore[arg-type]
+
+
+def test_state_round_trips_through_configmaps_in_parts(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (state / "ledgers").mkdir(parents=True)
+    (state / "ledgers" / "dhcp.json").write_bytes(os.urandom(PART_BYTES * 2))  # incompressible
+    (state / "accepted.json").write_text('{"revision": "c1"}\n')
+    (state / "watch").mkdir()
+    (state / "watch" / "mirror.git").write_text("not state")
+    api = FakeMaps()
+    maps = state_maps(api)
+    assert maps.save(state) is True
+    assert maps.save(state) is False  # unchanged: nothing written
+    parts = [n for n in api.maps if n.startswith("site-lab-state-")]
+    assert len(parts) == 3
+    assert api.maps["site-lab-accepted"]["data"]["accepted.json"] == '{"revision": "c1"}\n'
+
+    restored = tmp_path / "other"
+    assert state_maps(api).restore(restored) == 2
+    assert (restored / "ledgers" / "dhcp.json").read_bytes() == (
+        state / "ledgers" / "dhcp.json"
+    ).read_bytes()
+    assert not (restored / "watch").exists()
+
+
+def test_a_replica_killed_while_writing_parts_leaves_the_previous_state_whole(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "accepted.json").write_text("first\n")
+    api = FakeMaps()
+    state_maps(api).save(state)
+    (state / "accepted.json").write_text("second\n" + "x" * 100)
+    (state / "big").write_bytes(os.urandom(PART_BYTES * 2))
+    api.fail_after = 1  # the second part of the new state never arrives
+    with pytest.raises(KubeError):
+        state_maps(api).save(state)
+    restored = tmp_path / "restored"
+    state_maps(api).restore(restored)
+    assert (restored / "accepted.json").read_text() == "first\n"
+
+
+def test_a_state_archive_cannot_write_outside_the_state_dir(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        info = tarfile.TarInfo("../escape")
+        info.size = 1
+        archive.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(ValueError, match="leaves the state dir"):
+        unpack(buffer.getvalue(), tmp_path / "state")
+    assert not (tmp_path / "escape").exists()
+
+
+def test_packing_is_deterministic(tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("1")
+    first = pack(tmp_path)
+    os.utime(tmp_path / "a", (1, 1))
+    assert pack(tmp_path) == first
