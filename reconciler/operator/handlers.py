@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ RETRY_SECONDS = 10.0
 class Settings:
     """Process-wide settings of the operator, set by ``reconciler operator run``."""
 
-    work_root = Path("/var/lib/reconciler-operator")
+    work_root = Path(os.environ.get("RECONCILER_OPERATOR_WORK_DIR", "/var/lib/reconciler-operator"))
     client: KubeClient | None = None
 
 
@@ -81,7 +82,7 @@ def _owner(body: kopf.Body) -> dict[str, Any]:
     }
 
 
-@kopf.on.update(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 def site_changed(memo: kopf.Memo, **_: Any) -> None:
     """A new spec (or a requested reconcile): the running loop ends, the daemon rebuilds it."""
     loop = memo.get("loop")
@@ -89,7 +90,8 @@ def site_changed(memo: kopf.Memo, **_: Any) -> None:
         loop.stop()
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=60.0)
+# A graceful exit first: the loop finishes the apply in progress (never cut mid-apply).
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_backoff=5.0, cancellation_timeout=60.0)
 def site_daemon(
     namespace: str | None,
     name: str,
@@ -106,6 +108,8 @@ def site_daemon(
     maps = StateMaps(client, namespace=namespace, site=name, owner=_owner(body))
     involved = {**_owner(body), "namespace": namespace}
     restored = False
+    memo["idle"] = idle = threading.Event()  # set when no loop of this Site is running
+    idle.set()
     while not stopped:
         spec = SiteSpec.model_validate(dict(body["spec"]))
         secrets = _secrets(secrets_index)
@@ -134,7 +138,12 @@ def site_daemon(
             involved=involved,
         )
         store.suspended = spec.suspend
-        loop = build_site_loop(config, store, suspended=spec.suspend)
+        try:
+            loop = build_site_loop(config, store, suspended=spec.suspend)
+        except ConfigError as error:  # a target's settings: the same message as watch gives
+            _stall(client, namespace, name, body, str(error))
+            stopped.wait(RETRY_SECONDS)
+            continue
         memo["loop"] = loop
         digest = secrets_digest(spec, namespace, secrets)
 
@@ -142,8 +151,13 @@ def site_daemon(
             return secrets_digest(spec, namespace, _secrets(secrets_index)) != digest
 
         threading.Thread(target=_stop_when, args=(loop, stopped, rotated), daemon=True).start()
-        loop.run()
-        memo["loop"] = None
+        idle.clear()
+        try:
+            if not stopped:
+                loop.run()
+        finally:
+            memo["loop"] = None
+            idle.set()
 
 
 def _secrets(index: SecretIndex) -> dict[tuple[str, str], dict[str, str]]:
@@ -156,7 +170,7 @@ def _secrets(index: SecretIndex) -> dict[tuple[str, str], dict[str, str]]:
 
 def _stop_when(loop: Any, stopped: kopf.DaemonStopped, rotated: Any) -> None:
     """Stop the loop when kopf stops the daemon or a Secret the Site uses changed."""
-    while not stopped.wait(2.0):
+    while not stopped.wait(0.5):
         if loop.stopping:
             return
         if rotated():
@@ -195,6 +209,13 @@ def site_deleted(
     """Honour deletionPolicy, then remove the state ConfigMaps."""
     assert namespace is not None  # Sites are namespaced
     secrets_index: SecretIndex = kwargs["secrets_index"]
+    memo: kopf.Memo = kwargs["memo"]
+    loop = memo.get("loop")
+    if loop is not None:  # the Site's loop finishes its apply and saves its state first
+        loop.stop()
+    idle = memo.get("idle")
+    if idle is not None and not idle.wait(timeout=120):
+        raise kopf.TemporaryError("the site's loop is still applying", delay=10)
     client = _client()
     spec = SiteSpec.model_validate(dict(body["spec"]))
     maps = StateMaps(client, namespace=namespace, site=name, owner=_owner(body))

@@ -1,0 +1,185 @@
+"""The operator end to end: kopf's KopfRunner, a stand-in apiserver, a real git repository.
+
+The Kubernetes API is a stand-in (tests/integration/kube_apiserver.py says why and
+how strict it is); everything else is real: the operator's own code exactly as
+it runs in a cluster, git fetching the inventory from a repository, the watch
+loop's engine writing the targets. These tests use the file targets, so they
+are fast; test_operator_services.py drives real dhcpd and named.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kopf.testing import KopfRunner
+from kube_apiserver import RunningApiserver, apiserver
+
+from reconciler.operator.kube import Credentials, KubeClient
+from reconciler.sandbox.site import git
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "inventory-example"
+NS = "sites"
+SITES = f"/apis/reconciler.dev/v1alpha1/namespaces/{NS}/sites"
+CONFIGMAPS = f"/api/v1/namespaces/{NS}/configmaps"
+
+
+class Cluster:
+    """The stand-in apiserver, a git repository, and what the test reads back."""
+
+    def __init__(self, api: RunningApiserver, root: Path) -> None:
+        self.api = api
+        self.root = root
+        self.client = KubeClient(Credentials(server=api.url))
+        self.repo = root / "inventory"
+        self.out = root / "out"
+
+    def commit(self, relative: str, old: str, new: str) -> str:
+        path = self.repo / relative
+        path.write_text(path.read_text().replace(old, new))
+        git(self.repo, "commit", "-qam", f"edit {relative}")
+        return git(self.repo, "rev-parse", "HEAD")
+
+    def site(self, name: str = "lab", **spec: Any) -> dict[str, Any]:
+        body = {
+            "apiVersion": "reconciler.dev/v1alpha1",
+            "kind": "Site",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {
+                "source": {"url": str(self.repo), "ref": "main"},
+                "interval": 1,
+                "boot": {"http_url": "http://10.23.45.2:8080"},
+                "targets": [
+                    {"name": "dhcp", "type": "dhcp-file",
+                     "settings": {"path": str(self.out / "dhcpd.hosts.conf")}},
+                    {"name": "images", "type": "node-images",
+                     "settings": {"directory": str(self.out / "http")}},
+                ],
+                **spec,
+            },
+        }  # fmt: skip
+        return self.client.create(SITES, body)
+
+    def get(self, name: str = "lab") -> dict[str, Any] | None:
+        return self.client.get(f"{SITES}/{name}")
+
+    def wait(
+        self, what: str, check: Callable[[dict[str, Any]], bool], timeout: float = 60
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        site: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            site = self.get()
+            if site is not None and check(site):
+                return site
+            time.sleep(0.2)
+        raise AssertionError(f"{what}: not reached in {timeout} s; last: {site}")
+
+
+def condition(site: dict[str, Any], kind: str) -> dict[str, Any]:
+    for found in (site.get("status") or {}).get("conditions") or []:
+        if found["type"] == kind:
+            return dict(found)
+    return {}
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+    repo = tmp_path / "inventory"
+    shutil.copytree(EXAMPLE, repo)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "first")
+    with apiserver() as api:
+        monkeypatch.setenv("KUBECONFIG", str(api.kubeconfig(tmp_path / "kubeconfig")))
+        monkeypatch.setenv("RECONCILER_OPERATOR_WORK_DIR", str(tmp_path / "work"))
+        from reconciler.operator import handlers
+
+        monkeypatch.setattr(handlers.Settings, "work_root", tmp_path / "work")
+        made = Cluster(api, tmp_path)
+        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}
+        made.client.create("/api/v1/namespaces", namespace)
+        yield made
+
+
+def operator() -> KopfRunner:
+    return KopfRunner(
+        ["run", "--standalone", "--namespace", NS, "-m", "reconciler.operator.handlers"],
+        timeout=60,
+    )
+
+
+def test_a_site_becomes_ready_and_follows_commits(cluster: Cluster) -> None:
+    head = git(cluster.repo, "rev-parse", "HEAD")
+    with operator():
+        cluster.site()
+        site = cluster.wait("Ready", lambda s: condition(s, "Ready").get("status") == "True")
+        status = site["status"]
+        assert status["lastAppliedRevision"] == head
+        assert status["observedGeneration"] == site["metadata"]["generation"]
+        assert status["inventory"]["hosts"] == 8
+        assert "node010" in (cluster.out / "dhcpd.hosts.conf").read_text()
+
+        newer = cluster.commit("groups/compute.yaml", "index: 13", "index: 19")
+        cluster.wait("new commit applied", lambda s: s["status"]["lastAppliedRevision"] == newer)
+        assert "node019" in (cluster.out / "dhcpd.hosts.conf").read_text()
+
+        bad = cluster.commit("groups/compute.yaml", "gateway: 10.23.45.1", "gatway: 10.23.45.1")
+        site = cluster.wait("Stalled", lambda s: condition(s, "Stalled").get("status") == "True")
+        assert bad[:12] in condition(site, "Stalled")["message"]
+        assert site["status"]["lastAppliedRevision"] == newer  # the last good one stays
+        assert site["status"]["lastAttemptedRevision"] == bad
+
+        events = cluster.client.list(f"/api/v1/namespaces/{NS}/events", labels="")
+        reasons = {e["reason"] for e in events}
+        assert {"Applied", "Refused"} <= reasons
+        state = cluster.client.get(f"{CONFIGMAPS}/site-lab-state")
+        assert state is not None and int(state["data"]["parts"]) >= 1
+
+
+def test_suspend_writes_nothing_and_keeps_status_fresh(cluster: Cluster) -> None:
+    with operator():
+        cluster.site()
+        cluster.wait("Ready", lambda s: condition(s, "Ready").get("status") == "True")
+        cluster.client.merge_patch(f"{SITES}/lab", {"spec": {"suspend": True}})
+        cluster.wait("Suspended", lambda s: condition(s, "Ready").get("reason") == "Suspended")
+        newer = cluster.commit("groups/compute.yaml", "index: 13", "index: 19")
+        cluster.wait(
+            "pending changes shown",
+            lambda s: (
+                s["status"].get("lastAttemptedRevision") == newer
+                and any(t["pending"] for t in s["status"]["targets"])
+            ),
+        )
+        assert "node019" not in (cluster.out / "dhcpd.hosts.conf").read_text()
+        cluster.client.merge_patch(f"{SITES}/lab", {"spec": {"suspend": False}})
+        cluster.wait("applied", lambda s: s["status"].get("lastAppliedRevision") == newer)
+        assert "node019" in (cluster.out / "dhcpd.hosts.conf").read_text()
+
+
+@pytest.mark.parametrize("policy", ["orphan", "prune"])
+def test_deletion_honours_the_policy(cluster: Cluster, policy: str) -> None:
+    with operator():
+        cluster.site(deletionPolicy=policy)
+        cluster.wait("Ready", lambda s: condition(s, "Ready").get("status") == "True")
+        nodes = cluster.out / "http" / "nodes" / "node010.json"
+        assert nodes.is_file()
+        cluster.client.delete(f"{SITES}/lab")
+        deadline = time.monotonic() + 60
+        while cluster.get() is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert cluster.get() is None, "the finalizer was never removed"
+    assert nodes.is_file() == (policy == "orphan")
+    leftovers = cluster.client.list(CONFIGMAPS, labels="reconciler.dev/site=lab")
+    assert leftovers == []
+
+
+def test_a_bad_spec_is_stalled_with_the_reason(cluster: Cluster) -> None:
+    with operator():
+        cluster.site(targets=[{"name": "dhcp", "type": "dhcp-omapi", "settings": {}}])
+        site = cluster.wait("Stalled", lambda s: condition(s, "Stalled").get("status") == "True")
+        assert "key_file" in condition(site, "Stalled")["message"]
