@@ -37,7 +37,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from reconciler.config import RuntimeConfig
+from reconciler.config import ConfigError, RuntimeConfig
 from reconciler.resources import AnyResource, DesiredState, DhcpSubnet
 from reconciler.targets import parse_settings
 from reconciler.targets.base import Action, ApplyResult, Change, LiveState, TargetError
@@ -75,6 +75,9 @@ class KeaConfSettings(KeaDatabaseSettings):
         default="postgresql",
         description="postgresql: leases in the same database, so kea-hosts can free the "
         "address of a replaced NIC at once; memfile: Kea's CSV file",
+    )
+    lease_file: Path | None = Field(
+        default=None, description="memfile only: Kea's lease CSV file (unset: Kea's default)"
     )
     max_reconnect_tries: int = Field(
         default=1_000_000, ge=0, le=2**31 - 1, description="Kea's database reconnect attempts"
@@ -172,11 +175,11 @@ class KeaConfTarget:
         """The complete config (``{"Dhcp4": ...}``) for these subnets, sorted by network."""
         ordered = sorted(subnets, key=lambda s: ipaddress.ip_network(s.network, strict=False))
         password = read_password(self.name, self.db_password_file)
-        leases: dict[str, Any] = (
-            self._database(password)
-            if self.settings.lease_database == "postgresql"
-            else {"type": "memfile", "lfc-interval": 3600}
-        )
+        leases: dict[str, Any] = {"type": "memfile", "lfc-interval": 3600}
+        if self.settings.lease_database == "postgresql":
+            leases = self._database(password)
+        elif self.settings.lease_file is not None:
+            leases["name"] = str(self.settings.lease_file)
         dhcp4: dict[str, Any] = {
             "interfaces-config": {"interfaces": list(self.settings.interfaces)},
             "control-socket": {
@@ -339,8 +342,6 @@ def _subnet_from_kea(entry: dict[str, Any]) -> DhcpSubnet | None:
 def build(name: str, settings: dict[str, Any], config: RuntimeConfig) -> KeaConfTarget:
     parsed = parse_settings(name, KeaConfSettings, dict(settings))
     if (parsed.control_agent_user is None) != (parsed.control_agent_password_file is None):
-        from reconciler.config import ConfigError
-
         raise ConfigError(
             f"targets.{name}: give both control_agent_user and control_agent_password_file, "
             "or neither"
