@@ -103,3 +103,11 @@ def test_host_outside_every_subnet_is_refused_before_any_write(tmp_path: Path) -
     with pytest.raises(TargetError) as caught:
         target.apply([Change(Action.CREATE, "node9", None, stray)])
     assert "192.168.9.9" in str(caught.value) and "subnets" in str(caught.value)
+
+
+def test_memfile_leases_with_their_file(tmp_path: Path) -> None:
+    target = conf_target(tmp_path, lease_database="memfile", lease_file="/var/lib/kea/l4.csv")
+    leases = target.render([SUBNET])["Dhcp4"]["lease-database"]
+    assert leases == {"type": "memfile", "lfc-interval": 3600, "name": "/var/lib/kea/l4.csv"}
+    default = conf_target(tmp_path).render([SUBNET])["Dhcp4"]["lease-database"]
+    assert default["type"] == "postgresql" and default["on-fail"] == "stop-retry-exit"
