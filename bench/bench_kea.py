@@ -11,7 +11,7 @@ One run measures, on the same generated inventory:
 2. DHCP answers lost while 100 host changes (50 adds, 50 removals, one every
    0.5 s) are applied under a steady perfdhcp load (200 DORA/s for 60 s;
    leases in Kea's memfile for all three, so they differ only in how
-   reservations change):
+   reservations change); perfdhcp's per-second reports go to /tmp/bench-kea/.
    (a) through kea-hosts (one transaction per change, no reload);
    (b) reservations in Kea's JSON config, file rewritten + ``config-set`` per change;
    (c) reservations in Kea's JSON config, file rewritten + kea-dhcp4 restarted per change.
@@ -63,6 +63,7 @@ SUBNET = DhcpSubnet(
     unregistered_range=("10.30.200.1", "10.30.249.250"),  # room for perfdhcp's 10,000 clients
     groups=("compute",),
 )
+REPORTS = Path(tempfile.gettempdir()) / "bench-kea"  # perfdhcp's per-second reports
 STATS = re.compile(
     r"\*\*\*Statistics for: (?P<kind>\S+)\*\*\*\s+sent packets: (?P<sent>\d+)\s+"
     r"received packets: (?P<received>\d+)\s+drops: (?P<drops>\d+).*?"
@@ -139,12 +140,16 @@ def drive(
     }
 
 
-def perfdhcp(namespace: str, interface: str, *, rate: int, seconds: int) -> dict[str, Any]:
+def perfdhcp(
+    namespace: str, interface: str, *, rate: int, seconds: int, report: Path
+) -> dict[str, Any]:
+    """perfdhcp as a relay (giaddr = the client veth), 10,000 clients; its output in ``report``."""
     argv = [
         "perfdhcp", "-4", "-l", interface, "-r", str(rate), "-p", str(seconds), "-R", "10000",
-        "-s", "1", "-d", "2", SERVER,
+        "-s", "1", "-d", "2", "-t", "1", SERVER,
     ]  # fmt: skip
     result = run_in(namespace, argv, timeout=seconds + 60, check=False)
+    report.write_text(result.stdout + result.stderr)
     figures: dict[str, Any] = {}
     for match in STATS.finditer(result.stdout):
         figures[match["kind"]] = {
@@ -173,7 +178,8 @@ def run_under_load(
         )
     )
     worker.start()
-    figures = perfdhcp(pair_client[0], pair_client[1], rate=rate, seconds=seconds)
+    report = REPORTS / (re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") + ".txt")
+    figures = perfdhcp(pair_client[0], pair_client[1], rate=rate, seconds=seconds, report=report)
     worker.join(timeout=600)
     do, ra = figures["DISCOVER-OFFER"], figures["REQUEST-ACK"]
     unanswered = int(do["drops"] + ra["drops"])
@@ -262,7 +268,9 @@ def main() -> None:
             for old in kea.rundir.glob("leases4.csv*"):
                 old.unlink()
             kea.start_dhcp4()
+            time.sleep(2)  # its database connections up and settled before the load starts
 
+        REPORTS.mkdir(exist_ok=True)
         fresh_kea()
         run_under_load("baseline, reservations in PostgreSQL", kea, client, apply=lambda a, h: None,
                        steps=steps, rate=args.rate, seconds=args.seconds)  # fmt: skip
