@@ -286,6 +286,11 @@ class Agent:
 
     # -- reporting ---------------------------------------------------------------
 
+    def check_health(self) -> None:
+        """Run the image's health checks again (not during a swap: those run after it)."""
+        if self.phase == "running" and self.run.swap() is None:
+            self.health = run_checks(self.settings.health_dir, timeout=self.settings.health_timeout)
+
     def state(self) -> str:
         if self.phase != "running":
             return self.phase

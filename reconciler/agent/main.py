@@ -132,8 +132,10 @@ class Loop:
         if outcome in METHODS:
             self.await_swap()
             self.etag = None
-        after = json.dumps(self.agent.report_body(), sort_keys=True, default=str)
         due = self.clock() - self.last_report >= self.report_interval
+        if due:
+            self.agent.check_health()  # each heartbeat says how the node is now
+        after = json.dumps(self.agent.report_body(), sort_keys=True, default=str)
         if (after != before or due) and self.agent.report():
             self.last_report = self.clock()
         return outcome

@@ -487,3 +487,13 @@ def test_loop_survives_an_unexpected_error(node: Node, caplog: pytest.LogCapture
         loop.forever()
     assert stopped.value.args[0] == 30.0  # paused, then it would go on
     assert "agent round failed" in caplog.text and "ZeroDivisionError" in caplog.text
+
+
+def test_each_heartbeat_runs_the_health_checks_again(node: Node) -> None:
+    loop, _ = make_loop(node)
+    node.agent.resume()
+    assert node.agent.report_body()["state"] == "running"
+    add_check(node, "40-disk", "echo disk full; exit 1")
+    loop.once()  # the first report is due at once: it carries the failing check
+    report = node.server.reports[-1]
+    assert report["state"] == "failed" and report["health"]["checks"][0]["name"] == "40-disk"
