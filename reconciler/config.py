@@ -8,6 +8,7 @@ never in it: it names the files that hold them.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, get_args, get_origin
@@ -18,6 +19,8 @@ from reconciler.media.settings import MediaSettings
 from reconciler.model.embedded import check_base_url, check_server_address
 from reconciler.server.settings import ServeSettings
 from reconciler.watch.settings import WatchSettings
+
+_TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 
 class ConfigError(Exception):
@@ -98,6 +101,17 @@ class RuntimeConfig(_Strict):
         default=0.3, gt=0, le=1, description="safety: share of owned objects one plan may change"
     )
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _target_names_are_file_names(self) -> RuntimeConfig:
+        # A target's name names its ledger and manifest files in state_dir.
+        for name in self.targets:
+            if not _TARGET_NAME.match(name):
+                raise ValueError(
+                    f"targets.{name}: a target name is letters, digits, '-', '_' and '.', "
+                    "starting with a letter or digit (it names files in state_dir)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _drift_targets_exist(self) -> RuntimeConfig:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from site_fixture import Site
 
+from reconciler.config import ConfigError, load_config
 from reconciler.engine import Engine
 
 OWNED_FILE = "ipxe/52-54-00-12-34-0b.ipxe"
@@ -100,3 +101,14 @@ def test_a_hand_made_symlink_among_boot_files_is_listed_but_never_read(
     boot = next(t for t in plan.targets if t.target == "boot")
     assert boot.error is None and "pxelinux.cfg/menu" in boot.unmanaged
     assert str(link) not in read and str(secret) not in read
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", ".hidden", "x" * 65])
+def test_a_target_name_cannot_point_its_ledger_elsewhere(tmp_path: Path, name: str) -> None:
+    config = tmp_path / "reconciler.toml"
+    config.write_text(
+        f'[source]\npath = "inventory"\n[targets."{name}"]\ntype = "bootfiles"\n'
+        'directory = "tftp"\n'
+    )
+    with pytest.raises(ConfigError, match="a target name is letters"):
+        load_config(config)
