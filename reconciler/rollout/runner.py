@@ -60,9 +60,17 @@ class RolloutPass:
 
     @property
     def active(self) -> bool:
-        """Whether any rollout still waits for nodes (the loop then re-runs on a timer)."""
+        """Whether any rollout still waits for nodes (the loop then re-runs on a timer).
+
+        A Degraded rollout opens no wave, but nodes that were swapping when it
+        stopped still report healthy or failed; status must show how they end.
+        """
         return any(
-            d.rollout is not None and d.rollout.phase in ("Progressing", "Paused")
+            d.rollout is not None
+            and (
+                d.rollout.phase in ("Progressing", "Paused")
+                or (d.rollout.phase == "Degraded" and "updating" in d.node_states.values())
+            )
             for d in self.decisions.values()
         )
 

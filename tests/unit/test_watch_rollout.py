@@ -140,3 +140,24 @@ def test_serve_answers_each_node_with_the_version_its_wave_assigns(watch_site: W
     report(watch_site, "node010", "compute@2024.11")
     loop.run_pass({"timer"})
     assert set(versions().values()) == {"2024.11"}
+
+
+def test_a_degraded_rollout_keeps_looking_until_its_swapping_nodes_settle(
+    watch_site: WatchSite,
+) -> None:
+    loop = start_rollout(watch_site)
+    report(watch_site, "node010", "compute@2024.11")
+    loop.run_pass({"timer"})  # wave 2: node011..node013 swap together
+    report(watch_site, "node011", "compute@2024.11", healthy=False)
+    loop.run_pass({"timer"})
+    (row,) = loop.store.load().rollouts
+    assert row["phase"] == "Degraded" and list(row["failures"]) == ["node011"]
+    # node012 and node013 are still swapping: their outcome must still reach status.
+    assert loop.rollouts.wakeup() is not None
+    report(watch_site, "node012", "compute@2024.11", healthy=False)
+    report(watch_site, "node013", "compute@2024.11")
+    loop.run_pass({"timer"})
+    (row,) = loop.store.load().rollouts
+    assert sorted(row["failures"]) == ["node011", "node012"]
+    assert row["states"] == {"failed": 2, "healthy": 2}
+    assert loop.rollouts.wakeup() is None  # settled: no more timer passes
