@@ -13,6 +13,17 @@ state) runs every ``--interval`` simulated seconds. Printed, side by side:
   and the decision alone, per pass;
 - the simulated time the whole rollout takes with the group's policy, next to
   the time if every node swapped at once (no waves) and if nodes went one by one.
+
+Then serve's load from the agents' polls during a rollout (``--agents``, 0 to
+skip): a real ``reconciler serve`` process on loopback answers ``--agents``
+simulated agents for ``--seconds`` while the bench moves a wave of nodes to
+the new version every few seconds (it rewrites ``rollouts/assignments.json`` as
+the watch loop does). Twice, side by side: agents that long-poll
+``/nodes/<host>.json?wait=60`` with ``If-None-Match`` (what the agent does),
+and agents that fetch it every second without ETag. Printed: requests/s, serve's
+CPU (from /proc/<pid>/stat), and how long the moved nodes took to see their
+new version. Polls only: a report must pass serve's neighbour guard, which a
+loopback client cannot, so reports (a few per node per rollout) are left out.
 """
 
 from __future__ import annotations
@@ -106,6 +117,8 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--swap", type=float, default=3.0, help="simulated seconds per swap")
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between passes")
+    parser.add_argument("--agents", type=int, default=1000, help="polling agents (0: skip)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="per polling mode")
     args = parser.parse_args()
     figures = simulate(args.nodes, args.swap, args.interval)
     # Reference points: every node at once (one swap), and one node at a time.
@@ -126,6 +139,10 @@ def main() -> None:
         f"(x{figures['rollout_s'] / at_once:.1f}, but the whole group down together); "
         f"one node at a time {one_by_one:.0f} s (x{figures['rollout_s'] / one_by_one:.3f})"
     )
+    if args.agents:
+        from bench.rollout_polls import print_serve_load
+
+        print_serve_load(args.agents, args.seconds)
 
 
 if __name__ == "__main__":
