@@ -79,6 +79,13 @@ class KeaConfSettings(KeaDatabaseSettings):
     lease_file: Path | None = Field(
         default=None, description="memfile only: Kea's lease CSV file (unset: Kea's default)"
     )
+    threads: int = Field(
+        default=4,
+        ge=0,
+        le=64,
+        description="Kea's packet-processing threads (multi-threading; 0: one thread). With "
+        "the host database, threads keep answering while one waits on PostgreSQL",
+    )
     max_reconnect_tries: int = Field(
         default=1_000_000, ge=0, le=2**31 - 1, description="Kea's database reconnect attempts"
     )
@@ -133,6 +140,16 @@ class KeaConfTarget:
         if password:
             database["password"] = password
         return database
+
+    def _threads(self) -> dict[str, Any]:
+        threads = self.settings.threads
+        if threads == 0:
+            return {"enable-multi-threading": False}
+        return {
+            "enable-multi-threading": True,
+            "thread-pool-size": threads,
+            "packet-queue-size": 16 * threads,
+        }
 
     def _classes(self) -> list[dict[str, Any]]:
         uefi = " or ".join(f"option[93].hex == {arch}" for arch in UEFI_ARCHES)
@@ -190,6 +207,7 @@ class KeaConfTarget:
             "hosts-database": self._database(password),
             "host-reservation-identifiers": ["hw-address"],
             "authoritative": True,
+            "multi-threading": self._threads(),
             "next-server": self.tftp_server,
             "client-classes": self._classes(),
             "subnet4": [self._subnet(s) for s in ordered],
