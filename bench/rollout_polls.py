@@ -182,6 +182,7 @@ def print_serve_load(agents: int, seconds: float) -> None:
         f"serve's load from {agents} agents' polls, {seconds:.0f} s each, while 4 waves move "
         f"{len(movers)} nodes (polls only: reports need the neighbour guard, not on loopback)"
     )
+    print(f"  (plain polling offers {agents:,} requests/s; fewer means this client lagged)")
     print(f"{'':34}{'long poll + ETag':>18}{'plain, every 1 s':>18}{'ratio':>8}")
     rows = (
         ("requests/s", "rate", "{:,.0f}"),
