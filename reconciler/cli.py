@@ -17,45 +17,29 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from reconciler.accepted import AcceptedRevision, AcceptedStore, revision_of
-from reconciler.boot_templates import BootTemplateError, BootTemplates
-from reconciler.compile import CompileOptions, compile_inventory
-from reconciler.config import ConfigError, RuntimeConfig, load_config
-from reconciler.engine import ApplyReport, Engine, PlanRefused, source_from_config
-from reconciler.hostdiff import diff_inventories
-from reconciler.hostdiff_render import (
-    render_diff_json,
-    render_diff_markdown,
-    render_diff_text,
-)
-from reconciler.inventory.load import load_inventory
-from reconciler.inventory.sources import FolderSource, GitSource, InventorySource, SourceError
+from reconciler.lazycli import DeferredGroup, defer
 from reconciler.logs import setup_logging
-from reconciler.model.problems import InventoryError
-from reconciler.operator.cli import operator_app
-from reconciler.plan import Plan
-from reconciler.render import RENDERERS
-from reconciler.rollout.cli import rollout_app
-from reconciler.rollout.preview import with_node_moves
-from reconciler.rollout.runner import run_rollouts, save_pass
-from reconciler.rollout.store import RolloutStateError, RolloutStore
-from reconciler.schemas import stale_schemas, write_schemas
-from reconciler.settings_doc import SettingsDocError, settings_doc_is_stale, write_settings_doc
-from reconciler.statefiles import StateFileError
-from reconciler.statelock import StateLock
-from reconciler.targets.base import TargetError
+
+if TYPE_CHECKING:
+    from reconciler.engine import ApplyReport, Engine
+    from reconciler.inventory.sources import InventorySource
+    from reconciler.plan import Plan
+
+# Heavy modules (pydantic models, jinja2, YAML, network clients) are imported by
+# the commands that need them, so `reconciler --help` starts fast (issue 17).
 
 EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
 log = logging.getLogger(__name__)
 DEFAULT_CONFIG = Path(os.environ.get("RECONCILER_CONFIG", "/etc/reconciler/reconciler.toml"))
 
 app = typer.Typer(
+    cls=DeferredGroup,
     help="Reconcile dhcpd, DNS, PXE boot files and node images with a git inventory.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -87,6 +71,16 @@ def fail(message: str) -> NoReturn:
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn every error a user can cause into a message and exit code 2."""
+    from reconciler.boot_templates import BootTemplateError
+    from reconciler.config import ConfigError
+    from reconciler.engine import PlanRefused
+    from reconciler.inventory.sources import SourceError
+    from reconciler.model.problems import InventoryError
+    from reconciler.rollout.store import RolloutStateError
+    from reconciler.settings_doc import SettingsDocError
+    from reconciler.statefiles import StateFileError
+    from reconciler.targets.base import TargetError
+
     try:
         yield
     except InventoryError as error:
@@ -127,6 +121,8 @@ def main_options(
 
 
 def _source(path: Path | None, repo: Path | None, rev: str, subdir: str) -> InventorySource:
+    from reconciler.inventory.sources import FolderSource, GitSource
+
     if repo is not None:
         return GitSource(repo, rev, subdir)
     return FolderSource(path or Path("."))
@@ -147,6 +143,11 @@ def validate(
     Needs no runtime config and no access to any service; with ``--config`` the
     site's own boot profiles count as known and every boot file is rendered.
     """
+    from reconciler.boot_templates import BootTemplates
+    from reconciler.compile import CompileOptions, compile_inventory
+    from reconciler.config import load_config
+    from reconciler.inventory.load import load_inventory
+
     with user_errors():
         source = _source(path, repo, rev, subdir)
         templates = None
@@ -166,6 +167,9 @@ def validate(
 
 
 def _load_engine(config_path: Path, rev: str | None) -> tuple[Engine, InventorySource]:
+    from reconciler.config import ConfigError, load_config
+    from reconciler.engine import Engine, source_from_config
+
     config = load_config(config_path)
     if rev is not None:
         if config.source.repo is None:
@@ -189,6 +193,10 @@ def _plan_from_source(engine: Engine, source: InventorySource) -> tuple[Plan, Ca
     now (the state dir's rollout state, as the watch loop keeps it); the second
     value records that decision, for ``apply`` to call once it applied the plan.
     """
+    from reconciler.rollout.preview import with_node_moves
+    from reconciler.rollout.runner import run_rollouts, save_pass
+    from reconciler.rollout.store import RolloutStore
+
     inventory = engine.load(source)
     store = RolloutStore(engine.config.resolve(engine.config.state_dir))
     rollouts = run_rollouts(inventory, store, persist=False)
@@ -209,6 +217,8 @@ def plan(
     rev: RevOption = None,
 ) -> None:
     """Show what apply would change. Exit 0: nothing; 1: changes; 2: error or conflict."""
+    from reconciler.render import RENDERERS
+
     with user_errors():
         _, the_plan = _plan_from_config(config, rev)
     sys.stdout.write(RENDERERS[output.value](the_plan))
@@ -242,6 +252,10 @@ def apply(
     ] = 60.0,
 ) -> None:
     """Make live state match the inventory. Exit 0 when every target succeeded, else 2."""
+    from reconciler.accepted import AcceptedRevision, AcceptedStore, revision_of
+    from reconciler.render import RENDERERS
+    from reconciler.statelock import StateLock
+
     with user_errors():
         engine, source = _load_engine(config, rev)
         state_dir = engine.config.resolve(engine.config.state_dir)
@@ -281,6 +295,16 @@ def diff(
     output: FormatOption = OutputFormat.text,
 ) -> None:
     """Host-level changes between two revisions; needs no live access."""
+    from reconciler.config import RuntimeConfig
+    from reconciler.engine import Engine
+    from reconciler.hostdiff import diff_inventories
+    from reconciler.hostdiff_render import (
+        render_diff_json,
+        render_diff_markdown,
+        render_diff_text,
+    )
+    from reconciler.inventory.sources import GitSource
+
     with user_errors():
         engine = Engine(RuntimeConfig.model_validate({"source": {"path": "."}}))
         old = engine.load(GitSource(repo, base, subdir))
@@ -304,6 +328,9 @@ def schema(
 ) -> None:
     """Write the JSON Schemas of the inventory files and the runtime-config reference
     (or check they are current)."""
+    from reconciler.schemas import stale_schemas, write_schemas
+    from reconciler.settings_doc import settings_doc_is_stale, write_settings_doc
+
     with user_errors():
         if check:
             stale = stale_schemas(out) + ([str(docs)] if settings_doc_is_stale(docs) else [])
@@ -368,6 +395,7 @@ def status(
     """Show the watch loop's status (revisions, conditions, targets, drift) and the nodes'.
 
     Exit 2 if not Ready."""
+    from reconciler.accepted import AcceptedStore
     from reconciler.server.nodereports import load_reports, render_nodes_text, summarize
     from reconciler.watch.settings import load_watch_config
     from reconciler.watch.status import StatusStore, render_status_text
@@ -391,15 +419,26 @@ def status(
 
 # -- rollouts of image changes (reconciler.rollout) ------------------------------
 
-app.add_typer(rollout_app, name="rollout")
-app.add_typer(operator_app, name="operator")
+defer(
+    "rollout",
+    target="reconciler.rollout.cli:rollout_app",
+    help="See rollouts of image changes and hold, resume or abort them.",
+)
+defer(
+    "operator",
+    target="reconciler.operator.cli:operator_app",
+    help="The Kubernetes operator: a Site custom resource per site.",
+)
 
 
 # -- the node's boot path (reconciler.nodeboot) ---------------------------------
 
-from reconciler.nodeboot.command import initramfs as _initramfs  # noqa: E402
-
-app.command("initramfs")(_initramfs)
+defer(
+    "initramfs",
+    target="reconciler.nodeboot.command:initramfs",
+    help="Build the initramfs that boots a stateless node (busybox, modules, DHCP, "
+    "verified rootfs).",
+)
 
 
 # -- the sandbox: a whole site on this machine (reconciler.sandbox) -------------
@@ -439,9 +478,11 @@ def sandbox(
 
 # -- node images and the node agent (reconciler.image, reconciler.agent) ---------
 
-from reconciler.image.commands import image_app  # noqa: E402 - kept beside its section
-
-app.add_typer(image_app, name="image")
+defer(
+    "image",
+    target="reconciler.image.commands:image_app",
+    help="Prepare node images: install the agent into a tree, add a built version.",
+)
 
 
 @app.command(
@@ -457,21 +498,29 @@ def agent(ctx: typer.Context) -> None:
 
 # -- boot media: USB sticks and CDs (reconciler.media) --------------------------
 
-from reconciler.media.cli import media_app  # noqa: E402  (registered after the core commands)
-
-app.add_typer(media_app, name="media")
+defer(
+    "media",
+    target="reconciler.media.cli:media_app",
+    help="Boot media (USB stick / CD, BIOS and UEFI) built from the inventory.",
+)
 
 
 # -- adopting an existing site (reconciler.importer) --------------------------------
 
 
-def _register_site_adoption() -> None:
-    """``import``, ``adopt`` and ``hosts add`` live in their own modules (issue 16)."""
-    from reconciler.importer.command import adopt_command, hosts_app, import_site
-
-    app.command("import")(import_site)
-    app.command("adopt")(adopt_command)
-    app.add_typer(hosts_app, name="hosts")
-
-
-_register_site_adoption()
+# ``import``, ``adopt`` and ``hosts add`` live in their own modules (issue 16).
+defer(
+    "import",
+    target="reconciler.importer.command:import_site",
+    help="Write an inventory folder from a running site's dhcpd, BIND, pxelinux, Warewulf or CSV.",
+)
+defer(
+    "adopt",
+    target="reconciler.importer.command:adopt_command",
+    help="Take ownership of live objects that exactly match the inventory, without rewriting them.",
+)
+defer(
+    "hosts",
+    target="reconciler.importer.command:hosts_app",
+    help="Edit the hosts of an inventory folder.",
+)

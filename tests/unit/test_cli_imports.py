@@ -1,0 +1,92 @@
+"""`reconciler --help` and `validate` start fast: they import no heavy library (issue 17).
+
+Heavy libraries (network clients, the watch and operator stacks, ISO tools,
+databases) are imported by the commands that use them; deferred commands are
+listed with a one-line help and loaded only when run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from reconciler.cli import app
+from reconciler.lazycli import DeferredGroup
+
+HEAVY = {
+    "aiohttp",
+    "dns",
+    "pypureomapi",
+    "prometheus_client",
+    "watchdog",
+    "kopf",
+    "pycdlib",
+    "psycopg",
+    "asyncio",
+    "http",
+}
+EXAMPLE = Path(__file__).resolve().parents[2] / "inventory-example"
+
+PROBE = """
+import json, sys
+sys.argv = ["reconciler", *json.loads(sys.argv[1])]
+from reconciler.cli import main
+try:
+    main()
+except SystemExit as stop:
+    code = stop.code
+print(json.dumps({"code": code, "modules": sorted({m.split(".")[0] for m in sys.modules})}),
+      file=sys.stderr)
+"""
+
+
+def _run(*args: str) -> tuple[int, set[str], str]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(list(args))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    return report["code"], set(report["modules"]), done.stdout
+
+
+def test_help_lists_every_command_without_importing_heavy_libraries() -> None:
+    code, modules, out = _run("--help")
+    assert code == 0
+    assert modules & HEAVY == set()
+    assert "pydantic" not in modules and "yaml" not in modules
+    for name in DeferredGroup.deferred:  # deferred commands are still listed
+        assert f" {name} " in out
+
+
+def test_validate_imports_only_what_loading_an_inventory_needs() -> None:
+    code, modules, out = _run("validate", str(EXAMPLE))
+    assert code == 0, out
+    assert "valid (" in out
+    assert modules & HEAVY == set()
+
+
+def test_every_deferred_command_loads_and_runs_its_help() -> None:
+    runner = CliRunner()
+    assert {"image", "media", "import", "adopt", "hosts", "rollout"} <= set(
+        DeferredGroup.deferred
+    )
+    for name, deferred in DeferredGroup.deferred.items():
+        assert deferred.load().name == name
+        result = runner.invoke(app, [name, "--help"], prog_name="reconciler")
+        assert result.exit_code == 0, (name, result.output)
+        assert f"reconciler {name}" in result.output
+
+
+def test_a_deferred_command_runs_and_reports_its_errors() -> None:
+    result = CliRunner().invoke(app, ["hosts", "add", "--help"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["rollout", "nonsense"])
+    assert result.exit_code == 2
+    assert "No such command" in result.output
