@@ -74,9 +74,7 @@ def test_validate_imports_only_what_loading_an_inventory_needs() -> None:
 
 def test_every_deferred_command_loads_and_runs_its_help() -> None:
     runner = CliRunner()
-    assert {"image", "media", "import", "adopt", "hosts", "rollout"} <= set(
-        DeferredGroup.deferred
-    )
+    assert {"image", "media", "import", "adopt", "hosts", "rollout"} <= set(DeferredGroup.deferred)
     for name, deferred in DeferredGroup.deferred.items():
         assert deferred.load().name == name
         result = runner.invoke(app, [name, "--help"], prog_name="reconciler")
