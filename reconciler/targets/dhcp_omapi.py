@@ -35,7 +35,8 @@ from reconciler.targets.base import (
     ServiceDown,
     TargetError,
 )
-from reconciler.targets.dhcp_hosts import HostBlock, host_statements, hosts_in_leases
+from reconciler.targets.dhcp_hosts import HostBlock, host_statements
+from reconciler.targets.live_cache import LeasesTail
 from reconciler.targets.omapi_client import (
     OmapiFailure,
     OmapiHost,
@@ -94,6 +95,7 @@ class DhcpOmapiTarget:
         self.settings = settings
         self.key_file = key_file
         self.leases_file = leases_file
+        self.leases = LeasesTail(leases_file)  # parses only what dhcpd appended since
         self.ledger = ledger
         self.boot_url = boot_url
 
@@ -134,7 +136,7 @@ class DhcpOmapiTarget:
 
     def _leases(self) -> dict[str, HostBlock]:
         try:
-            text = self.leases_file.read_text(errors="replace")
+            return self.leases.hosts()
         except FileNotFoundError:
             raise TargetError(
                 self.name,
@@ -145,7 +147,6 @@ class DhcpOmapiTarget:
             raise TargetError(
                 self.name, f"cannot read dhcpd's leases file {self.leases_file}: {error.strerror}"
             ) from None
-        return hosts_in_leases(text)
 
     # --- reading ------------------------------------------------------------
 

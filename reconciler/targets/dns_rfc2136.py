@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -53,7 +54,9 @@ from reconciler.targets.dns_wire import (
     build_update,
     edit_from_change,
     transfer_zone,
+    zone_serial,
 )
+from reconciler.targets.live_cache import ZoneSnapshots
 from reconciler.targets.tsig_key import TsigKey, TsigKeyError, load_key_file
 
 log = logging.getLogger(__name__)
@@ -103,6 +106,8 @@ class Rfc2136Target:
         self._key: TsigKey | None = None
         # Types found at each owner name by the last read: for the CNAME checks.
         self._types_at: dict[str, set[str]] | None = None
+        # The last AXFR of each zone, reused while its SOA serial stays the same.
+        self.snapshots = ZoneSnapshots()
 
     @property
     def endpoint(self) -> Endpoint:
@@ -135,7 +140,13 @@ class Rfc2136Target:
         records: list[DnsRecord] = []
         for zone in zones_to_read(sorted(managed), owned_keys):
             try:
-                records.extend(transfer_zone(endpoint, zone))
+                records.extend(
+                    self.snapshots.records(
+                        zone,
+                        serial=partial(zone_serial, endpoint, zone),
+                        transfer=partial(transfer_zone, endpoint, zone),
+                    )
+                )
             except DnsServerError as error:
                 if zone in managed:
                     raise TargetError(self.name, str(error)) from None

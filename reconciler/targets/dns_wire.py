@@ -306,6 +306,30 @@ def transfer_zone(endpoint: Endpoint, zone: str) -> list[DnsRecord]:
     return records
 
 
+def zone_serial(endpoint: Endpoint, zone: str) -> int:
+    """The serial of ``zone``'s SOA as the server has it now (one signed query)."""
+    query = dns.message.make_query(zone, dns.rdatatype.SOA)
+    key = endpoint.key.to_dnspython()
+    query.use_tsig({key.name: key}, keyname=key.name, algorithm=key.algorithm)
+    try:
+        response, _ = dns.query.udp_with_fallback(
+            query, endpoint.host, port=endpoint.port, timeout=endpoint.timeout
+        )
+    except (OSError, EOFError, dns.exception.DNSException) as error:
+        raise DnsServerError(
+            describe_failure(error, endpoint=endpoint, zone=zone, what="SOA query")
+        ) from None
+    origin = dns.name.from_text(zone)
+    for rrset in response.answer:
+        if rrset.rdtype == dns.rdatatype.SOA and rrset.name == origin and len(rrset):
+            return int(rrset[0].serial)
+    rcode = dns.rcode.to_text(response.rcode())
+    raise DnsServerError(
+        f"SOA query for zone {zone} at {endpoint.where} answered {rcode} without the zone's "
+        "SOA; is the zone on that server?"
+    )
+
+
 def unreachable(endpoint: Endpoint, zone: str, error: OSError) -> str:
     reason = error.strerror or type(error).__name__
     return (

@@ -1,0 +1,70 @@
+"""The read shortcuts of issue 17 against the real servers, where a shortcut would be wrong.
+
+A no-op DNS pass transfers nothing while the zone's serial stays, but a hand
+edit in BIND between passes moves the serial and is seen; the dhcpd leases file
+is read from where the last read stopped, but dhcpd rewriting it is seen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.resources import DhcpHost
+from tests.integration.conftest import DhcpSite
+from tests.integration.named import NamedServer
+from tests.integration.test_dns_rfc2136_named import FWD, make_target, plan_for, site, sync
+
+pytestmark = pytest.mark.integration
+
+
+def test_dns_no_op_pass_transfers_nothing_and_a_hand_edit_is_seen(
+    named_server: NamedServer, tmp_path: Path
+) -> None:
+    target = make_target(named_server, tmp_path)
+    state = site({"node020": 20, "node021": 21})
+    sync(target, state)
+    transfers = target.snapshots.transfers
+    plan = plan_for(target, state)  # our UPDATEs moved the serial: one fresh transfer each
+    assert plan.changes == ()
+    assert target.snapshots.transfers > transfers
+    transfers = target.snapshots.transfers
+    assert plan_for(target, state).changes == ()
+    assert target.snapshots.transfers == transfers  # serial unchanged: nothing transferred
+    # An admin edits a managed record by hand: the serial moves, the drift is seen.
+    named_server.hand_update(FWD, [("replace", f"node020.{FWD}", 300, "A 10.23.45.77")])
+    plan = plan_for(target, state)
+    assert [(c.action.value, c.key) for c in plan.changes] == [("update", f"{FWD} node020.{FWD} A")]
+    assert target.snapshots.transfers == transfers + 1
+    sync(target, state)
+    assert named_server.query(f"node020.{FWD}", "A") == ["10.23.45.20"]
+
+
+def node(index: int) -> DhcpHost:
+    mac = f"52:54:00:12:35:{index:02x}"
+    return DhcpHost(
+        hostname=f"node{index:03d}",
+        mac=mac,
+        ip=f"10.23.45.{index}",
+        group="compute",
+        boot_filename=f"ipxe/{mac.replace(':', '-')}.ipxe",
+    )
+
+
+def test_dhcpd_rewriting_its_leases_file_is_seen(dhcp_site: DhcpSite) -> None:
+    leases = dhcp_site.omapi.leases
+    dhcp_site.sync_hosts([node(20), node(21), node(22)])
+    dhcp_site.sync_hosts([node(20), node(21)])  # node022's deletion is appended
+    plan, _ = dhcp_site.sync_hosts([node(20), node(21)])
+    assert plan.changes == ()
+    full_reads = leases.full_reads
+    inode = leases.path.stat().st_ino
+    dhcp_site.dhcpd.restart()  # dhcpd writes a new leases file and renames it over the old
+    assert leases.path.stat().st_ino != inode
+    plan, _ = dhcp_site.sync_hosts([node(20), node(21), node(23)])
+    assert leases.full_reads == full_reads + 1
+    assert [(c.action.value, c.key) for c in plan.changes] == [("create", "node023")]
+    assert set(leases.hosts()) == {"node020", "node021", "node023"}
+    assert dhcp_site.sync_hosts([node(20), node(21), node(23)])[0].changes == ()
+    assert leases.full_reads == full_reads + 1  # appended since: read incrementally

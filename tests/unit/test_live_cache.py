@@ -1,0 +1,101 @@
+"""The read caches of issue 17 give what a full read gives, also when a shortcut would be wrong."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from reconciler.resources import DnsRecord
+from reconciler.targets.dhcp_hosts import hosts_in_leases
+from reconciler.targets.live_cache import LeasesTail, ZoneSnapshots
+
+ZONE = "cluster.example."
+
+
+def host(name: str, octet: int) -> str:
+    return (
+        f"host {name} {{\n  dynamic;\n  hardware ethernet 52:54:00:00:00:{octet:02x};\n"
+        f"  fixed-address 10.23.45.{octet};\n}}\n"
+    )
+
+
+def deleted(name: str) -> str:
+    return f"host {name} {{\n  dynamic;\n  deleted;\n}}\n"
+
+
+LEASE = "lease 10.23.45.200 {\n  starts 4 2026/11/26 10:00:00;\n  binding state active;\n}\n"
+
+
+def check(tail: LeasesTail, path: Path) -> None:
+    assert tail.hosts() == hosts_in_leases(path.read_text())
+
+
+def test_appended_blocks_are_parsed_alone_and_match_a_full_read(tmp_path: Path) -> None:
+    path = tmp_path / "dhcpd.leases"
+    path.write_text("# The format of this file is documented in dhcpd.leases(5).\n" + host("a", 1))
+    tail = LeasesTail(path)
+    check(tail, path)
+    for more in (host("b", 2) + LEASE, deleted("a"), host("a", 3), host("b", 4) + deleted("c")):
+        with path.open("a") as handle:
+            handle.write(more)
+        check(tail, path)
+    assert set(tail.hosts()) == {"a", "b"} and tail.hosts()["a"].ip == "10.23.45.3"
+    assert tail.full_reads == 1
+
+
+def test_a_half_written_block_waits_for_its_end(tmp_path: Path) -> None:
+    path = tmp_path / "dhcpd.leases"
+    path.write_text(host("a", 1))
+    tail = LeasesTail(path)
+    block = host("b", 2)
+    with path.open("a") as handle:
+        handle.write(block[:30])
+    assert set(tail.hosts()) == {"a"}
+    with path.open("a") as handle:
+        handle.write(block[30:])
+    assert tail.hosts()["b"].ip == "10.23.45.2"
+    assert tail.full_reads == 1
+
+
+def test_a_rewritten_file_is_read_again_whole(tmp_path: Path) -> None:
+    path = tmp_path / "dhcpd.leases"
+    path.write_text(host("a", 1) + host("b", 2) + deleted("a"))
+    tail = LeasesTail(path)
+    check(tail, path)
+    # dhcpd's rewrite: a new file renamed over the old one (a new inode), here longer
+    # than what was read, so only the inode tells.
+    fresh = tmp_path / "dhcpd.leases.new"
+    fresh.write_text(host("c", 3) + host("d", 4) + host("e", 5) + host("f", 6))
+    os.replace(fresh, path)
+    check(tail, path)
+    assert set(tail.hosts()) == {"c", "d", "e", "f"}
+    # The same inode cut shorter (truncated and written again) is a rewrite too.
+    path.write_text(host("g", 7))
+    check(tail, path)
+    assert set(tail.hosts()) == {"g"} and tail.full_reads == 3
+
+
+def soa(serial: int) -> DnsRecord:
+    return DnsRecord(
+        ZONE, ZONE, "SOA", 300, (f"ns1.{ZONE} admin.{ZONE} {serial} 3600 600 86400 300",)
+    )
+
+
+def test_zone_snapshot_is_reused_only_while_the_serial_stays(tmp_path: Path) -> None:
+    zone = {"serial": 7}
+    transfers: list[int] = []
+
+    def transfer() -> list[DnsRecord]:
+        transfers.append(zone["serial"])
+        a = DnsRecord(ZONE, f"n{zone['serial']}.{ZONE}", "A", 300, ("10.0.0.1",))
+        return [soa(zone["serial"]), a]
+
+    snapshots = ZoneSnapshots()
+    read = lambda: snapshots.records(ZONE, serial=lambda: zone["serial"], transfer=transfer)  # noqa: E731
+    first = read()
+    assert read() == first and transfers == [7]
+    zone["serial"] = 8  # a hand edit or our own UPDATE
+    assert read()[1].name == f"n8.{ZONE}" and transfers == [7, 8]
+    snapshots.max_age = 0.0  # an old snapshot is never trusted
+    read()
+    assert transfers == [7, 8, 8] and snapshots.reused == 1
