@@ -4,7 +4,8 @@ Why: the design promises that batching many RRsets into one UPDATE message is
 what makes a 10,000-host site fast, and that a one-host change costs one
 message per zone it touches. This prints the figures that back (or refute)
 that: the initial load of N hosts (A and PTR), a no-op pass (AXFR of every
-RRset, zero messages), a one-host change, and batched against one message per
+RRset, zero messages; and the same pass when the zones' SOA serials did not move,
+which transfers nothing), a one-host change, and batched against one message per
 RRset on the same workload in the same run.
 
     .venv/bin/python bench/bench_dns.py [--hosts 10000] [--compare 2000]
@@ -102,6 +103,15 @@ def main() -> None:
         print(
             f"no-op pass: read {len(plan.changes) + plan.owned_count} RRsets by AXFR and "
             f"diffed in {plan_s:.3f} s; {len(plan.changes)} changes, {result.writes} messages"
+        )
+        # The same no-op pass twice more: the old way (every zone transferred) and the
+        # new one (the SOA serial is the one of the last transfer: nothing transferred).
+        target.snapshots.forget()
+        _, _, full_s, _ = timed_pass(target, state)
+        _, _, serial_s, _ = timed_pass(target, state)
+        print(
+            f"no-op pass, full AXFR (old way): {full_s:.3f} s; SOA serial unchanged, no "
+            f"transfer: {serial_s:.3f} s; ratio {full_s / serial_s:.1f}x"
         )
 
         moved = site_records(args.hosts)

@@ -36,7 +36,7 @@ from reconciler.targets.base import (
     TargetError,
 )
 from reconciler.targets.dhcp_hosts import HostBlock, host_statements
-from reconciler.targets.live_cache import LeasesTail
+from reconciler.targets.live_cache import HostLookups, LeasesTail
 from reconciler.targets.omapi_client import (
     OmapiFailure,
     OmapiHost,
@@ -96,6 +96,7 @@ class DhcpOmapiTarget:
         self.key_file = key_file
         self.leases_file = leases_file
         self.leases = LeasesTail(leases_file)  # parses only what dhcpd appended since
+        self.lookups = HostLookups()  # OMAPI answers the leases file shows unchanged
         self.ledger = ledger
         self.boot_url = boot_url
 
@@ -165,11 +166,14 @@ class DhcpOmapiTarget:
         by_mac: dict[str, OmapiHost] = {}
         if online:
             try:
+                self.lookups.forget_changed(self.leases)
                 with self.session() as session:
-                    by_name = session.lookup_hosts_by_name([h.hostname for h in wanted])
+                    names = [h.hostname for h in wanted]
+                    by_name = self.lookups.by_name(names, session.lookup_hosts_by_name)
                     missing = [h.mac for h in wanted if h.hostname not in by_name and h.mac]
-                    by_mac = session.lookup_hosts_by_mac(missing)
+                    by_mac = self.lookups.by_mac(missing, session.lookup_hosts_by_mac)
             except OmapiFailure as error:
+                self.lookups.forget_all()
                 raise TargetError(self.name, str(error)) from None
         groups = {h.hostname: h.group for h in wanted}
         live: dict[str, DhcpHost] = {}

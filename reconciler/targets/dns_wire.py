@@ -312,9 +312,8 @@ def zone_serial(endpoint: Endpoint, zone: str) -> int:
     key = endpoint.key.to_dnspython()
     query.use_tsig({key.name: key}, keyname=key.name, algorithm=key.algorithm)
     try:
-        response, _ = dns.query.udp_with_fallback(
-            query, endpoint.host, port=endpoint.port, timeout=endpoint.timeout
-        )
+        # TCP, like the transfer: a server that is down refuses at once (UDP would time out).
+        response = dns.query.tcp(query, endpoint.host, port=endpoint.port, timeout=endpoint.timeout)
     except (OSError, EOFError, dns.exception.DNSException) as error:
         raise DnsServerError(
             describe_failure(error, endpoint=endpoint, zone=zone, what="SOA query")

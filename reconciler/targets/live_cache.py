@@ -14,6 +14,11 @@ shortcut falls back to a full read when it could be wrong:
   whole (a new file renamed over the old). The tail reader parses only the bytes
   appended since the last read; a new inode or a file shorter than what was
   read means a rewrite, and the file is read again from the start.
+- ``HostLookups``: dhcpd's OMAPI answers per host name and MAC. dhcpd writes
+  every host object change (over OMAPI, ours or anyone's) to its leases file
+  before it answers, and a restart (the only way hosts in dhcpd.conf change)
+  rewrites that file; so an answer stays true until the leases tail shows a
+  block with that name or MAC, and all are asked again after a rewrite.
 """
 
 from __future__ import annotations
@@ -23,9 +28,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.resources import DnsRecord
 from reconciler.targets.dhcp_hosts import HostBlock, iter_host_blocks
+
+if TYPE_CHECKING:
+    from reconciler.targets.omapi_client import OmapiHost
 
 SNAPSHOT_MAX_AGE = 600.0  # seconds; a full AXFR at least this often per zone
 
@@ -94,6 +103,16 @@ class LeasesTail:
     _identity: tuple[int, int] | None = None  # (device, inode) of the file read
     _offset: int = 0  # bytes consumed: up to the end of the last complete block
     _hosts: dict[str, HostBlock] = field(default_factory=dict)
+    # What the reads since the last ``take_changes`` saw: for ``HostLookups``.
+    _rewritten: bool = True
+    _names: set[str] = field(default_factory=set)
+    _macs: set[str] = field(default_factory=set)
+
+    def take_changes(self) -> tuple[bool, set[str], set[str]]:
+        """(file rewritten, host names, MACs) in blocks read since the last call."""
+        changes = (self._rewritten, self._names, self._macs)
+        self._rewritten, self._names, self._macs = False, set(), set()
+        return changes
 
     def hosts(self) -> dict[str, HostBlock]:
         """Every host block dhcpd keeps (the last of a name wins; deleted ones removed).
@@ -105,6 +124,7 @@ class LeasesTail:
             if identity != self._identity or info.st_size < self._offset:
                 self._identity, self._offset, self._hosts = identity, 0, {}
                 self.full_reads += 1
+                self._rewritten = True
             handle.seek(self._offset)
             appended = handle.read()
         # Parse whole top-level blocks only: dhcpd may be half-way through a write.
@@ -113,8 +133,61 @@ class LeasesTail:
             complete = appended[: end + 3]
             self._offset += len(complete)
             for block in iter_host_blocks(complete.decode(errors="replace")):
+                self._names.add(block.name)
+                if block.mac:
+                    self._macs.add(block.mac.lower())
                 if block.deleted:
                     self._hosts.pop(block.name, None)
                 else:
                     self._hosts[block.name] = block
         return dict(self._hosts)
+
+
+@dataclass
+class HostLookups:
+    """dhcpd's OMAPI answers by host name and by MAC, asked again only when they may
+    have changed (see the module docstring)."""
+
+    asked: int = 0  # names and MACs asked of dhcpd (for tests and benchmarks)
+    _by_name: dict[str, OmapiHost | None] = field(default_factory=dict)
+    _by_mac: dict[str, OmapiHost | None] = field(default_factory=dict)
+
+    def forget_changed(self, leases: LeasesTail) -> None:
+        rewritten, names, macs = leases.take_changes()
+        if rewritten:
+            self._by_name.clear()
+            self._by_mac.clear()
+            return
+        for name in names:
+            self._by_name.pop(name, None)
+        for mac, host in list(self._by_mac.items()):
+            if mac in macs or (host is not None and host.name in names):
+                del self._by_mac[mac]
+
+    def forget_all(self) -> None:
+        self._by_name.clear()
+        self._by_mac.clear()
+
+    def by_name(
+        self, names: list[str], ask: Callable[[list[str]], dict[str, OmapiHost]]
+    ) -> dict[str, OmapiHost]:
+        return self._lookup(self._by_name, names, ask)
+
+    def by_mac(
+        self, macs: list[str], ask: Callable[[list[str]], dict[str, OmapiHost]]
+    ) -> dict[str, OmapiHost]:
+        return self._lookup(self._by_mac, [m.lower() for m in macs], ask)
+
+    def _lookup(
+        self,
+        known: dict[str, OmapiHost | None],
+        keys: list[str],
+        ask: Callable[[list[str]], dict[str, OmapiHost]],
+    ) -> dict[str, OmapiHost]:
+        unknown = [key for key in keys if key not in known]
+        if unknown:
+            found = ask(unknown)
+            self.asked += len(unknown)
+            for key in unknown:
+                known[key] = found.get(key)
+        return {key: host for key in keys if (host := known[key]) is not None}

@@ -14,6 +14,7 @@ import pytest
 from reconciler.resources import DhcpHost
 from tests.integration.conftest import DhcpSite
 from tests.integration.named import NamedServer
+from tests.integration.netns import entered
 from tests.integration.test_dns_rfc2136_named import FWD, make_target, plan_for, site, sync
 
 pytestmark = pytest.mark.integration
@@ -68,3 +69,33 @@ def test_dhcpd_rewriting_its_leases_file_is_seen(dhcp_site: DhcpSite) -> None:
     assert set(leases.hosts()) == {"node020", "node021", "node023"}
     assert dhcp_site.sync_hosts([node(20), node(21), node(23)])[0].changes == ()
     assert leases.full_reads == full_reads + 1  # appended since: read incrementally
+
+
+def test_omapi_answers_are_reused_until_the_leases_file_shows_a_change(
+    dhcp_site: DhcpSite,
+) -> None:
+    import pypureomapi
+
+    hosts = [node(20), node(21), node(22)]
+    dhcp_site.sync_hosts(hosts)
+    assert dhcp_site.sync_hosts(hosts)[0].changes == ()
+    asked = dhcp_site.omapi.lookups.asked
+    assert dhcp_site.sync_hosts(hosts)[0].changes == ()
+    assert dhcp_site.omapi.lookups.asked == asked  # nothing changed: nothing asked
+    # Someone removes node021 and re-creates node022 elsewhere, by hand over OMAPI.
+    secret = (dhcp_site.workdir / "omapi.key").read_text().strip()
+    with entered(dhcp_site.pair.server):
+        conn = pypureomapi.Omapi("127.0.0.1", 7911, b"omapi_key", secret.encode(), timeout=5)
+        conn.del_host(node(21).mac)
+        conn.del_host(node(22).mac)
+        conn.add_host_supersede_name("10.23.45.99", node(22).mac, "node022")
+        conn.close()
+    plan, _ = dhcp_site.sync_hosts(hosts)
+    assert sorted((c.action.value, c.key) for c in plan.changes) == [
+        ("create", "node021"),
+        ("update", "node022"),
+    ]
+    assert dhcp_site.omapi.lookups.asked - asked <= 4  # only what the leases file named
+    assert dhcp_site.sync_hosts(hosts)[0].changes == ()
+    lease = dhcp_site.client.lease(node(22).mac)
+    assert lease is not None and lease.ip == "10.23.45.22"
