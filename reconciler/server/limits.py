@@ -5,8 +5,10 @@ the others: a client that opens connections without end is cut off at
 ``max_connections_per_address`` (a whole flood at ``max_connections``), and a
 connection that has not sent a complete request head within
 ``header_timeout`` is closed (a slow-loris client holds nothing for long).
-Idle keep-alive connections close after ``keepalive_timeout``; request bodies
-are read under ``body_timeout`` by the handlers that read them.
+Idle keep-alive connections close after ``keepalive_timeout`` (aiohttp counts
+a connection dribbling bytes of its next request as idle, so this also bounds
+a slow head after the first request); request bodies are read under
+``body_timeout`` by the handlers that read them.
 
 aiohttp's low-level ``web.Server`` is the protocol factory of every
 connection; ``ConnectionGuard`` hooks into its ``connection_made``,

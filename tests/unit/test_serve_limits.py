@@ -113,6 +113,37 @@ def test_a_slow_request_head_is_cut_off(tmp_path: Path) -> None:
     run_served(tmp_path, scenario, header_timeout=0.5)
 
 
+def test_a_keep_alive_connection_dribbling_its_next_request_is_cut_off(tmp_path: Path) -> None:
+    async def scenario(address: str, guard: ConnectionGuard) -> None:
+        host, port = address.split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        assert (await asyncio.wait_for(reader.readline(), timeout=10)).startswith(b"HTTP/1.1 200")
+        closed = False
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200:
+            try:
+                writer.write(bytes([byte]))
+                await writer.drain()
+            except ConnectionError:
+                closed = True
+                break
+            await asyncio.sleep(0.1)  # one byte every 0.1 s keeps aiohttp's keep-alive going
+            if reader.at_eof() or writer.is_closing():
+                closed = True
+                break
+            try:
+                if await asyncio.wait_for(reader.read(65536), timeout=0.001) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                pass
+        writer.close()
+        assert closed  # after keepalive_timeout, not after the 20 s the dribble would take
+
+    run_served(tmp_path, scenario, keepalive_timeout=0.5, header_timeout=0.5)
+
+
 def test_a_slow_registration_body_is_a_408(tmp_path: Path) -> None:
     async def scenario(address: str, guard: ConnectionGuard) -> tuple[bytes, float]:
         host, port = address.split(":")
