@@ -45,11 +45,37 @@ def normalise(record: DnsRecord) -> DnsRecord:
     )
 
 
+class _NormalisedRecords:
+    """The normalised form of each record of the latest compile (issue 17).
+
+    A compile reuses the record objects of every unchanged host, so a one-host
+    commit normalises a handful of records instead of all 20,000 of a 10,000-host
+    site; only the latest call's records are kept.
+    """
+
+    def __init__(self) -> None:
+        self._latest: dict[DnsRecord, DnsRecord] = {}
+
+    def of(self, records: Iterable[DnsRecord]) -> list[DnsRecord]:
+        latest, current = self._latest, {}
+        result: list[DnsRecord] = []
+        for record in records:
+            normal = latest.get(record)
+            if normal is None:
+                normal = normalise(record)
+            current[record] = normal
+            result.append(normal)
+        self._latest = current
+        return result
+
+
+_normalised = _NormalisedRecords()
+
+
 def desired_records(state: DesiredState) -> tuple[list[DnsRecord], tuple[str, ...]]:
     """The normalised records of a compiled state, and the zones they belong in."""
     zones = tuple(sorted({absolute(z.name) for z in state.dns_zones}))
-    records = [normalise(r) for r in state.dns_records]
-    return records, zones
+    return _normalised.of(state.dns_records), zones
 
 
 def is_zone_infrastructure(record: DnsRecord) -> bool:
