@@ -10,6 +10,7 @@ is wrong with it and how to recover.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +45,30 @@ def read_json_object(path: Path, *, recovery: str) -> dict[str, Any] | None:
     if not isinstance(body, dict):
         raise StateFileError(path, f"holds a JSON {type(body).__name__}, not an object", recovery)
     return body
+
+
+# -- mirrors: where a state dir is also kept (the operator's ConfigMaps) ------------
+
+_MIRRORS: dict[Path, Callable[[Path], object]] = {}
+
+
+def mirror_state(state_dir: Path, save: Callable[[Path], object] | None) -> None:
+    """Call ``save(state_dir)`` after each ownership-ledger write under ``state_dir``.
+
+    The operator keeps a Site's state in ConfigMaps; a ledger widened before a
+    create must reach them before the create happens, or a replica that takes
+    over after a crash would find objects it does not know it made. ``None``
+    removes the mirror.
+    """
+    if save is None:
+        _MIRRORS.pop(state_dir.resolve(), None)
+    else:
+        _MIRRORS[state_dir.resolve()] = save
+
+
+def state_written(path: Path) -> None:
+    """Tell the mirror of the state dir holding ``path`` (if any); its errors propagate."""
+    resolved = path.resolve()
+    for state_dir, save in list(_MIRRORS.items()):
+        if resolved.is_relative_to(state_dir):
+            save(state_dir)

@@ -57,6 +57,9 @@ def run_command(
     liveness: Annotated[
         str, typer.Option(help="liveness endpoint")
     ] = "http://0.0.0.0:8081/healthz",
+    peering_lifetime: Annotated[
+        int, typer.Option(help="seconds a replica's peering record lives: the takeover time")
+    ] = 60,
 ) -> None:
     """Run the operator: one reconcile loop per Site of NAMESPACE (SIGTERM stops it)."""
     import kopf
@@ -64,6 +67,12 @@ def run_command(
     from reconciler.operator import handlers
 
     handlers.Settings.work_root = work_dir
+
+    @kopf.on.startup()
+    def configure(settings: kopf.OperatorSettings, **_: object) -> None:
+        settings.peering.lifetime = peering_lifetime
+        settings.peering.mandatory = not standalone
+
     kopf.run(
         namespaces=[namespace],
         priority=priority_of(priority_from) if priority_from else priority,

@@ -156,6 +156,7 @@ def site_daemon(
             if not stopped:
                 loop.run()
         finally:
+            store.close()
             memo["loop"] = None
             idle.set()
 

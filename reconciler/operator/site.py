@@ -28,6 +28,7 @@ from reconciler.operator.kube import KubeClient, KubeError, events_path, site_pa
 from reconciler.operator.spec import SiteSpec, to_runtime_config
 from reconciler.operator.statemap import StateMaps
 from reconciler.operator.status import events_between, inventory_counts, site_status
+from reconciler.statefiles import mirror_state
 from reconciler.watch.loop import WatchLoop
 from reconciler.watch.service import build_source
 from reconciler.watch.status import Status, StatusStore
@@ -136,6 +137,11 @@ class ClusterStatusStore(StatusStore):
         self.counts: Callable[[], dict[str, Any]] = dict
         self.suspended = False
         self._last: Status | None = None
+        # Ledgers reach the ConfigMaps before the objects they name are created.
+        mirror_state(state_dir, self.maps.save)
+
+    def close(self) -> None:
+        mirror_state(self.path.parent, None)
 
     def save(self, status: Status) -> None:
         super().save(status)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from reconciler.resources import AnyResource, DesiredState
+from reconciler.statefiles import state_written
 
 
 class TargetError(Exception):
@@ -145,8 +146,17 @@ class OwnershipLedger:
                 f"cannot save ownership ledger {self.path}: {error.strerror or error}; "
                 "nothing was changed; free space (or fix permissions) and apply again",
             ) from error
+        try:
+            state_written(self.path)  # the operator's ConfigMaps hold it before we go on
+        except Exception as error:
+            raise TargetError(
+                self.path.name.removesuffix(".owned.json"),
+                f"ownership ledger {self.path.name} not recorded where the state is kept "
+                f"({error}); nothing was changed; the next pass tries again",
+            ) from error
 
     def widen(self, keys: Iterable[str]) -> None:
+        """Record ``keys`` as ours before they are created (and mirrored, when mirrored)."""
         current = self.load()
         added = set(keys) - current
         if added:

@@ -37,6 +37,8 @@ import jsonpatch
 import kmock
 from kmock._internal import dicts, enums, parsing, rendering
 
+from reconciler.sandbox.netns import entered
+
 STATUS_SUBRESOURCE = {"sites"}
 _parse_path = parsing.parse_path
 
@@ -216,7 +218,8 @@ RESOURCES = {
 class RunningApiserver:
     """The strict apiserver on a loopback port, in a thread: ``url``, ``objects()``, ``stop()``."""
 
-    def __init__(self) -> None:
+    def __init__(self, namespace: str | None = None) -> None:
+        self.namespace = namespace  # a network namespace to listen in (its loopback)
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.url = ""
@@ -226,7 +229,11 @@ class RunningApiserver:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self._serve())
+        if self.namespace is None:
+            self.loop.run_until_complete(self._serve())
+            return
+        with entered(self.namespace):  # this thread's sockets are the namespace's
+            self.loop.run_until_complete(self._serve())
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
@@ -258,8 +265,8 @@ class RunningApiserver:
 
 
 @contextmanager
-def apiserver() -> Iterator[RunningApiserver]:
-    running = RunningApiserver()
+def apiserver(namespace: str | None = None) -> Iterator[RunningApiserver]:
+    running = RunningApiserver(namespace)
     running.thread.start()
     if not running.ready.wait(timeout=30):
         raise RuntimeError("the stand-in apiserver did not start")
