@@ -108,6 +108,13 @@ def net_script(*, server_url: str, revision: str, static: StaticAddress | None) 
             f"set net0/domain {static.domain}",
         ]
         lines += [f"set net0/dns {dns}" for dns in static.dns[:1]]
+        # Expanded by the default boot profile's kernel line: the initramfs sets the same
+        # address itself instead of asking DHCP (empty, so ignored, on PXE boots).
+        dns = str(static.dns[0]) if static.dns else ""
+        lines.append(
+            f"set reconciler_static reconciler.ip={static.address},{static.network.netmask},"
+            f"{static.gateway},{dns},${{net0/mac}}"
+        )
         lines += ["goto boot", ":no_nic", "echo no network card found; cannot boot", "exit 1"]
     lines += [
         ":boot",

@@ -251,7 +251,8 @@ class NodeLab:
         script = self.get(f"{SERVE_URL}/boot/{NODE_MAC}") or ""
         line = next((ln for ln in script.splitlines() if ln.startswith("kernel ")), None)
         assert line is not None, f"no kernel line in the node's boot script:\n{script}"
-        return " ".join(w for w in line.split()[2:] if not w.startswith("initrd="))
+        words = line.split()[2:]  # iPXE expands an unset ${setting} to nothing
+        return " ".join(w for w in words if not w.startswith(("initrd=", "${")))
 
     def node(self, path: str = "/cgi-bin/version", *, timeout: float = 2) -> str | None:
         return self.get(f"http://{NODE_IP}{path}", timeout=timeout)

@@ -54,6 +54,10 @@ IMAGES_URL = f"http://{SERVER}:8081"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECONCILER = str(REPO_ROOT / ".venv" / "bin" / "reconciler")
 # Hosts of inventory-example/groups/compute.yaml (image compute@2024.10).
+HOST_MACS = {
+    "node010": "52:54:00:12:34:0a",
+    "node014": "52:54:00:12:34:0e",  # the canary: compute@2024.11
+}
 HOSTS = {
     "node010": "52:54:00:12:34:0a",
     "node011": "52:54:00:12:34:0b",
@@ -267,38 +271,43 @@ def test_net_medium_boots_each_host_four_ways(
 def test_host_medium_boots_without_dhcp_from_its_own_address(
     site: Site, record_property: pytest.RecordProperty
 ) -> None:
+    """dhcpd is stopped. node010 (BIOS, CD) boots the marker image; node014 (UEFI, USB
+    stick) boots its real image, whose initramfs takes the address the medium set
+    (reconciler.ip=) and downloads the rootfs from there: no DHCP anywhere."""
     site.dhcpd.stop()
     try:
         bios = site.build("--host", "node010", name="node010.iso")
-        uefi = site.build("--host", "node011", name="node011.iso")
-        manifest = _manifest_of(uefi)
-        assert manifest["static"] == {
-            "address": "10.23.45.11", "netmask": "255.255.255.0",
+        uefi = site.build("--host", "node014", name="node014.iso")
+        assert _manifest_of(uefi)["static"] == {
+            "address": "10.23.45.14", "netmask": "255.255.255.0",
             "gateway": "10.23.45.1", "dns": [SERVER],
         }  # fmt: skip
-        machines = []
+        machines = {}
         for number, (image, firmware, medium, host) in enumerate(
-            [(bios, "bios", "cd", "node010"), (uefi, "uefi", "usb", "node011")]
+            [(bios, "bios", "cd", "node010"), (uefi, "uefi", "usb", "node014")]
         ):
-            nic = Nic(site.taps[number], HOSTS[host])
+            nic = Nic(site.taps[number], HOST_MACS[host])
             argv = qemu_argv(
                 image=image, firmware=firmware, medium=medium, workdir=site.workdir,
                 tag=f"static-{host}", nic=nic,
             )  # fmt: skip
-            machines.append(
-                start_machine(
-                    namespace=site.pair.client, argv=argv, name=host, pair=site.pair,
-                    console=site.workdir / f"static-{host}.console",
-                )
+            machines[host] = start_machine(
+                namespace=site.pair.client, argv=argv, name=host, pair=site.pair,
+                console=site.workdir / f"static-{host}.console",
             )  # fmt: skip
-        results = wait_markers(machines, timeout=BOOT_TIMEOUT)
+        marker = wait_markers([machines["node010"]], timeout=BOOT_TIMEOUT)
+        live = wait_markers([machines["node014"]], timeout=BOOT_TIMEOUT, pattern=LIVE_MARKER)
     finally:
         site.dhcpd.start()
-    for host in ("node010", "node011"):
-        assert results[host][:2] == (host, "compute@2024.10")
-        record_property(f"static_{host}_seconds", round(results[host][2], 1))
+    assert marker["node010"][:2] == ("node010", "compute@2024.10")
+    assert live["node014"][0] == LIVE_VERSION
+    record_property("static_node010_seconds", round(marker["node010"][2], 1))
+    record_property("static_node014_seconds", round(live["node014"][2], 1))
     requests = site.web_log.read_text()
-    assert "10.23.45.10 - - " in requests and "10.23.45.11 - - " in requests
+    assert "10.23.45.10 - - " in requests
+    assert re.search(r"10\.23\.45\.14 - - .*GET /root-live\.squashfs", requests)
+    console = machines["node014"].console_text()
+    assert "static address 10.23.45.14 on eth0 (reconciler.ip, no DHCP)" in console
 
 
 def _manifest_of(image: Path) -> dict[str, object]:
