@@ -25,6 +25,7 @@ from watchdog.observers import Observer
 
 from reconciler.inventory.sources import GitSource
 from reconciler.watch.backoff import Backoff, RetryState
+from reconciler.watch.credentials import split_credentials
 from reconciler.watch.debounce import Trigger
 
 log = logging.getLogger(__name__)
@@ -69,10 +70,12 @@ class SourceUnavailable(Exception):
     """The revision cannot be found out now (remote unreachable, ref missing); try later."""
 
 
-def git_command(repo: Path, *args: str, timeout: float = 30.0) -> str:
+def git_command(
+    repo: Path, *args: str, timeout: float = 30.0, env: dict[str, str] | None = None
+) -> str:
     try:
         result = subprocess.run(
-            ["git", *args], cwd=repo, capture_output=True, text=True, timeout=timeout
+            ["git", *args], cwd=repo, capture_output=True, text=True, timeout=timeout, env=env
         )
     except subprocess.TimeoutExpired:
         raise SourceUnavailable(f"git {args[0]} in {repo} took more than {timeout:g} s") from None
@@ -221,18 +224,24 @@ class RemoteSource:
 
     def fetch(self) -> None:
         """Bring the mirror up to date with the remote (clone it the first time)."""
+        url, env = self.url, None
+        credentials = split_credentials(self.url)
+        if credentials is not None:  # given to git through GIT_ASKPASS, not its arguments
+            url, env = credentials.url, credentials.environment(self.repo.parent)
         try:
             if not (self.repo / "HEAD").exists():
                 self.repo.parent.mkdir(parents=True, exist_ok=True)
                 git_command(
                     self.repo.parent,
-                    "clone", "--quiet", "--mirror", self.url, str(self.repo),
-                    timeout=self.timeout,
+                    "clone", "--quiet", "--mirror", url, str(self.repo),
+                    timeout=self.timeout, env=env,
                 )  # fmt: skip
-                # The mirror's config holds the URL, credentials and all: owner only.
+                # The mirror's config holds the URL (with credentials, for ssh:// ones).
                 (self.repo / "config").chmod(0o600)
                 return
-            git_command(self.repo, "fetch", "--quiet", "--prune", "origin", timeout=self.timeout)
+            git_command(
+                self.repo, "fetch", "--quiet", "--prune", "origin", timeout=self.timeout, env=env
+            )
         except SourceUnavailable as error:
             raise SourceUnavailable(scrub_secrets(str(error), self.url)) from None
 
