@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from reconciler.server.limits import ConnectionLimits, start_guarded
 from reconciler.watch.metrics import WatchMetrics
 from reconciler.watch.status import StatusStore
 from reconciler.watch.webhooks import webhook_routes
@@ -51,27 +52,40 @@ def status_routes(store: StatusStore, metrics: WatchMetrics | None = None) -> li
 class BackgroundServer:
     """An aiohttp app on its own event loop in a daemon thread; ``stop`` shuts it down."""
 
-    def __init__(self, routes: list[web.RouteDef], *, host: str, port: int) -> None:
+    def __init__(
+        self,
+        routes: list[web.RouteDef],
+        *,
+        host: str,
+        port: int,
+        limits: ConnectionLimits | None = None,
+    ) -> None:
         self.app = web.Application()
         self.app.add_routes(routes)
         self.host, self.port = host, port
+        self.limits = limits or ConnectionLimits()  # the same caps as serve's defaults
         self._loop = asyncio.new_event_loop()
-        # Stopping must not wait long for a client still sending (a refused large body).
-        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=5)
+        self._runner: web.AppRunner | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
     def start(self) -> None:
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, self.host, self.port)
-        self._loop.run_until_complete(site.start())
-        addresses = self._runner.addresses
-        if addresses:
-            self.port = int(addresses[0][1])
+        self._runner, _, self.port = self._loop.run_until_complete(
+            start_guarded(
+                self.app,
+                host=self.host,
+                port=self.port,
+                limits=self.limits,
+                access_log=None,
+                # Stopping must not wait long for a client still sending (a refused body).
+                shutdown_timeout=5,
+            )
+        )
         self._thread.start()
 
     def stop(self) -> None:
-        future = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
-        future.result(timeout=10)
+        if self._runner is not None:
+            future = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
+            future.result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
 

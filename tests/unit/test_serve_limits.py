@@ -19,8 +19,11 @@ import aiohttp
 from serve_site import accept, make_config, make_repo
 
 from reconciler.server.app import build_app, connection_limits
-from reconciler.server.limits import ConnectionGuard, start_guarded
+from reconciler.server.limits import ConnectionGuard, ConnectionLimits, start_guarded
 from reconciler.server.settings import ServeSettings
+from reconciler.watch.http import BackgroundServer, watch_routes
+from reconciler.watch.metrics import WatchMetrics
+from reconciler.watch.status import StatusStore
 
 T = TypeVar("T")
 KNOWN_MAC = "52:54:00:12:34:0a"  # node010 in serve_site's inventory
@@ -215,3 +218,25 @@ def test_systemd_units_bound_files_and_restart() -> None:
         assert service["Restart"] in ("on-failure", "always"), unit
         assert service["RestartSec"], unit
         assert parser["Unit"]["StartLimitIntervalSec"] == "0", unit  # never give up restarting
+
+
+def test_watch_listen_has_the_same_connection_caps(tmp_path: Path) -> None:
+    routes = watch_routes(
+        store=StatusStore(tmp_path), metrics=WatchMetrics(), trigger=lambda _: None, secret=None
+    )
+    limits = ConnectionLimits(max_per_address=2, header_timeout=60)
+    server = BackgroundServer(routes, host="127.0.0.1", port=0, limits=limits)
+    server.start()
+
+    async def scenario() -> bool:
+        idle = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(2)]
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        closed = await closed_by_server(reader)
+        for _, idle_writer in [*idle, (reader, writer)]:
+            idle_writer.close()
+        return closed
+
+    try:
+        assert asyncio.run(scenario())
+    finally:
+        server.stop()
