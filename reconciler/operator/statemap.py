@@ -36,7 +36,7 @@ LABEL = "reconciler.dev/site"
 def pack(state_dir: Path) -> bytes:
     """The state dir's files as a deterministic tar.gz (sorted, no times or owners)."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=9) as archive:
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as archive:
         for path in sorted(state_dir.rglob("*")):
             relative = path.relative_to(state_dir)
             if relative.parts[0] in SKIPPED or not path.is_file() or path.is_symlink():
@@ -82,6 +82,8 @@ class StateMaps:
         self.owner = owner  # ownerReference to the Site: the maps go when the Site goes
         self.head_name = f"site-{site}-state"
         self._digest: str | None = None
+        self._known: set[str] = set()  # maps this replica created or saw: patched, not fetched
+        self._accepted = ""
 
     def _map(
         self, name: str, *, data: dict[str, str], binary: dict[str, str] | None = None
@@ -100,10 +102,11 @@ class StateMaps:
         if binary is not None:
             body["binaryData"] = binary
         path = f"{configmaps_path(self.namespace)}/{name}"
-        if self.client.get(path) is None:
-            self.client.create(configmaps_path(self.namespace), body)
-        else:
+        if name in self._known or self.client.get(path) is not None:
             self.client.merge_patch(path, {"data": data, "binaryData": binary})
+        else:
+            self.client.create(configmaps_path(self.namespace), body)
+        self._known.add(name)
 
     def save(self, state_dir: Path) -> bool:
         """Write the state if it changed since the last save; True when written."""
@@ -118,8 +121,10 @@ class StateMaps:
         self._map(self.head_name, data={"digest": digest, "parts": str(len(parts))})
         self._prune(keep=digest)
         accepted = state_dir / "accepted.json"
-        if accepted.is_file():
-            self._map(f"site-{self.site}-accepted", data={"accepted.json": accepted.read_text()})
+        text = accepted.read_text() if accepted.is_file() else ""
+        if text and text != self._accepted:
+            self._map(f"site-{self.site}-accepted", data={"accepted.json": text})
+            self._accepted = text
         self._digest = digest
         log.info("state saved", extra={"site": self.site, "bytes": len(blob), "parts": len(parts)})
         return True
@@ -152,6 +157,7 @@ class StateMaps:
             name = item["metadata"]["name"]
             if name.startswith(prefix) and not name.startswith(f"{prefix}{keep}-"):
                 self.client.delete(f"{configmaps_path(self.namespace)}/{name}")
+                self._known.discard(name)
 
     def delete_all(self) -> None:
         for item in self.client.list(

@@ -1,0 +1,207 @@
+"""Operator benchmark: Site created -> Ready and commit -> lastAppliedRevision, beside watch.
+
+Run by hand: ``.venv/bin/python bench/bench_operator.py [--hosts 1000 10000] [--commits 5]``.
+
+For each size, one generated inventory (bench/generate.py) in a git repository
+and the file targets (dhcp-file, dns-zonefile, bootfiles, node-images):
+
+- ``reconciler watch``'s loop (in this process) from start to the first revision
+  applied, then the median time from a one-host commit to the revision applied;
+- the operator (kopf's KopfRunner, the stand-in apiserver of
+  tests/integration/kube_apiserver.py on loopback) from Site created to Ready,
+  then the same commits to ``status.lastAppliedRevision``;
+- the size of the Site's state in ConfigMaps (compressed, in parts).
+
+The ratio operator/watch is the operator's overhead (goal: under 20%). Takeover
+after SIGKILL is measured by tests/integration/test_operator_services.py (it
+prints the time); it is bounded below by ``--peering-lifetime``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+
+from bench.generate import generate  # noqa: E402
+from reconciler.config import RuntimeConfig  # noqa: E402
+from reconciler.operator.kube import Credentials, KubeClient  # noqa: E402
+from reconciler.sandbox.site import git  # noqa: E402
+from reconciler.watch.service import build_loop  # noqa: E402
+from reconciler.watch.settings import WatchSettings  # noqa: E402
+
+NS = "bench"
+
+
+def targets(out: Path) -> list[dict[str, Any]]:
+    return [
+        {"name": "dhcp", "type": "dhcp-file", "settings": {"path": str(out / "dhcp.conf")}},
+        {"name": "dns", "type": "dns-zonefile",
+         "settings": {"directory": str(out / "zones"), "mname": "ns1.bench.example.",
+                      "rname": "hostmaster.bench.example.", "nameservers": ["ns1.bench.example."]}},
+        {"name": "boot", "type": "bootfiles", "settings": {"directory": str(out / "tftp")}},
+        {"name": "images", "type": "node-images", "settings": {"directory": str(out / "http")}},
+    ]  # fmt: skip
+
+
+def make_repo(root: Path, hosts: int) -> Path:
+    repo = generate(root / "repo", hosts)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "generated")
+    return repo
+
+
+def one_host_commit(repo: Path, round_: int) -> str:
+    group = next((repo / "groups").glob("*.yaml"))
+    group.write_text(group.read_text() + f"  - index: {2400 + round_}\n"
+                     f'    mac: "52:54:ff:00:{round_ >> 8:02x}:{round_ & 0xFF:02x}"\n')  # fmt: skip
+    git(repo, "commit", "-qam", f"host {round_}")
+    return git(repo, "rev-parse", "HEAD")
+
+
+def wait(predicate: Callable[[], bool], timeout: float = 600) -> float:
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            raise TimeoutError("not reached")
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+def bench_watch(root: Path, hosts: int, commits: int) -> dict[str, float]:
+    repo = make_repo(root, hosts)
+    config = RuntimeConfig.model_validate(
+        {
+            "source": {"repo": repo, "rev": "main"},
+            "state_dir": root / "state",
+            "targets": {
+                t["name"]: {"type": t["type"], **t["settings"]} for t in targets(root / "out")
+            },
+            "base_dir": root,
+            "max_change_fraction": 1.0,
+        }
+    )
+    loop = build_loop(config, WatchSettings(debounce=0.02, local_poll_interval=0.2))
+    thread = threading.Thread(target=loop.run, daemon=True)
+    started = time.monotonic()
+    thread.start()
+    head = git(repo, "rev-parse", "HEAD")
+    wait(lambda: loop.store.load().accepted_revision == head)
+    first = time.monotonic() - started
+    latencies = []
+    for round_ in range(commits):
+        commit = one_host_commit(repo, round_)
+        latencies.append(wait(lambda c=commit: loop.store.load().accepted_revision == c))
+    loop.stop()
+    thread.join(timeout=60)
+    return {"ready": first, "commit": statistics.median(latencies)}
+
+
+APISERVER = """
+import sys, time
+sys.path.insert(0, {folder!r})
+from kube_apiserver import RunningApiserver
+api = RunningApiserver()
+api.thread.start()
+api.ready.wait()
+print(api.url, flush=True)
+time.sleep(3600)
+"""
+
+
+def bench_operator(root: Path, hosts: int, commits: int) -> dict[str, float]:
+    repo = make_repo(root, hosts)
+    # The stand-in apiserver in a process of its own, as a real one would be.
+    code = APISERVER.format(folder=str(ROOT / "tests" / "integration"))
+    server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        (root / "kubeconfig").write_text(
+            "apiVersion: v1\nkind: Config\ncurrent-context: k\n"
+            f"clusters: [{{name: k, cluster: {{server: '{url}'}}}}]\n"
+            "users: [{name: k, user: {token: t}}]\n"
+            "contexts: [{name: k, context: {cluster: k, user: k}}]\n"
+        )
+        return _operator_run(root, repo, url, commits)
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+
+
+def _operator_run(root: Path, repo: Path, url: str, commits: int) -> dict[str, float]:
+    from kopf.testing import KopfRunner
+
+    from reconciler.operator import handlers
+
+    os.environ["KUBECONFIG"] = str(root / "kubeconfig")
+    handlers.Settings.work_root = root / "work"
+    client = KubeClient(Credentials(server=url))
+    client.create(
+        "/api/v1/namespaces",
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}},
+    )
+    site_path = f"/apis/reconciler.dev/v1alpha1/namespaces/{NS}/sites"
+
+    def applied(commit: str) -> bool:
+        site = client.get(f"{site_path}/lab") or {}
+        return (site.get("status") or {}).get("lastAppliedRevision") == commit
+
+    args = ["run", "--standalone", "--namespace", NS, "-m", "reconciler.operator.handlers"]
+    with KopfRunner(args, timeout=120):
+        started = time.monotonic()
+        client.create(site_path, {
+            "apiVersion": "reconciler.dev/v1alpha1", "kind": "Site",
+            "metadata": {"name": "lab", "namespace": NS},
+            "spec": {"source": {"url": str(repo), "ref": "main"}, "interval": 0.2,
+                     "maxChangeFraction": 1.0, "targets": targets(root / "out")},
+        })  # fmt: skip
+        head = git(repo, "rev-parse", "HEAD")
+        wait(lambda: applied(head))
+        first = time.monotonic() - started
+        latencies = []
+        for round_ in range(commits):
+            commit = one_host_commit(repo, round_)
+            latencies.append(wait(lambda c=commit: applied(c)))
+        maps = client.list(f"/api/v1/namespaces/{NS}/configmaps", labels="reconciler.dev/site=lab")
+        size = sum(len(m.get("binaryData", {}).get("part", "")) for m in maps)
+        parts = sum(1 for m in maps if "binaryData" in m)
+    return {"ready": first, "commit": statistics.median(latencies), "state": size, "parts": parts}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--commits", type=int, default=5)
+    args = parser.parse_args()
+    print(
+        "hosts   | ready: watch  operator  ratio | commit->applied: watch  operator  ratio "
+        "| state in ConfigMaps"
+    )
+    for hosts in args.hosts:
+        with tempfile.TemporaryDirectory() as first, tempfile.TemporaryDirectory() as second:
+            watch = bench_watch(Path(first), hosts, args.commits)
+            operator = bench_operator(Path(second), hosts, args.commits)
+        print(
+            f"{hosts:>7} | {watch['ready']:12.2f} s {operator['ready']:7.2f} s "
+            f"{operator['ready'] / watch['ready']:5.2f} | {watch['commit']:17.3f} s "
+            f"{operator['commit']:7.3f} s {operator['commit'] / watch['commit']:5.2f} "
+            f"| {operator['state'] / 1e6:.2f} MB base64 in {operator['parts']:.0f} part(s)"
+        )
+
+
+if __name__ == "__main__":
+    main()
