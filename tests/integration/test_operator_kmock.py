@@ -9,7 +9,9 @@ are fast; test_operator_services.py drives real dhcpd and named.
 
 from __future__ import annotations
 
+import base64
 import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -78,6 +80,11 @@ class Cluster:
                 return site
             time.sleep(0.2)
         raise AssertionError(f"{what}: not reached in {timeout} s; last: {site}")
+
+
+def applied(site: dict[str, Any]) -> str | None:
+    revision: str | None = (site.get("status") or {}).get("lastAppliedRevision")
+    return revision
 
 
 def condition(site: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -183,3 +190,49 @@ def test_a_bad_spec_is_stalled_with_the_reason(cluster: Cluster) -> None:
         cluster.site(targets=[{"name": "dhcp", "type": "dhcp-omapi", "settings": {}}])
         site = cluster.wait("Stalled", lambda s: condition(s, "Stalled").get("status") == "True")
         assert "key_file" in condition(site, "Stalled")["message"]
+
+
+def ssh_signer(root: Path, name: str) -> tuple[Path, str]:
+    key = root / name
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)],
+        check=True, timeout=30,
+    )  # fmt: skip
+    line = f'{name}@example.invalid namespaces="git" {key.with_suffix(".pub").read_text()}'
+    return key, line
+
+
+def test_unsigned_commits_stall_and_a_rotated_signers_secret_is_used(cluster: Cluster) -> None:
+    """Signed commits only; the allowed signers come from a Secret that is then rotated."""
+    old_key, old_line = ssh_signer(cluster.root, "old")
+    new_key, new_line = ssh_signer(cluster.root, "new")
+    secret = f"/api/v1/namespaces/{NS}/secrets"
+    cluster.client.create(secret, {
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "signers", "namespace": NS,
+                     "labels": {"reconciler.dev/secret": "true"}},
+        "data": {"allowed": base64.b64encode(old_line.encode()).decode()},
+    })  # fmt: skip
+
+    def signed_commit(key: Path, old: str, new: str) -> str:
+        path = cluster.repo / "groups" / "compute.yaml"
+        path.write_text(path.read_text().replace(old, new))
+        git(cluster.repo, "-c", "gpg.format=ssh", "-c", f"user.signingkey={key}",
+            "commit", "-S", "-qam", "signed")  # fmt: skip
+        return git(cluster.repo, "rev-parse", "HEAD")
+
+    first = signed_commit(old_key, "index: 13", "index: 19")
+    verify = {"mode": "ssh", "allowedSigners": {"name": "signers", "key": "allowed"}}
+    with operator():
+        cluster.site(source={"url": str(cluster.repo), "ref": "main", "verify": verify})
+        cluster.wait("signed applied", lambda s: applied(s) == first)
+        by_new = signed_commit(new_key, "index: 19", "index: 18")
+        site = cluster.wait("Stalled", lambda s: condition(s, "Stalled").get("status") == "True")
+        assert condition(site, "Stalled")["reason"] == "UntrustedSignature"
+        assert site["status"]["lastAppliedRevision"] == first
+        rotated = base64.b64encode((old_line + new_line).encode()).decode()
+        cluster.client.merge_patch(f"{secret}/signers", {"data": {"allowed": rotated}})
+        cluster.wait("applied after rotation",
+                     lambda s: applied(s) == by_new)  # fmt: skip
+        site = cluster.get()
+        assert site is not None and "new@example.invalid" not in str(site)  # never in status
