@@ -117,8 +117,27 @@ class OwnershipLedger:
 
     def __init__(self, state_dir: Path, target_name: str) -> None:
         self.path = state_dir / f"{target_name}.owned.json"
+        # The keys of the file last read or written, by its (inode, mtime, size): a
+        # pass loads the ledger several times, and at 10,000 hosts each parse costs.
+        self._known: tuple[tuple[int, int, int], frozenset[str]] | None = None
+
+    def _identity(self) -> tuple[int, int, int] | None:
+        try:
+            info = self.path.stat()
+        except OSError:
+            return None
+        return (info.st_ino, info.st_mtime_ns, info.st_size)
 
     def load(self) -> set[str]:
+        identity = self._identity()
+        if identity is not None and self._known is not None and self._known[0] == identity:
+            return set(self._known[1])
+        owned = self._read()
+        if identity is not None and identity == self._identity():
+            self._known = (identity, frozenset(owned))
+        return owned
+
+    def _read(self) -> set[str]:
         recovery = "restore it from backup or remove it to adopt everything again"
         try:
             data = json.loads(self.path.read_text())
@@ -138,6 +157,8 @@ class OwnershipLedger:
         return set(owned)
 
     def save(self, keys: Iterable[str]) -> None:
+        keys = frozenset(keys)
+        self._known = None
         try:
             atomic_write(self.path, json.dumps({"owned": sorted(keys)}, indent=0) + "\n")
         except OSError as error:  # e.g. disk full: the old ledger is still whole
@@ -154,6 +175,9 @@ class OwnershipLedger:
                 f"ownership ledger {self.path.name} not recorded where the state is kept "
                 f"({error}); nothing was changed; the next pass tries again",
             ) from error
+        identity = self._identity()
+        if identity is not None:
+            self._known = (identity, keys)
 
     def widen(self, keys: Iterable[str]) -> None:
         """Record ``keys`` as ours before they are created (and mirrored, when mirrored)."""

@@ -99,3 +99,25 @@ def test_zone_snapshot_is_reused_only_while_the_serial_stays(tmp_path: Path) -> 
     snapshots.max_age = 0.0  # an old snapshot is never trusted
     read()
     assert transfers == [7, 8, 8] and snapshots.reused == 1
+
+
+def test_ownership_ledger_is_parsed_again_only_when_its_file_changed(tmp_path: Path) -> None:
+    from reconciler.targets.base import OwnershipLedger
+
+    ledger = OwnershipLedger(tmp_path, "dns")
+    assert ledger.load() == set()
+    ledger.widen(["a", "b"])
+    assert ledger.load() == {"a", "b"}
+    mutated = ledger.load()
+    mutated.add("x")  # callers get their own copy
+    assert ledger.load() == {"a", "b"}
+    # Edited by hand in place (same inode, new mtime) and replaced by another file.
+    ledger.path.write_text('{"owned": ["a", "b", "c"]}\n')
+    os.utime(ledger.path, ns=(1, 1))
+    assert ledger.load() == {"a", "b", "c"}
+    other = tmp_path / "other.json"
+    other.write_text('{"owned": ["z"]}\n')
+    os.replace(other, ledger.path)
+    assert ledger.load() == {"z"}
+    ledger.narrow(["z"])
+    assert ledger.load() == set() and OwnershipLedger(tmp_path, "dns").load() == set()
