@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 from reconciler.rollout.state import Brake, GroupRollout, NodeReport
 from reconciler.server.nodereports import load_reports
+from reconciler.targets.base import atomic_write
 
 
 class RolloutStateError(Exception):
@@ -32,15 +32,7 @@ class RolloutStateError(Exception):
 
 def _write_json(path: Path, data: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, sort_keys=True, indent=1)
-            handle.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(path, json.dumps(data, sort_keys=True, indent=1) + "\n")
 
 
 def _read_json(path: Path) -> Any:
