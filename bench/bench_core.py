@@ -1,4 +1,5 @@
-"""Core benchmark: validate, compile and a no-op plan on 1k, 10k and 50k hosts.
+"""Core benchmark: validate, compile and a no-op plan on 1k, 10k and 50k hosts
+(``--sizes 1000,10000,50000,100000`` for the 100k row; peak memory per size).
 
 Run by hand: ``.venv/bin/python bench/bench_core.py``. Each figure times the
 whole ``reconciler`` process (start-up included) as a user runs it, the best of
@@ -9,6 +10,7 @@ validate in <= 1 s, no-op plan in <= 2 s; 50k within 5x of 10k.
 from __future__ import annotations
 
 import argparse
+import resource
 import subprocess
 import sys
 import tempfile
@@ -90,6 +92,11 @@ def measure(hosts: int, runs: int) -> dict[str, float]:
     }
 
 
+def peak_mib() -> float:
+    """The largest resident set of any reconciler run so far (sizes grow, so: this size's)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="1000,10000,50000")
@@ -99,13 +106,13 @@ def main() -> None:
     results = {}
     print(
         f"{'hosts':>7} {'validate':>9} {'compile':>8} {'1st apply':>10} {'no-op plan':>11} "
-        f"{'no-op apply':>12}"
+        f"{'no-op apply':>12} {'peak RSS':>9}"
     )
     for hosts in sizes:
         r = results[hosts] = measure(hosts, args.runs)
         print(
             f"{hosts:>7} {r['validate']:>8.2f}s {r['compile']:>7.2f}s {r['first_apply']:>9.2f}s "
-            f"{r['noop_plan']:>10.2f}s {r['noop_apply']:>11.2f}s",
+            f"{r['noop_plan']:>10.2f}s {r['noop_apply']:>11.2f}s {peak_mib():>6.0f}MiB",
             flush=True,
         )
     if 10_000 in results:
