@@ -15,8 +15,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from reconciler.accepted import AcceptedRevision, AcceptedStore
 from reconciler.boot_templates import BootTemplateError
@@ -25,8 +23,6 @@ from reconciler.inventory.sources import SourceError
 from reconciler.model.inventory import Inventory
 from reconciler.model.problems import InventoryError
 from reconciler.plan import Plan, TargetPlan, build_target_plan
-from reconciler.resources import AnyResource, DesiredState
-from reconciler.rollout.runner import RolloutPass
 from reconciler.statefiles import StateFileError
 from reconciler.statelock import StateLock, StateLocked
 from reconciler.targets.base import LiveState, Target, TargetError
@@ -34,6 +30,7 @@ from reconciler.watch.backoff import Backoff, RetryState
 from reconciler.watch.conditions import PassOutcome, settle
 from reconciler.watch.debounce import Trigger
 from reconciler.watch.metrics import WatchMetrics
+from reconciler.watch.revision import GoodRevision
 from reconciler.watch.rollouts import LoopRollouts
 from reconciler.watch.settings import WatchSettings
 from reconciler.watch.sources import RevisionSource, SourceUnavailable, pinned, verify_commit
@@ -42,20 +39,6 @@ from reconciler.watch.status import StatusStore, TargetStatus
 log = logging.getLogger(__name__)
 LOCK_WAIT_SECONDS = 2.0  # how long a pass waits for apply or a registration to finish
 LOCK_RETRY_SECONDS = 1.0  # then it is postponed by this much
-
-
-@dataclass(slots=True)
-class GoodRevision:
-    commit: str
-    state: DesiredState
-    inventory: Inventory | None = None
-    rollouts: RolloutPass | None = None  # the node assignments ``state`` was compiled with
-    _desired: dict[str, Sequence[AnyResource]] = field(default_factory=dict)
-
-    def desired(self, target: Target) -> Sequence[AnyResource]:
-        if target.name not in self._desired:
-            self._desired[target.name] = target.desired(self.state)
-        return self._desired[target.name]
 
 
 class WatchLoop:
@@ -167,12 +150,7 @@ class WatchLoop:
 
     def _compiled(self, commit: str, inventory: Inventory) -> GoodRevision:
         """A revision compiled with the node assignments its rollouts decide now."""
-        decided = self.rollouts.decide(inventory)
-        if decided is None and self.good is not None:
-            decided = self.good.rollouts  # damaged rollout state: the assignments in force stay
-        assignments = decided.assignments if decided is not None else None
-        state = self.engine.compile(inventory, assignments=assignments)
-        return GoodRevision(commit, state, inventory, decided)
+        return self.rollouts.compile(self.engine, commit, inventory, in_force=self.good)
 
     def _save_rollouts(self, good: GoodRevision) -> None:
         """Record the rollout decision the targets now hold (never one a plan refused)."""
@@ -181,19 +159,9 @@ class WatchLoop:
 
     def _follow_rollouts(self, reasons: set[str]) -> None:
         """Between commits: new agent reports may move nodes to the next wave."""
-        good = self.good
-        if good is None or good.inventory is None or not self.rollouts.following(reasons):
-            return
-        decided = self.rollouts.decide(good.inventory)
-        if decided is None:
-            return
-        if good.rollouts is not None and decided.assignments == good.rollouts.assignments:
-            good.rollouts = decided
-            return
-        self.previous = good
-        state = self.engine.compile(good.inventory, assignments=decided.assignments)
-        self.good = GoodRevision(good.commit, state, good.inventory, decided)
-        self._reassigned = True
+        moved = self.rollouts.follow(self.engine, self.good, reasons)
+        if moved is not None:
+            self.previous, self.good, self._reassigned = self.good, moved, True
 
     # -- one pass ------------------------------------------------------------
 

@@ -18,9 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from reconciler.engine import Engine
 from reconciler.model.inventory import Inventory
 from reconciler.rollout.runner import RolloutPass, run_rollouts, save_pass
 from reconciler.rollout.store import RolloutStateError, RolloutStore
+from reconciler.watch.revision import GoodRevision
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,32 @@ class LoopRollouts:
         self.error = None
         self._next = time.monotonic() + self.interval
         return result
+
+    def compile(
+        self, engine: Engine, commit: str, inventory: Inventory, *, in_force: GoodRevision | None
+    ) -> GoodRevision:
+        """``commit`` compiled with the assignments decided now (those in force if damaged)."""
+        decided = self.decide(inventory)
+        if decided is None and in_force is not None:
+            decided = in_force.rollouts
+        assignments = decided.assignments if decided is not None else None
+        state = engine.compile(inventory, assignments=assignments)
+        return GoodRevision(commit, state, inventory, decided)
+
+    def follow(
+        self, engine: Engine, good: GoodRevision | None, reasons: set[str]
+    ) -> GoodRevision | None:
+        """The same commit compiled again when new reports moved nodes; None when none moved."""
+        if good is None or good.inventory is None or not self.following(reasons):
+            return None
+        decided = self.decide(good.inventory)
+        if decided is None:
+            return None
+        if good.rollouts is not None and decided.assignments == good.rollouts.assignments:
+            good.rollouts = decided  # phases and failures may have changed: status shows them
+            return None
+        state = engine.compile(good.inventory, assignments=decided.assignments)
+        return GoodRevision(good.commit, state, good.inventory, decided)
 
     def save(self, result: RolloutPass) -> None:
         """Record a decision whose assignments the targets now hold."""
