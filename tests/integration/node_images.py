@@ -95,7 +95,12 @@ def cached(name: str, key: str, build: Callable[[Path], None]) -> Path:
             shutil.rmtree(partial)
         partial.mkdir()
         build(partial)
-        partial.rename(final)
+        try:
+            partial.rename(final)
+        except OSError:  # another session built it meanwhile: keep theirs
+            if not final.exists():
+                raise
+            shutil.rmtree(partial)
     return final
 
 

@@ -90,6 +90,7 @@ def test_boot_through_initramfs_then_switch_root_live(node_lab: NodeLab, tmp_pat
 
         # A pending swap to a broken stage: node-switch falls back to the running image.
         broken = "f" * 64
+        mark = len(vm.text())
         lab.run_on_node(
             f"""mkdir -p /run/reconciler/stage/{broken}
 echo 'not a squashfs' > /run/reconciler/stage/{broken}/rootfs.squashfs
@@ -98,7 +99,6 @@ printf 'NEXT_STAGE=/run/reconciler/stage/{broken}\\nNEXT_IMAGE=x\\nNEXT_VERSION=
 (sleep 0.5; kill -QUIT 1) >/dev/null 2>&1 &
 """
         )
-        mark = len(vm.text())
         vm.wait_console("node-switch: cannot mount .*staying on the current image", timeout=60,
                         start=mark)  # fmt: skip
         vm.wait_console(f"{MARKER} version=2 ", timeout=60, start=mark)
