@@ -13,7 +13,8 @@ Rules, in the words of ``docs/INVENTORY.md``:
   group, then all. A wave opens when every node of the waves before it is
   healthy on the new version (or offline, see below).
 - Inside a wave, at most ``max_unavailable`` nodes are updating or offline at
-  once. Offline nodes (no report within ``timeout``) count against it, but get
+  once. Offline nodes (silent for ``SILENT_AFTER``, three missed heartbeats of
+  the agent, or ``timeout`` if longer) count against it, but get
   the new version at once (they boot it when they come back) and never hold a
   wave; when they use up the whole budget, online nodes still go one at a time.
 - A node failed when it reports a failed health check on the new version, came
@@ -38,6 +39,7 @@ from reconciler.rollout.state import (
     NodeReport,
     NodeState,
 )
+from reconciler.server.nodereports import SILENT_AFTER
 
 _SWAP_FAILED = ("failed", "rolled-back")
 _SETTLED = ("healthy", "offline", "failed")
@@ -122,9 +124,12 @@ def _states(
     now: float,
 ) -> dict[str, NodeState]:
     states: dict[str, NodeState] = {}
+    # An idle agent reports every 5 minutes: a shorter timeout must not make it look offline
+    # (offline nodes get the new version without being waited for).
+    silent_after = max(policy.timeout, SILENT_AFTER)
     for host in movers:
         report = reports.get(host)
-        offline = report is None or now - report.reported_at > policy.timeout
+        offline = report is None or now - report.reported_at > silent_after
         if host in rollout.rolled_back:
             states[host] = "rolled-back"
         elif host in rollout.failed:

@@ -275,3 +275,17 @@ def test_durations() -> None:
     assert parse_duration("10m") == 600
     assert parse_duration(90) == 90
     assert parse_duration("1h") == 3600
+
+
+def test_nodes_quiet_between_heartbeats_are_not_offline_with_a_short_timeout() -> None:
+    # An idle agent reports every 5 minutes; with a 2-minute wave timeout its node must
+    # still be waited for, not moved at once as an offline node would be.
+    site = Site(10, waves=[1, "100%"], max_unavailable=1, timeout="2m")
+    site.silent.update(site.hosts)
+    for host in site.hosts:
+        site.reports[host] = replace(site.reports[host], reported_at=site.now - 240)
+    site.step()
+    decision = site.step()
+    assert site.on(NEW) == ["node001"]
+    assert decision.node_states["node001"] == "updating"
+    assert decision.node_states["node002"] == "waiting"
