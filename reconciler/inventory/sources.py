@@ -9,9 +9,10 @@ checked out.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import git
+if TYPE_CHECKING:
+    import git
 
 INVENTORY_FOLDERS = ("groups", "images")
 
@@ -86,6 +87,8 @@ class GitSource:
         return f"{where}:{self.subdir}" if self.subdir else where
 
     def _resolve(self) -> git.Commit:
+        import git  # GitPython: imported when a git source is read, never for a folder
+
         if self._commit is None:
             try:
                 repo = git.Repo(self.repo_path)
@@ -104,6 +107,8 @@ class GitSource:
         return str(self._resolve().hexsha)
 
     def read_files(self) -> dict[str, bytes]:
+        import git  # GitPython: imported when a git source is read, never for a folder
+
         try:
             return self._read_files()
         except (ValueError, OSError, git.GitError) as error:  # a damaged object store
@@ -113,6 +118,8 @@ class GitSource:
             ) from None
 
     def _read_files(self) -> dict[str, bytes]:
+        import git  # GitPython: imported when a git source is read, never for a folder
+
         tree = self._resolve().tree
         if self.subdir:
             try:

@@ -28,6 +28,7 @@ HEAVY = {
     "psycopg",
     "asyncio",
     "http",
+    "git",  # GitPython: only a git source needs it
 }
 EXAMPLE = Path(__file__).resolve().parents[2] / "inventory-example"
 
