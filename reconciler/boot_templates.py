@@ -8,10 +8,12 @@ once, so compiling stays free of I/O.
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
+if TYPE_CHECKING:
+    import jinja2
 
 BUILTIN = Path(__file__).parent / "templates" / "boot"
 FILE_KINDS = ("ipxe", "pxelinux")
@@ -26,12 +28,7 @@ class BootTemplates:
 
     def __init__(self, extra: Path | None = None) -> None:
         folders = [extra, BUILTIN] if extra is not None else [BUILTIN]
-        self.environment = jinja2.Environment(
-            loader=jinja2.FileSystemLoader([str(f) for f in folders]),
-            undefined=jinja2.StrictUndefined,
-            keep_trailing_newline=True,
-            autoescape=False,
-        )
+        self._folders = folders
         self.profiles = frozenset(
             entry.name
             for folder in folders
@@ -41,11 +38,25 @@ class BootTemplates:
         )
         self._compiled: dict[str, jinja2.Template] = {}
 
+    @cached_property
+    def environment(self) -> jinja2.Environment:
+        """Made on first render: ``validate`` without a config needs only the profile names."""
+        import jinja2
+
+        return jinja2.Environment(
+            loader=jinja2.FileSystemLoader([str(f) for f in self._folders]),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            autoescape=False,
+        )
+
     def render(self, profile: str, kind: str, context: dict[str, Any]) -> str:
         return self.render_file(f"{profile}/{kind}.j2", context, profile=profile)
 
     def render_file(self, name: str, context: dict[str, Any], *, profile: str = "") -> str:
         """Render one template by its path under the templates folders."""
+        import jinja2
+
         try:
             template = self._compiled.get(name)
             if template is None:

@@ -71,6 +71,7 @@ def test_validate_imports_only_what_loading_an_inventory_needs() -> None:
     assert code == 0, out
     assert "valid (" in out
     assert modules & HEAVY == set()
+    assert "jinja2" not in modules  # no config: nothing is rendered
 
 
 def test_every_deferred_command_loads_and_runs_its_help() -> None:
