@@ -23,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
@@ -159,50 +161,65 @@ async def drive(base: str, nodes: int, pid: int, repo: Path, state: Path) -> Non
     print(f"serve exits on SIGTERM in:        {shutdown_seconds:.2f} s while holding them")
 
 
+@contextmanager
+def loopback_serve(
+    work: Path, nodes: int, *, refresh: float = 0.5, prepare: Callable[[Path], None] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes], Path, Path]]:
+    """A generated site of ``nodes`` hosts in git, accepted, served on a loopback port.
+
+    Yields the base URL, the serve process, the repository and the state dir;
+    ``prepare(state)`` runs before serve starts. Shared with bench/rollout_polls.py.
+    """
+    repo = generate(work / "inventory", nodes)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, timeout=60)
+    git(repo, "add", ".")
+    git(repo, "-c", "user.name=b", "-c", "user.email=b@example.org", "commit", "-qm", "1.0")
+    state = work / "state"
+    accept(repo, state)
+    if prepare is not None:
+        prepare(state)
+    port = free_port()
+    config = work / "reconciler.toml"
+    config.write_text(
+        f'state_dir = "{state}"\n[source]\nrepo = "{repo}"\nrev = "main"\n'
+        f'[boot]\nhttp_url = "http://127.0.0.1:{port}"\ntftp_server = "127.0.0.1"\n'
+        f'[serve]\nlisten = "127.0.0.1"\nport = {port}\nrefresh_seconds = {refresh}\n'
+        # every poll holds a connection, and here they all come from one address
+        f"max_connections = {nodes + 100}\n"
+        f"max_connections_per_address = {nodes + 100}\n"
+    )
+    with (work / "serve.log").open("wb") as log:
+        serve = subprocess.Popen(
+            [sys.executable, "-c", "from reconciler.cli import main; main()", "serve",
+             "-c", str(config)],
+            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if serve.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit((work / "serve.log").read_text()[-2000:]) from None
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}", serve, repo, state
+    finally:
+        if serve.poll() is None:
+            serve.terminate()
+            serve.wait(90)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=10_000)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-longpoll-") as tmp:
-        work = Path(tmp)
-        repo = generate(work / "inventory", args.nodes)
-        subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, timeout=60)
-        git(repo, "add", ".")
-        git(repo, "-c", "user.name=b", "-c", "user.email=b@example.org", "commit", "-qm", "1.0")
-        state = work / "state"
-        accept(repo, state)
-        port = free_port()
-        config = work / "reconciler.toml"
-        config.write_text(
-            f'state_dir = "{state}"\n[source]\nrepo = "{repo}"\nrev = "main"\n'
-            f'[boot]\nhttp_url = "http://127.0.0.1:{port}"\ntftp_server = "127.0.0.1"\n'
-            f'[serve]\nlisten = "127.0.0.1"\nport = {port}\nrefresh_seconds = 0.5\n'
-            # every poll holds a connection, and here they all come from one address
-            f"max_connections = {args.nodes + 100}\n"
-            f"max_connections_per_address = {args.nodes + 100}\n"
-        )
-        with (work / "serve.log").open("wb") as log:
-            serve = subprocess.Popen(
-                [sys.executable, "-c", "from reconciler.cli import main; main()", "serve",
-                 "-c", str(config)],
-                env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=1):
-                        break
-                except OSError:
-                    if serve.poll() is not None or time.monotonic() > deadline:
-                        raise SystemExit((work / "serve.log").read_text()[-2000:]) from None
-                    time.sleep(0.2)
-            asyncio.run(drive(base, args.nodes, serve.pid, repo, state))
-        finally:
-            if serve.poll() is None:
-                serve.terminate()
-                serve.wait(90)
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-longpoll-") as tmp,
+        loopback_serve(Path(tmp), args.nodes) as (base, serve, repo, state),
+    ):
+        asyncio.run(drive(base, args.nodes, serve.pid, repo, state))
 
 
 if __name__ == "__main__":

@@ -18,11 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -30,8 +26,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.bench_longpoll import ROOT, accept, cpu_seconds, free_port, git, host_names
-from bench.generate import generate
+from bench.bench_longpoll import cpu_seconds, host_names, loopback_serve
 
 WAVES = (0.01, 0.1, 0.5, 1.0)  # cumulative share of the moving nodes, as [1%, 10%, 50%, 100%]
 REFRESH_SECONDS = 0.5  # serve's refresh_seconds: how often it looks at the assignments
@@ -138,46 +133,23 @@ async def measure(
 
 def print_serve_load(agents: int, seconds: float) -> None:
     """Start serve on loopback, measure both ways of polling, print them side by side."""
-    with tempfile.TemporaryDirectory(prefix="bench-rollout-polls-") as tmp:
-        work = Path(tmp)
-        repo = generate(work / "inventory", agents)
-        subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, timeout=60)
-        git(repo, "add", ".")
-        git(repo, "-c", "user.name=b", "-c", "user.email=b@example.org", "commit", "-qm", "1.0")
-        state = work / "state"
-        accept(repo, state)
-        every = host_names(agents)
-        movers = [h for i, h in enumerate(every, start=1) if i % 100]  # not the canaries
-        write_assignments(state, movers, 0)
-        port = free_port()
-        config = work / "reconciler.toml"
-        config.write_text(
-            f'state_dir = "{state}"\n[source]\nrepo = "{repo}"\nrev = "main"\n'
-            f'[boot]\nhttp_url = "http://127.0.0.1:{port}"\ntftp_server = "127.0.0.1"\n'
-            f'[serve]\nlisten = "127.0.0.1"\nport = {port}\n'
-            f"refresh_seconds = {REFRESH_SECONDS}\n"
-            f"max_connections = {agents + 100}\nmax_connections_per_address = {agents + 100}\n"
-        )
-        with (work / "serve.log").open("wb") as log:
-            serve = subprocess.Popen(
-                [sys.executable, "-c", "from reconciler.cli import main; main()", "serve",
-                 "-c", str(config)],
-                env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        try:
-            base = f"http://127.0.0.1:{port}"
-            _wait_ready(base, serve, work)
-            figures = {
-                mode: asyncio.run(
-                    measure(
-                        mode, base, serve.pid, state, hosts=every, movers=movers, seconds=seconds
-                    )
-                )
-                for mode in ("long poll", "plain")
-            }
-        finally:
-            serve.send_signal(signal.SIGTERM)
-            serve.wait(90)
+    every = host_names(agents)
+    movers = [h for i, h in enumerate(every, start=1) if i % 100]  # not the canaries
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-rollout-polls-") as tmp,
+        loopback_serve(
+            Path(tmp),
+            agents,
+            refresh=REFRESH_SECONDS,
+            prepare=lambda state: write_assignments(state, movers, 0),
+        ) as (base, serve, _repo, state),
+    ):
+        figures = {
+            mode: asyncio.run(
+                measure(mode, base, serve.pid, state, hosts=every, movers=movers, seconds=seconds)
+            )
+            for mode in ("long poll", "plain")
+        }
     print(
         f"serve's load from {agents} agents' polls, {seconds:.0f} s each, while 4 waves move "
         f"{len(movers)} nodes (polls only: reports need the neighbour guard, not on loopback)"
@@ -194,17 +166,3 @@ def print_serve_load(agents: int, seconds: float) -> None:
         long, plain = figures["long poll"][key], figures["plain"][key]
         ratio = f"x{plain / long:.1f}" if long else ""
         print(f"  {label:32}{form.format(long):>18}{form.format(plain):>18}{ratio:>8}")
-
-
-def _wait_ready(base: str, serve: subprocess.Popen[bytes], work: Path) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=1):
-                return
-        except OSError:
-            if serve.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit((work / "serve.log").read_text()[-2000:]) from None
-            time.sleep(0.2)
