@@ -318,31 +318,12 @@ def diff(
     sys.stdout.write(render(result, base, head))
 
 
-@app.command()
-def schema(
-    out: Annotated[Path, typer.Option(help="folder for the schema files")] = Path("schemas"),
-    docs: Annotated[
-        Path, typer.Option(help="the runtime-config reference to write (Markdown)")
-    ] = Path("docs/settings.md"),
-    check: Annotated[bool, typer.Option(help="exit 1 if the files are stale")] = False,
-) -> None:
-    """Write the JSON Schemas of the inventory files and the runtime-config reference
-    (or check they are current)."""
-    from reconciler.schemas import stale_schemas, write_schemas
-    from reconciler.settings_doc import settings_doc_is_stale, write_settings_doc
-
-    with user_errors():
-        if check:
-            stale = stale_schemas(out) + ([str(docs)] if settings_doc_is_stale(docs) else [])
-            if stale:
-                stderr.print(
-                    f"stale: {', '.join(stale)}; run `reconciler schema --out {out} --docs {docs}`"
-                )
-                raise typer.Exit(EXIT_CHANGES)
-            typer.echo("schemas and settings reference are current")
-            return
-        for path in [*write_schemas(out), write_settings_doc(docs)]:
-            typer.echo(f"wrote {path}")
+defer(
+    "schema",
+    target="reconciler.schemas:schema_command",
+    help="Write the JSON Schemas of the inventory files and the runtime-config reference "
+    "(or check they are current).",
+)
 
 
 @app.command()
@@ -370,51 +351,16 @@ def main() -> None:
 
 # -- the watch loop and its status (reconciler.watch) ---------------------------
 
-
-@app.command()
-def watch(
-    config: ConfigOption = DEFAULT_CONFIG,
-    listen: Annotated[
-        str | None, typer.Option(help="serve /status, /metrics and webhooks on HOST:PORT")
-    ] = None,
-) -> None:
-    """Keep live services at the newest good revision; SIGTERM finishes the apply, exits 0."""
-    from reconciler.watch.service import run_watch
-    from reconciler.watch.settings import load_watch_config
-
-    with user_errors():
-        runtime, settings = load_watch_config(config)
-        run_watch(runtime, settings, listen=listen)
-
-
-@app.command()
-def status(
-    config: ConfigOption = DEFAULT_CONFIG,
-    output: FormatOption = OutputFormat.text,
-) -> None:
-    """Show the watch loop's status (revisions, conditions, targets, drift) and the nodes'.
-
-    Exit 2 if not Ready."""
-    from reconciler.accepted import AcceptedStore
-    from reconciler.server.nodereports import load_reports, render_nodes_text, summarize
-    from reconciler.watch.settings import load_watch_config
-    from reconciler.watch.status import StatusStore, render_status_text
-
-    with user_errors():
-        runtime, _settings = load_watch_config(config)
-    state_dir = runtime.resolve(runtime.state_dir)
-    with user_errors():
-        current = StatusStore(state_dir).read()
-        accepted = AcceptedStore(state_dir).read()
-    current.accepted_revision = accepted.revision if accepted else None
-    nodes = summarize(load_reports(state_dir))  # the node agents' last reports
-    if output is OutputFormat.json:
-        body = {**current.to_dict(), "nodes": nodes}
-        sys.stdout.write(json.dumps(body, indent=2, sort_keys=True) + "\n")
-    else:
-        sys.stdout.write(render_status_text(current) + render_nodes_text(nodes))
-    ready = current.condition("Ready")
-    raise typer.Exit(EXIT_OK if ready is not None and ready.status else EXIT_ERROR)
+defer(
+    "watch",
+    target="reconciler.watch.commands:watch",
+    help="Keep live services at the newest good revision; SIGTERM finishes the apply, exits 0.",
+)
+defer(
+    "status",
+    target="reconciler.watch.commands:status",
+    help="Show the watch loop's status and the nodes'. Exit 2 if not Ready.",
+)
 
 
 # -- rollouts of image changes (reconciler.rollout) ------------------------------
@@ -443,37 +389,11 @@ defer(
 
 # -- the sandbox: a whole site on this machine (reconciler.sandbox) -------------
 
-
-class SandboxDhcp(StrEnum):
-    dhcpd = "dhcpd"
-    kea = "kea"
-
-
-@app.command()
-def sandbox(
-    inventory: Annotated[
-        Path, typer.Option(help="inventory folder copied into the sandbox's git repository")
-    ] = Path("inventory-example"),
-    mac: Annotated[str, typer.Option(help="MAC of the sandbox's DHCP client (the new host)")] = (
-        "52:54:00:12:34:99"
-    ),
-    keep: Annotated[bool, typer.Option(help="keep the sandbox's folder for inspection")] = False,
-    dhcp: Annotated[
-        SandboxDhcp,
-        typer.Option(help="DHCP server: dhcpd (OMAPI) or kea (Kea + PostgreSQL host database)"),
-    ] = SandboxDhcp.dhcpd,
-) -> None:
-    """Run a whole site in namespaces (as root), commit a new host, prove it applied live.
-
-    Exit 0: every check passed; 1: a check failed; 2: the sandbox could not run.
-    Everything it starts is stopped and removed at the end, also on Ctrl-C.
-    """
-    from reconciler.sandbox.demo import exit_code, run
-
-    if not (inventory / "site.yaml").is_file():
-        fail(f"{inventory}: not an inventory folder (no site.yaml); give --inventory PATH")
-    report = run(example=inventory.resolve(), mac=mac, keep=keep, dhcp=dhcp.value)
-    raise typer.Exit(exit_code(report))
+defer(
+    "sandbox",
+    target="reconciler.sandbox.command:sandbox",
+    help="Run a whole site in namespaces (as root), commit a new host, prove it applied live.",
+)
 
 
 # -- node images and the node agent (reconciler.image, reconciler.agent) ---------

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from pydantic import BaseModel
 
 from reconciler.model.inventory import Group, Image, Site
@@ -49,3 +51,29 @@ def write_schemas(folder: Path) -> list[Path]:
         path.write_text(render_schema(model, filename))
         written.append(path)
     return written
+
+
+def schema_command(
+    out: Annotated[Path, typer.Option(help="folder for the schema files")] = Path("schemas"),
+    docs: Annotated[
+        Path, typer.Option(help="the runtime-config reference to write (Markdown)")
+    ] = Path("docs/settings.md"),
+    check: Annotated[bool, typer.Option(help="exit 1 if the files are stale")] = False,
+) -> None:
+    """Write the JSON Schemas of the inventory files and the runtime-config reference
+    (or check they are current)."""
+    from reconciler.cli import EXIT_CHANGES, stderr, user_errors
+    from reconciler.settings_doc import settings_doc_is_stale, write_settings_doc
+
+    with user_errors():
+        if check:
+            stale = stale_schemas(out) + ([str(docs)] if settings_doc_is_stale(docs) else [])
+            if stale:
+                stderr.print(
+                    f"stale: {', '.join(stale)}; run `reconciler schema --out {out} --docs {docs}`"
+                )
+                raise typer.Exit(EXIT_CHANGES)
+            typer.echo("schemas and settings reference are current")
+            return
+        for path in [*write_schemas(out), write_settings_doc(docs)]:
+            typer.echo(f"wrote {path}")
