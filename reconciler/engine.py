@@ -80,6 +80,21 @@ def in_service_order(targets: list[Target]) -> list[Target]:
     return sorted(targets, key=lambda t: getattr(t, "needs_service", None) in provided)
 
 
+def refuse_unsafe(plan: Plan) -> None:
+    """PlanRefused when any target of ``plan`` changes too large a share of what it owns."""
+    unsafe = plan.unsafe_targets()
+    if unsafe:
+        details = ", ".join(
+            f"{t.target}: {t.counts['delete']} deletes and {t.counts['update']} updates "
+            f"of {t.owned_count} owned"
+            for t in unsafe
+        )
+        raise PlanRefused(
+            f"refusing a large change ({details}; more than "
+            f"{plan.max_fraction:.0%} of what the target owns); review it and use --force"
+        )
+
+
 class Engine:
     """Holds the targets of one runtime config; each method is one step of a pass."""
 
@@ -191,17 +206,8 @@ class Engine:
                 f"the plan computed now (checksum {plan.checksum}) differs from the reviewed "
                 f"one ({checksum}); live state or the inventory changed: plan again and review"
             )
-        unsafe = plan.unsafe_targets()
-        if unsafe and not force:
-            details = ", ".join(
-                f"{t.target}: {t.counts['delete']} deletes and {t.counts['update']} updates "
-                f"of {t.owned_count} owned"
-                for t in unsafe
-            )
-            raise PlanRefused(
-                f"refusing a large change ({details}; more than "
-                f"{plan.max_fraction:.0%} of what the target owns); review it and use --force"
-            )
+        if not force:
+            refuse_unsafe(plan)
         report = ApplyReport(plan)
         by_name = {t.name: t for t in self.targets}
         for target_plan in plan.targets:

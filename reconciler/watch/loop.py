@@ -18,7 +18,7 @@ import time
 
 from reconciler.accepted import AcceptedRevision, AcceptedStore
 from reconciler.boot_templates import BootTemplateError
-from reconciler.engine import Engine, PlanRefused
+from reconciler.engine import Engine, PlanRefused, refuse_unsafe
 from reconciler.inventory.sources import SourceError
 from reconciler.model.inventory import Inventory
 from reconciler.model.problems import InventoryError
@@ -324,20 +324,44 @@ class WatchLoop:
         )
 
     def _reconcile(self, good: GoodRevision, targets: list[Target], *, drift: bool) -> str:
+        """Plan every due target, refuse the revision whole if any plan is too large, apply."""
         self.status.set_condition(
             "Reconciling", True, reason="Progressing", message=f"reconciling {good.commit[:12]}"
         )
         self._save()
         failed = False
+        planned: list[tuple[Target, TargetPlan]] = []
         for target in targets:
+            outcome = self._plan_target(good, target, drift=drift)
+            if isinstance(outcome, TargetPlan):
+                planned.append((target, outcome))
+            elif not outcome:
+                failed = True
+        if not self.settings.force:
+            fraction = self.engine.config.max_change_fraction
+            whole = Plan(good.commit, tuple(p for _, p in planned), fraction)
+            try:
+                refuse_unsafe(whole)
+            except PlanRefused as error:  # no target gets a part of a refused revision
+                for target, plan in planned:
+                    self._refuse(target.name, plan, str(error))
+                return "failure"
+        for target, plan in planned:
             if self._stop.is_set():
                 log.info("stop requested: remaining targets left for the next run")
                 break
-            if not self._reconcile_target(good, target, drift=drift):
+            if not self._apply_target(good, target, plan, drift=drift):
                 failed = True
         return "failure" if failed else "success"
 
-    def _reconcile_target(self, good: GoodRevision, target: Target, *, drift: bool) -> bool:
+    def _refuse(self, name: str, plan: TargetPlan, reason: str) -> None:
+        self.refused[name] = reason
+        record = self.status.targets.setdefault(name, TargetStatus())
+        record.pending = len(plan.changes)
+        self._target_failed(record, self.retries[name], name, reason)
+
+    def _plan_target(self, good: GoodRevision, target: Target, *, drift: bool) -> TargetPlan | bool:
+        """The target's plan; True: nothing to apply (drift only reported); False: it failed."""
         name = target.name
         record = self.status.targets.setdefault(name, TargetStatus())
         record.mode = self.settings.drift_mode(name)
@@ -361,6 +385,14 @@ class WatchLoop:
             )
             log.warning("drift reported", extra={"target": name, "pending": record.pending})
             return True
+        return plan
+
+    def _apply_target(
+        self, good: GoodRevision, target: Target, plan: TargetPlan, *, drift: bool
+    ) -> bool:
+        name = target.name
+        record = self.status.targets.setdefault(name, TargetStatus())
+        retry = self.retries[name]
         started = time.monotonic()
         one = Plan(good.commit, (plan,), self.engine.config.max_change_fraction)
         try:

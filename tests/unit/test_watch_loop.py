@@ -210,3 +210,29 @@ def test_build_loop_needs_a_git_source(tmp_path: Path) -> None:
     config = RuntimeConfig.model_validate({"source": {"path": str(tmp_path)}})
     with pytest.raises(ConfigError, match="watch needs a git source"):
         build_loop(config, WatchSettings())
+
+
+def test_a_revision_too_large_for_one_target_reaches_no_target(
+    watch_site: WatchSite, running: Start
+) -> None:
+    """The change threshold refuses the revision whole: a small target (dhcp-file owns
+    only 8 hosts, under the 10 the check needs) must not apply its part while DNS and
+    the boot files refuse theirs, or the site would be half on each revision."""
+    loop = running(watch_site.loop())
+    wait_status(loop, ready)
+    group = watch_site.repo / "groups" / "compute.yaml"
+    text = group.read_text()
+    group.write_text(text[: text.index("hosts:")] + "hosts: []\n")
+    big = watch_site.commit("remove every compute host")
+    status = wait_status(
+        loop,
+        lambda s: (
+            s.attempted_revision == big
+            and s.condition("Stalled") is not None
+            and s.condition("Stalled").status
+        ),  # type: ignore[union-attr]
+    )
+    stalled = status.condition("Stalled")
+    assert stalled is not None and stalled.reason == "PlanRefused"
+    assert "node010" in watch_site.out(HOSTS)  # the small target kept the old revision too
+    assert status.targets["dhcp"].revision != big
