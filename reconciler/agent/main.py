@@ -80,6 +80,9 @@ def parse_args(argv: Sequence[str] | None, cmdline: str) -> argparse.Namespace:
     return args
 
 
+UNSENT_RETRY = 10.0  # seconds before an undelivered report is sent again
+
+
 class Loop:
     """Fetch, apply, report, forever (or once)."""
 
@@ -105,12 +108,16 @@ class Loop:
         self.assignment: Assignment | None = None
         self.backoff = 1.0
         self.last_report = float("-inf")
+        self.unsent = False  # the last report was refused (rate limit) or lost: send it again
 
     def once(self) -> str:
         """One round: fetch (long-polling when an assignment is known), apply, report if due."""
         before = json.dumps(self.agent.report_body(), sort_keys=True, default=str)
         try:
-            fetched = self.server.fetch(etag=self.etag, wait=self.wait if self.etag else 0)
+            wait = self.wait if self.etag else 0
+            if self.unsent:  # come back soon to deliver it, not after a whole long poll
+                wait = min(wait, UNSENT_RETRY)
+            fetched = self.server.fetch(etag=self.etag, wait=wait)
         except ServerError as error:
             log.warning("serve unreachable", extra={"error": str(error)})
             self.sleep(self.backoff * random.uniform(0.5, 1.0))
@@ -136,8 +143,10 @@ class Loop:
         if due:
             self.agent.check_health()  # each heartbeat says how the node is now
         after = json.dumps(self.agent.report_body(), sort_keys=True, default=str)
-        if (after != before or due) and self.agent.report():
-            self.last_report = self.clock()
+        if after != before or due or self.unsent:
+            self.unsent = not self.agent.report()
+            if not self.unsent:
+                self.last_report = self.clock()
         return outcome
 
     def await_swap(self) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from agent_fakes import FakeServer, FakeSystem
@@ -445,6 +446,29 @@ def test_loop_long_polls_with_the_etag_and_reports_changes_only(node: Node) -> N
     assert loop.once() == "same"  # 304: the fake answers unchanged
     assert node.server.fetches == [(None, 0), ('"e1"', 55)]
     assert len(node.server.reports) == 1  # the first report; nothing changed since
+
+
+def test_loop_sends_a_refused_report_again_soon(node: Node) -> None:
+    """A report serve refused (429: too many from this node) is not lost until the next
+    heartbeat: the next round polls briefly and sends it again."""
+    loop, _ = make_loop(node)
+    node.server.answers = [Fetched(200, assignment_body(node, "v1"), '"e1"')]
+    refused = [ServerError("HTTP 429 too many reports")]
+    sent = node.server.report
+
+    def flaky(body: dict[str, Any]) -> None:
+        if refused:
+            raise refused.pop()
+        sent(body)
+
+    node.server.report = flaky  # type: ignore[method-assign]
+    loop.once()
+    assert node.server.reports == []
+    loop.once()
+    assert len(node.server.reports) == 1
+    assert node.server.fetches[-1] == ('"e1"', 10.0)  # a short poll, not a 55 s one
+    loop.once()
+    assert node.server.fetches[-1] == ('"e1"', 55)
 
 
 def test_loop_backs_off_while_serve_is_unreachable(node: Node) -> None:
