@@ -9,7 +9,6 @@ temporary folder are all gone.
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import pytest
@@ -26,11 +25,14 @@ EXPECTED = {
 
 
 def alive(pid: int) -> bool:
+    """Still running. A zombie is not: it has exited, and a daemon's orphaned child
+    (PostgreSQL's, say) waits there until PID 1 collects its exit status."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
         return False
-    return True
+    return state != "Z"
 
 
 def processes_mentioning(text: str) -> list[str]:
