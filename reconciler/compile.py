@@ -213,7 +213,7 @@ class _Compiler:
             # A rollout in progress: the node keeps the version it is assigned for now
             # (if this revision still has it).
             assigned = self.assignments.get(group.name_of(host))
-            if assigned is not None and self._has_image(assigned):
+            if assigned is not None and self.inventory.has_image(assigned):
                 ref = assigned
         resolved = self.inventory.resolve_image(ref) if ref is not None else None
         key = (
@@ -235,11 +235,6 @@ class _Compiler:
         if output.node_image is not None:
             self.node_images.append(output.node_image)
         self.boot_files.extend(output.boot_files)
-
-    def _has_image(self, ref: str) -> bool:
-        name, _, version = ref.partition("@")
-        image = self.inventory.images.get(name)
-        return image is not None and version in image.versions
 
     def _image_key(self, ref: str | None) -> str:
         """The image reference and everything its version says, as one string."""

@@ -151,6 +151,12 @@ class Inventory:
     images: dict[str, Image]
     revision: str = "working-tree"
 
+    def has_image(self, ref: str) -> bool:
+        """Whether ``<image>@<version>`` names a version this revision still has."""
+        name, _, version = ref.partition("@")
+        image = self.images.get(name)
+        return image is not None and version in image.versions
+
     def resolve_image(self, ref: str) -> tuple[str, str, ImageVersion]:
         name, _, version = ref.partition("@")
         return name, version, self.images[name].versions[version]

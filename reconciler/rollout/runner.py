@@ -75,12 +75,6 @@ class RolloutPass:
         )
 
 
-def _resolvable(inventory: Inventory, ref: str) -> bool:
-    name, _, version = ref.partition("@")
-    image = inventory.images.get(name)
-    return image is not None and version in image.versions
-
-
 def run_rollouts(
     inventory: Inventory,
     store: RolloutStore,
@@ -101,7 +95,7 @@ def run_rollouts(
         current = {
             host: ref
             for host in hosts
-            if (ref := previous.get(host)) is not None and _resolvable(inventory, ref)
+            if (ref := previous.get(host)) is not None and inventory.has_image(ref)
         }
         decision = decide(
             group=group.name,
