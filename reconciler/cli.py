@@ -8,6 +8,7 @@ shows a traceback.
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import logging
@@ -20,15 +21,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from reconciler.lazycli import DeferredGroup, defer
 from reconciler.logs import setup_logging
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from reconciler.engine import ApplyReport, Engine
     from reconciler.inventory.sources import InventorySource
+    from reconciler.model.inventory import Inventory
     from reconciler.plan import Plan
 
 # Heavy modules (pydantic models, jinja2, YAML, network clients) are imported by
@@ -45,7 +47,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-stderr = Console(stderr=True)
+
+
+@functools.cache
+def stderr_console() -> Console:
+    """rich's Console on stderr, made on first use: rich takes ~40 ms to import, which
+    a command that succeeds quietly (``validate``) need not pay."""
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 class OutputFormat(StrEnum):
@@ -64,52 +74,67 @@ RevOption = Annotated[
 
 
 def fail(message: str) -> NoReturn:
-    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    stderr_console().print(
+        f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True
+    )
     raise typer.Exit(EXIT_ERROR)
+
+
+# Errors a user can cause, by the module that defines them. A module that was never
+# imported cannot have raised its error, so the classes are looked up only among the
+# modules already loaded: ``validate`` does not import the engine to catch PlanRefused.
+USER_ERRORS = (
+    ("reconciler.boot_templates", "BootTemplateError"),
+    ("reconciler.config", "ConfigError"),
+    ("reconciler.engine", "PlanRefused"),
+    ("reconciler.inventory.sources", "SourceError"),
+    ("reconciler.rollout.store", "RolloutStateError"),
+    ("reconciler.settings_doc", "SettingsDocError"),
+    ("reconciler.statefiles", "StateFileError"),
+    ("reconciler.targets.base", "TargetError"),
+)
+
+
+def _is_user_error(error: Exception) -> bool:
+    for module_name, class_name in USER_ERRORS:
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(error, getattr(module, class_name)):
+            return True
+    return False
 
 
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn every error a user can cause into a message and exit code 2."""
-    from reconciler.boot_templates import BootTemplateError
-    from reconciler.config import ConfigError
-    from reconciler.engine import PlanRefused
-    from reconciler.inventory.sources import SourceError
     from reconciler.model.problems import InventoryError
-    from reconciler.rollout.store import RolloutStateError
-    from reconciler.settings_doc import SettingsDocError
-    from reconciler.statefiles import StateFileError
-    from reconciler.targets.base import TargetError
 
     try:
         yield
     except InventoryError as error:
         fail(str(error))
-    except (
-        ConfigError,
-        SourceError,
-        PlanRefused,
-        TargetError,
-        BootTemplateError,
-        StateFileError,
-        SettingsDocError,
-        RolloutStateError,
-    ) as error:
-        fail(str(error))
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
         raise
-    except OSError as error:  # disk full, permissions: name the file, never a traceback
+    except Exception as error:
+        if _is_user_error(error):
+            fail(str(error))
+        _unexpected(error)
+
+
+def _unexpected(error: Exception) -> NoReturn:
+    """An error no user input explains: OSError named with its file, anything else a bug."""
+    if isinstance(error, OSError):  # disk full, permissions: name the file, never a traceback
         where = f"{error.filename}: " if error.filename else ""
         fail(
             f"{where}{error.strerror or error}; free space or fix permissions and run again "
             "(files are replaced whole: nothing was half-written)"
         )
-    except Exception as error:  # a bug or a damaged file: still exit 2, the traceback in the log
-        log.debug("unexpected error", exc_info=True)
-        fail(
-            f"unexpected {type(error).__name__}: {error} "
-            "(run with --log-level debug for the traceback)"
-        )
+    # a bug or a damaged file: still exit 2, the traceback in the log
+    log.debug("unexpected error", exc_info=error)
+    fail(
+        f"unexpected {type(error).__name__}: {error} (run with --log-level debug for the traceback)"
+    )
 
 
 @app.callback()
@@ -144,26 +169,36 @@ def validate(
     site's own boot profiles count as known and every boot file is rendered.
     """
     from reconciler.boot_templates import BootTemplates
-    from reconciler.compile import CompileOptions, compile_inventory
-    from reconciler.config import load_config
     from reconciler.inventory.load import load_inventory
 
     with user_errors():
         source = _source(path, repo, rev, subdir)
-        templates = None
-        runtime = load_config(config) if config is not None else None
-        if runtime is not None and runtime.boot.templates is not None:
-            templates = runtime.resolve(runtime.boot.templates)
-        boot_templates = BootTemplates(templates)
-        inventory = load_inventory(source, boot_profiles=boot_templates.profiles)
-        if runtime is not None:  # render every boot file, so CI catches a template error
-            options = CompileOptions(http_url=runtime.boot.http_url.rstrip("/"))
-            compile_inventory(inventory, templates=boot_templates, options=options)
+        if config is None:
+            inventory = load_inventory(source, boot_profiles=BootTemplates().profiles)
+        else:
+            inventory = _validate_with_config(source, config)
     hosts = sum(len(group.hosts) for group in inventory.groups)
     typer.echo(
         f"{source.describe()}: valid ({len(inventory.groups)} groups, {hosts} hosts, "
         f"{len(inventory.images)} images)"
     )
+
+
+def _validate_with_config(source: InventorySource, config: Path) -> Inventory:
+    """Load with the site's boot profiles, then render every boot file (CI catches a
+    template error before a node would)."""
+    from reconciler.boot_templates import BootTemplates
+    from reconciler.compile import CompileOptions, compile_inventory
+    from reconciler.config import load_config
+    from reconciler.inventory.load import load_inventory
+
+    runtime = load_config(config)
+    templates = runtime.resolve(runtime.boot.templates) if runtime.boot.templates else None
+    boot_templates = BootTemplates(templates)
+    inventory = load_inventory(source, boot_profiles=boot_templates.profiles)
+    options = CompileOptions(http_url=runtime.boot.http_url.rstrip("/"))
+    compile_inventory(inventory, templates=boot_templates, options=options)
+    return inventory
 
 
 def _load_engine(config_path: Path, rev: str | None) -> tuple[Engine, InventorySource]:
@@ -180,8 +215,8 @@ def _load_engine(config_path: Path, rev: str | None) -> tuple[Engine, InventoryS
 
 def _progress() -> Callable[[str], None]:
     def report(step: str) -> None:
-        if stderr.is_terminal:
-            stderr.print(f"[dim]{step}...[/]", highlight=False)
+        if stderr_console().is_terminal:
+            stderr_console().print(f"[dim]{step}...[/]", highlight=False)
 
     return report
 
@@ -230,7 +265,7 @@ def plan(
 
 def _report_conflicts(the_plan: Plan) -> None:
     for message in the_plan.conflict_messages():
-        stderr.print(f"[bold red]conflict:[/] {message}", highlight=False, soft_wrap=True)
+        stderr_console().print(f"[bold red]conflict:[/] {message}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -283,7 +318,9 @@ def _print_outcomes(the_plan: Plan, report: ApplyReport, output: OutputFormat) -
             if output is not OutputFormat.json and writes:
                 typer.echo(f"{outcome.target}: applied ({writes} writes)")
         else:
-            stderr.print(f"[bold red]error:[/] {outcome.error}", highlight=False, soft_wrap=True)
+            stderr_console().print(
+                f"[bold red]error:[/] {outcome.error}", highlight=False, soft_wrap=True
+            )
 
 
 @app.command()

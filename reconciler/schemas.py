@@ -62,14 +62,14 @@ def schema_command(
 ) -> None:
     """Write the JSON Schemas of the inventory files and the runtime-config reference
     (or check they are current)."""
-    from reconciler.cli import EXIT_CHANGES, stderr, user_errors
+    from reconciler.cli import EXIT_CHANGES, stderr_console, user_errors
     from reconciler.settings_doc import settings_doc_is_stale, write_settings_doc
 
     with user_errors():
         if check:
             stale = stale_schemas(out) + ([str(docs)] if settings_doc_is_stale(docs) else [])
             if stale:
-                stderr.print(
+                stderr_console().print(
                     f"stale: {', '.join(stale)}; run `reconciler schema --out {out} --docs {docs}`"
                 )
                 raise typer.Exit(EXIT_CHANGES)

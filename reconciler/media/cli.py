@@ -46,7 +46,9 @@ def _bar(progress: Progress) -> ProgressCallback:
 
 
 def _progress_bar() -> Progress:
-    from reconciler.cli import stderr
+    from reconciler.cli import stderr_console
+
+    stderr = stderr_console()
 
     return Progress(
         TextColumn("{task.description}"),

@@ -40,8 +40,7 @@ try:
     main()
 except SystemExit as stop:
     code = stop.code
-print(json.dumps({"code": code, "modules": sorted({m.split(".")[0] for m in sys.modules})}),
-      file=sys.stderr)
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
 """
 
 
@@ -54,7 +53,9 @@ def _run(*args: str) -> tuple[int, set[str], str]:
         check=False,
     )
     report = json.loads(done.stderr.strip().splitlines()[-1])
-    return report["code"], set(report["modules"]), done.stdout
+    modules = set(report["modules"])
+    output = done.stdout + "".join(done.stderr.strip().splitlines(keepends=True)[:-1])
+    return report["code"], modules | {m.split(".")[0] for m in modules}, output
 
 
 def test_help_lists_every_command_without_importing_heavy_libraries() -> None:
@@ -72,6 +73,22 @@ def test_validate_imports_only_what_loading_an_inventory_needs() -> None:
     assert "valid (" in out
     assert modules & HEAVY == set()
     assert "jinja2" not in modules  # no config: nothing is rendered
+    # nor compiled; and a quiet success prints nothing through rich
+    unused = {"reconciler.compile", "reconciler.engine", "reconciler.config", "rich"}
+    assert unused & modules == set()
+
+
+def test_errors_of_modules_a_command_loaded_are_still_user_errors(tmp_path: Path) -> None:
+    """user_errors looks error classes up among loaded modules only: the ones a command
+    imported itself must still end in a message and exit 2, not a traceback."""
+    (tmp_path / "reconciler.toml").write_text("[source]\npath = 'inv'\nunknown_key = 1\n")
+    code, modules, out = _run("plan", "-c", str(tmp_path / "reconciler.toml"))
+    assert (code, "reconciler.config" in modules) == (2, True)
+    assert "unknown_key" in out and "unexpected" not in out
+    code, _, out = _run("validate", "--repo", str(tmp_path))
+    assert code == 2
+    assert "not a git repository" in out, out
+    assert "unexpected" not in out
 
 
 def test_every_deferred_command_loads_and_runs_its_help() -> None:
