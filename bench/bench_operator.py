@@ -40,9 +40,9 @@ from reconciler.config import RuntimeConfig  # noqa: E402
 from reconciler.operator.kube import Credentials, KubeClient  # noqa: E402
 from reconciler.sandbox.site import git  # noqa: E402
 from reconciler.watch.service import build_loop  # noqa: E402
-from reconciler.watch.settings import WatchSettings  # noqa: E402
 
 NS = "bench"
+POLL = 0.2  # seconds between fetches, for watch and for the Site
 
 
 def targets(out: Path) -> list[dict[str, Any]]:
@@ -92,9 +92,11 @@ def bench_watch(root: Path, hosts: int, commits: int) -> dict[str, float]:
             },
             "base_dir": root,
             "max_change_fraction": 1.0,
+            # The same source as the Site's: fetched from the URL every 0.2 s.
+            "watch": {"remote": str(repo), "poll_interval": POLL},
         }
     )
-    loop = build_loop(config, WatchSettings(debounce=0.02, local_poll_interval=0.2))
+    loop = build_loop(config, config.watch)
     thread = threading.Thread(target=loop.run, daemon=True)
     started = time.monotonic()
     thread.start()
@@ -166,7 +168,7 @@ def _operator_run(root: Path, repo: Path, url: str, commits: int) -> dict[str, f
         client.create(site_path, {
             "apiVersion": "reconciler.dev/v1alpha1", "kind": "Site",
             "metadata": {"name": "lab", "namespace": NS},
-            "spec": {"source": {"url": str(repo), "ref": "main"}, "interval": 0.2,
+            "spec": {"source": {"url": str(repo), "ref": "main"}, "interval": POLL,
                      "maxChangeFraction": 1.0, "targets": targets(root / "out")},
         })  # fmt: skip
         head = git(repo, "rev-parse", "HEAD")
@@ -177,9 +179,14 @@ def _operator_run(root: Path, repo: Path, url: str, commits: int) -> dict[str, f
             commit = one_host_commit(repo, round_)
             latencies.append(wait(lambda c=commit: applied(c)))
         maps = client.list(f"/api/v1/namespaces/{NS}/configmaps", labels="reconciler.dev/site=lab")
-        size = sum(len(m.get("binaryData", {}).get("part", "")) for m in maps)
-        parts = sum(1 for m in maps if "binaryData" in m)
-    return {"ready": first, "commit": statistics.median(latencies), "state": size, "parts": parts}
+        parts = [m for m in maps if "part" in (m.get("binaryData") or {})]
+        size = sum(len(m["binaryData"]["part"]) for m in parts)
+    return {
+        "ready": first,
+        "commit": statistics.median(latencies),
+        "state": size,
+        "parts": len(parts),
+    }
 
 
 def main() -> None:

@@ -53,12 +53,12 @@ _MIRRORS: dict[Path, Callable[[Path], object]] = {}
 
 
 def mirror_state(state_dir: Path, save: Callable[[Path], object] | None) -> None:
-    """Call ``save(state_dir)`` after each ownership-ledger write under ``state_dir``.
+    """Call ``save(path)`` after each ownership-ledger write under ``state_dir``.
 
     The operator keeps a Site's state in ConfigMaps; a ledger widened before a
     create must reach them before the create happens, or a replica that takes
-    over after a crash would find objects it does not know it made. ``None``
-    removes the mirror.
+    over after a crash would find objects it does not know it made. ``save``
+    gets the path of the ledger written. ``None`` removes the mirror.
     """
     if save is None:
         _MIRRORS.pop(state_dir.resolve(), None)
@@ -71,4 +71,4 @@ def state_written(path: Path) -> None:
     resolved = path.resolve()
     for state_dir, save in list(_MIRRORS.items()):
         if resolved.is_relative_to(state_dir):
-            save(state_dir)
+            save(resolved)

@@ -136,9 +136,12 @@ class ClusterStatusStore(StatusStore):
         self.involved = involved
         self.counts: Callable[[], dict[str, Any]] = dict
         self.suspended = False
+        self.suspended_since = time.time()  # a store lives as long as its spec
         self._last: Status | None = None
-        # Ledgers reach the ConfigMaps before the objects they name are created.
-        mirror_state(state_dir, self.maps.save)
+        self._patched: dict[str, Any] | None = None  # the .status last written
+        # Ledger keys reach the ConfigMaps before the objects they name are created.
+        resolved = state_dir.resolve()
+        mirror_state(resolved, lambda path: maps.record_ledger(path, state_dir=resolved))
 
     def close(self) -> None:
         mirror_state(self.path.parent, None)
@@ -146,16 +149,20 @@ class ClusterStatusStore(StatusStore):
     def save(self, status: Status) -> None:
         super().save(status)
         try:
-            self.maps.save(self.path.parent)
+            if not _mid_pass(status):  # ledgers made safe by the journal; the rest at the end
+                self.maps.save(self.path.parent)
             body = site_status(
                 status,
                 generation=self.generation(),
                 counts=self.counts(),
                 suspended=self.suspended,
+                suspended_since=self.suspended_since,
             )
-            self.client.merge_patch(
-                site_path(self.namespace, self.name) + "/status", {"status": body}
-            )
+            if body != self._patched:  # a pass that changed nothing writes nothing
+                self.client.merge_patch(
+                    site_path(self.namespace, self.name) + "/status", {"status": body}
+                )
+                self._patched = body
             for event in events_between(self._last, status):
                 self._post(event.kind, event.reason, event.message)
         except (KubeError, OSError, ValueError) as error:
@@ -181,6 +188,12 @@ class ClusterStatusStore(StatusStore):
                 "reportingComponent": "reconciler-operator",
             },
         )
+
+
+def _mid_pass(status: Status) -> bool:
+    """The save a pass makes when it starts (Reconciling: Progressing); its end saves again."""
+    reconciling = status.condition("Reconciling")
+    return reconciling is not None and reconciling.status and reconciling.reason == "Progressing"
 
 
 def build_site_loop(

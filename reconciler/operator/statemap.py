@@ -10,6 +10,20 @@ writing parts leaves the previous state whole; parts of older digests are
 deleted after the switch. The git mirror and the lock are not state: a new
 replica fetches and locks afresh.
 
+Two kinds of writes, so a pass costs a few API calls and not one full copy per
+ledger write:
+
+- ``save`` (once per pass, from the status store) writes the whole state, and
+  only when it changed: the files are fingerprinted first (the pass counter
+  and timestamps of ``status.json`` aside), and the packed bytes are compared
+  with what the ConfigMaps hold.
+- ``record_ledger`` (the ``mirror_state`` hook, called after a ledger is
+  widened and before the objects it names are created) adds only the keys
+  added since the last full save to a journal kept in the head ConfigMap: one
+  small patch. ``restore`` unpacks the parts and adds the journal's keys to the
+  ledgers, so a replica killed mid-apply leaves no object its successor does
+  not know it owns. A full save resets the journal in the same head switch.
+
 The accepted revision is also written in plain form to ``site-<name>-accepted``
 (key ``accepted.json``), which ``reconciler serve`` can mount.
 """
@@ -17,59 +31,134 @@ The accepted revision is also written in plain form to ``site-<name>-accepted``
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import io
+import json
 import logging
 import tarfile
 from pathlib import Path
 from typing import Any
 
-from reconciler.operator.kube import KubeClient, configmaps_path
+from reconciler.operator.kube import KubeClient, KubeError, configmaps_path
 
 log = logging.getLogger(__name__)
 
 PART_BYTES = 675_000  # raw bytes per part: 900 kB as base64, under the 1 MiB object limit
 SKIPPED = ("watch", "lock")  # the git mirror, wake-up file and lock: not state
 LABEL = "reconciler.dev/site"
+LEDGER_SUFFIX = ".owned.json"
+VOLATILE_STATUS = ("passes", "updated", "last_success")  # change every pass, say nothing new
 
 
-def pack(state_dir: Path) -> bytes:
-    """The state dir's files as a deterministic tar.gz (sorted, no times or owners)."""
+def state_files(state_dir: Path) -> dict[str, bytes]:
+    """The files that make up the state, by path relative to ``state_dir``, sorted."""
+    files: dict[str, bytes] = {}
+    for path in sorted(state_dir.rglob("*")):
+        relative = path.relative_to(state_dir)
+        if relative.parts[0] in SKIPPED or not path.is_file() or path.is_symlink():
+            continue
+        if path.name.startswith("."):  # temporary files of an atomic write in flight
+            continue
+        files[relative.as_posix()] = path.read_bytes()
+    return files
+
+
+def fingerprint(files: dict[str, bytes]) -> str:
+    """Changes when the state says something new; a status that only counted a pass does not."""
+    digest = hashlib.sha256()
+    for name, data in files.items():
+        if name == "status.json":
+            data = _steady_status(data)
+        digest.update(f"{name}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def _steady_status(data: bytes) -> bytes:
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return data
+    if not isinstance(body, dict):
+        return data
+    return json.dumps({k: v for k, v in body.items() if k not in VOLATILE_STATUS}).encode()
+
+
+def archive(files: dict[str, bytes]) -> bytes:
+    """``files`` as a deterministic tar.gz (sorted, no times or owners)."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as archive:
-        for path in sorted(state_dir.rglob("*")):
-            relative = path.relative_to(state_dir)
-            if relative.parts[0] in SKIPPED or not path.is_file() or path.is_symlink():
-                continue
-            if path.name.startswith("."):  # temporary files of an atomic write in flight
-                continue
-            data = path.read_bytes()
-            info = tarfile.TarInfo(str(relative))
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as packed:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode = len(data), 0, 0o600
-            archive.addfile(info, io.BytesIO(data))
+            packed.addfile(info, io.BytesIO(data))
     # gzip stores a timestamp too: zero it so the same state gives the same bytes.
     raw = bytearray(buffer.getvalue())
     raw[4:8] = b"\0\0\0\0"
     return bytes(raw)
 
 
-def unpack(blob: bytes, state_dir: Path) -> int:
+def pack(state_dir: Path) -> bytes:
+    """The state dir's files as a deterministic tar.gz."""
+    return archive(state_files(state_dir))
+
+
+def _inside(state_dir: Path, name: str) -> Path:
+    root = state_dir.resolve()
+    target = (state_dir / name).resolve()
+    if not target.is_relative_to(root) or target == root:
+        raise ValueError(f"state archive entry {name!r} leaves the state dir")
+    return target
+
+
+def unpack(blob: bytes, state_dir: Path) -> dict[str, bytes]:
     """Write the files of ``blob`` under ``state_dir``; refuses paths that leave it."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    root = state_dir.resolve()
-    count = 0
-    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as archive:
-        for member in archive.getmembers():
-            target = (state_dir / member.name).resolve()
-            if not member.isfile() or not target.is_relative_to(root):
-                raise ValueError(f"state archive entry {member.name!r} leaves the state dir")
-            extracted = archive.extractfile(member)
+    files: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as packed:
+        for member in packed.getmembers():
+            target = _inside(state_dir, member.name)
+            if not member.isfile():
+                raise ValueError(f"state archive entry {member.name!r} is not a file")
+            extracted = packed.extractfile(member)
             assert extracted is not None
+            data = extracted.read()
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(extracted.read())
+            target.write_bytes(data)
             target.chmod(0o600)
-            count += 1
-    return count
+            files[member.name] = data
+    return files
+
+
+def ledger_keys(data: bytes | None) -> set[str]:
+    """The keys of an ownership ledger's bytes (empty when absent or unreadable)."""
+    if data is None:
+        return set()
+    try:
+        owned = json.loads(data).get("owned", [])
+    except (ValueError, AttributeError):
+        return set()
+    return {key for key in owned if isinstance(key, str)}
+
+
+def ledger_bytes(keys: set[str]) -> bytes:
+    """A ledger file as ``OwnershipLedger.save`` writes it."""
+    return (json.dumps({"owned": sorted(keys)}, indent=0) + "\n").encode()
+
+
+def encode_journal(journal: dict[str, list[str]]) -> str:
+    raw = json.dumps(journal, sort_keys=True).encode()
+    return base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0)).decode()
+
+
+def decode_journal(text: str | None) -> dict[str, list[str]]:
+    if not text:
+        return {}
+    body = json.loads(gzip.decompress(base64.b64decode(text)))
+    if not isinstance(body, dict):
+        raise ValueError("the state journal is not an object")
+    return {str(name): [str(k) for k in keys] for name, keys in body.items()}
 
 
 class StateMaps:
@@ -81,13 +170,25 @@ class StateMaps:
         self.site = site
         self.owner = owner  # ownerReference to the Site: the maps go when the Site goes
         self.head_name = f"site-{site}-state"
-        self._digest: str | None = None
-        self._known: set[str] = set()  # maps this replica created or saw: patched, not fetched
+        self._digest: str | None = None  # the parts the head names
+        self._parts = 0
+        self._fingerprint: str | None = None
+        self._base: dict[str, set[str]] = {}  # ledger keys in the parts the head names
+        self._journal: dict[str, list[str]] = {}  # ledger keys added since then
+        self._known: set[str] = set()  # maps that exist: patched, not created
+        self._listed = False  # stale parts of other replicas looked for
         self._accepted = ""
 
-    def _map(
-        self, name: str, *, data: dict[str, str], binary: dict[str, str] | None = None
-    ) -> None:
+    @property
+    def _base_path(self) -> str:
+        return configmaps_path(self.namespace)
+
+    def _map(self, name: str, *, data: dict[str, str], binary: dict[str, str]) -> None:
+        """Create or update a ConfigMap; one call when this replica knows whether it exists."""
+        path = f"{self._base_path}/{name}"
+        if name in self._known:
+            self.client.merge_patch(path, {"data": data, "binaryData": binary})
+            return
         body: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -98,69 +199,136 @@ class StateMaps:
                 "ownerReferences": [self.owner],
             },
             "data": data,
+            "binaryData": binary,
         }
-        if binary is not None:
-            body["binaryData"] = binary
-        path = f"{configmaps_path(self.namespace)}/{name}"
-        if name in self._known or self.client.get(path) is not None:
+        try:
+            self.client.create(self._base_path, body)
+        except KubeError as error:
+            if error.status != 409:
+                raise
             self.client.merge_patch(path, {"data": data, "binaryData": binary})
-        else:
-            self.client.create(configmaps_path(self.namespace), body)
         self._known.add(name)
 
+    def _part(self, digest: str, number: int, part: bytes) -> None:
+        """A part is named by the digest of the whole: one that exists already holds these bytes."""
+        name = f"{self.head_name}-{digest}-{number}"
+        body: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": name,
+                "namespace": self.namespace,
+                "labels": {LABEL: self.site},
+                "ownerReferences": [self.owner],
+            },
+            "binaryData": {"part": base64.b64encode(part).decode()},
+        }
+        try:
+            self.client.create(self._base_path, body)
+        except KubeError as error:
+            if error.status != 409:
+                raise
+
     def save(self, state_dir: Path) -> bool:
-        """Write the state if it changed since the last save; True when written."""
-        blob = pack(state_dir)
-        digest = hashlib.sha256(blob).hexdigest()[:16]
-        if digest == self._digest:
+        """Write the whole state if it changed since the last save; True when written."""
+        files = state_files(state_dir)
+        seen = fingerprint(files)
+        if seen == self._fingerprint:
             return False
-        parts = [blob[i : i + PART_BYTES] for i in range(0, len(blob), PART_BYTES)]
-        for number, part in enumerate(parts):
-            encoded = base64.b64encode(part).decode()  # binaryData holds base64 of the bytes
-            self._map(f"{self.head_name}-{digest}-{number}", data={}, binary={"part": encoded})
-        self._map(self.head_name, data={"digest": digest, "parts": str(len(parts))})
-        self._prune(keep=digest)
-        accepted = state_dir / "accepted.json"
-        text = accepted.read_text() if accepted.is_file() else ""
-        if text and text != self._accepted:
-            self._map(f"site-{self.site}-accepted", data={"accepted.json": text})
-            self._accepted = text
-        self._digest = digest
-        log.info("state saved", extra={"site": self.site, "bytes": len(blob), "parts": len(parts)})
-        return True
+        blob = archive(files)
+        digest = hashlib.sha256(blob).hexdigest()[:16]
+        written = digest != self._digest or bool(self._journal)
+        if written:
+            parts = [blob[i : i + PART_BYTES] for i in range(0, len(blob), PART_BYTES)]
+            if digest != self._digest:
+                for number, part in enumerate(parts):
+                    self._part(digest, number, part)
+            head = {"digest": digest, "parts": str(len(parts))}
+            self._map(self.head_name, data=head, binary={"journal": encode_journal({})})
+            previous, previous_parts = self._digest, self._parts
+            self._digest, self._parts, self._journal = digest, len(parts), {}
+            self._base = {n: ledger_keys(d) for n, d in files.items() if n.endswith(LEDGER_SUFFIX)}
+            if previous != digest:
+                self._prune(previous=previous, count=previous_parts)
+            log.info("state saved", extra={"site": self.site, "bytes": len(blob)})
+        self._fingerprint = seen
+        accepted = files.get("accepted.json", b"").decode(errors="replace")
+        if accepted and accepted != self._accepted:
+            self._map(f"site-{self.site}-accepted", data={"accepted.json": accepted}, binary={})
+            self._accepted = accepted
+            written = True
+        return written
+
+    def record_ledger(self, path: Path, *, state_dir: Path) -> None:
+        """A ledger was written: its new keys reach the head's journal before they are created."""
+        name = path.relative_to(state_dir).as_posix()
+        if self._digest is None or not name.endswith(LEDGER_SUFFIX):
+            self.save(state_dir)  # nothing to journal against yet: the whole (small) state
+            return
+        try:
+            current = ledger_keys(path.read_bytes())
+        except FileNotFoundError:
+            return
+        journaled = set(self._journal.get(name, ()))
+        added = current - self._base.get(name, set()) - journaled
+        if not added:  # a narrowed ledger, or keys journaled already: nothing new to protect
+            return
+        journal = {**self._journal, name: sorted(journaled | added)}
+        encoded = encode_journal(journal)
+        if len(encoded) > PART_BYTES:  # a huge first apply: a full save is the smaller write
+            self.save(state_dir)
+            return
+        self.client.merge_patch(
+            f"{self._base_path}/{self.head_name}", {"binaryData": {"journal": encoded}}
+        )
+        self._known.add(self.head_name)
+        self._journal = journal
 
     def restore(self, state_dir: Path) -> int:
         """Bring the state dir to what the ConfigMaps hold; the number of files (0: none)."""
-        head = self.client.get(f"{configmaps_path(self.namespace)}/{self.head_name}")
+        head = self.client.get(f"{self._base_path}/{self.head_name}")
         if head is None:
             return 0
         digest, parts = head["data"]["digest"], int(head["data"]["parts"])
         blob = b""
         for number in range(parts):
-            part = self.client.get(
-                f"{configmaps_path(self.namespace)}/{self.head_name}-{digest}-{number}"
-            )
+            part = self.client.get(f"{self._base_path}/{self.head_name}-{digest}-{number}")
             if part is None:
                 raise ValueError(f"state part {number} of {digest} is missing")
             blob += base64.b64decode(part["binaryData"]["part"])
         if hashlib.sha256(blob).hexdigest()[:16] != digest:
             raise ValueError(f"state {digest} does not match its digest")
-        count = unpack(blob, state_dir)
-        self._digest = digest
-        return count
+        files = unpack(blob, state_dir)
+        journal = decode_journal((head.get("binaryData") or {}).get("journal"))
+        for name, keys in journal.items():
+            if not name.endswith(LEDGER_SUFFIX):
+                raise ValueError(f"state journal entry {name!r} is not an ownership ledger")
+            target = _inside(state_dir, name)
+            merged = ledger_keys(target.read_bytes() if target.is_file() else None) | set(keys)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(ledger_bytes(merged))
+            target.chmod(0o600)
+        self._digest, self._parts = digest, parts
+        self._base = {n: ledger_keys(d) for n, d in files.items() if n.endswith(LEDGER_SUFFIX)}
+        self._journal = journal
+        self._fingerprint = None
+        self._known.add(self.head_name)
+        self._accepted = files.get("accepted.json", b"").decode(errors="replace")
+        return len(files)
 
-    def _prune(self, *, keep: str) -> None:
+    def _prune(self, *, previous: str | None, count: int) -> None:
+        """Delete the parts the head no longer names (all stale ones, the first time)."""
+        if self._listed and previous is not None:
+            for number in range(count):
+                self.client.delete(f"{self._base_path}/{self.head_name}-{previous}-{number}")
+            return
         prefix = f"{self.head_name}-"
-        for item in self.client.list(
-            configmaps_path(self.namespace), labels=f"{LABEL}={self.site}"
-        ):
+        for item in self.client.list(self._base_path, labels=f"{LABEL}={self.site}"):
             name = item["metadata"]["name"]
-            if name.startswith(prefix) and not name.startswith(f"{prefix}{keep}-"):
-                self.client.delete(f"{configmaps_path(self.namespace)}/{name}")
-                self._known.discard(name)
+            if name.startswith(prefix) and not name.startswith(f"{prefix}{self._digest}-"):
+                self.client.delete(f"{self._base_path}/{name}")
+        self._listed = True
 
     def delete_all(self) -> None:
-        for item in self.client.list(
-            configmaps_path(self.namespace), labels=f"{LABEL}={self.site}"
-        ):
-            self.client.delete(f"{configmaps_path(self.namespace)}/{item['metadata']['name']}")
+        for item in self.client.list(self._base_path, labels=f"{LABEL}={self.site}"):
+            self.client.delete(f"{self._base_path}/{item['metadata']['name']}")

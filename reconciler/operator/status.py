@@ -41,9 +41,14 @@ def inventory_counts(inventory: Inventory | None, assignments: dict[str, str]) -
 
 
 def site_status(
-    status: Status, *, generation: int, counts: dict[str, Any], suspended: bool
+    status: Status,
+    *,
+    generation: int,
+    counts: dict[str, Any],
+    suspended: bool,
+    suspended_since: float = 0.0,
 ) -> dict[str, Any]:
-    """The ``.status`` of a Site from the loop's status."""
+    """The ``.status`` of a Site from the loop's status (the same status gives the same body)."""
     conditions = [
         {
             "type": c.type,
@@ -62,7 +67,7 @@ def site_status(
                 "status": "False",
                 "reason": "Suspended",
                 "message": "spec.suspend is true: nothing is written; status stays fresh",
-                "lastTransitionTime": _rfc3339(time.time()),
+                "lastTransitionTime": _rfc3339(suspended_since),
                 "observedGeneration": generation,
             }
         ]

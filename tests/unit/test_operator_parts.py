@@ -18,7 +18,7 @@ import pytest
 from reconciler.operator.kube import KubeError
 from reconciler.operator.site import SpecError, runtime_config, secrets_digest
 from reconciler.operator.spec import SiteSpec
-from reconciler.operator.statemap import PART_BYTES, StateMaps, pack, unpack
+from reconciler.operator.statemap import PART_BYTES, StateMaps, ledger_bytes, pack, unpack
 from reconciler.operator.status import events_between, site_status
 from reconciler.watch.status import Status, TargetStatus
 
@@ -115,27 +115,40 @@ class FakeMaps:
     def __init__(self) -> None:
         self.maps: dict[str, dict[str, Any]] = {}
         self.fail_after: int | None = None
+        self.calls: list[str] = []  # "create NAME", "patch NAME", ...
 
     def get(self, path: str) -> dict[str, Any] | None:
+        self.calls.append(f"get {path.rsplit('/', 1)[1]}")
         return self.maps.get(path.rsplit("/", 1)[1])
 
     def create(self, _path: str, body: dict[str, Any]) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        self.calls.append(f"create {name}")
         if self.fail_after is not None:
             if self.fail_after == 0:
                 raise KubeError(0, "connection lost")
             self.fail_after -= 1
-        self.maps[body["metadata"]["name"]] = body
+        if name in self.maps:
+            raise KubeError(409, f"configmaps {name!r} already exists")
+        self.maps[name] = body
         return body
 
     def merge_patch(self, path: str, patch: dict[str, Any]) -> dict[str, Any]:
-        current = self.maps[path.rsplit("/", 1)[1]]
-        current.update({k: v for k, v in patch.items() if v is not None})
+        name = path.rsplit("/", 1)[1]
+        self.calls.append(f"patch {name}")
+        current = self.maps[name]
+        for field, value in patch.items():  # a JSON merge patch, two levels deep
+            if isinstance(value, dict):
+                current[field] = {**(current.get(field) or {}), **value}
+            elif value is not None:
+                current[field] = value
         return current
 
     def list(self, _path: str, *, labels: str) -> list[dict[str, Any]]:
         return list(self.maps.values())
 
     def delete(self, path: str) -> None:
+        self.calls.append(f"delete {path.rsplit('/', 1)[1]}")
         self.maps.pop(path.rsplit("/", 1)[1], None)
 
 
@@ -203,3 +216,64 @@ def test_packing_is_deterministic(tmp_path: Path) -> None:
     first = pack(tmp_path)
     os.utime(tmp_path / "a", (1, 1))
     assert pack(tmp_path) == first
+
+
+def ledger(state: Path, keys: set[str]) -> Path:
+    path = state / "dhcp.owned.json"
+    path.write_bytes(ledger_bytes(keys))
+    return path
+
+
+def test_a_widened_ledger_reaches_the_head_journal_in_one_small_patch(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    ledger(state, {"node01"})
+    (state / "status.json").write_text('{"passes": 1}')
+    api = FakeMaps()
+    maps = state_maps(api)
+    assert maps.save(state) is True
+    api.calls.clear()
+    maps.record_ledger(ledger(state, {"node01", "node02"}), state_dir=state)
+    assert api.calls == ["patch site-lab-state"]  # no part written, nothing listed
+    maps.record_ledger(ledger(state, {"node02"}), state_dir=state)  # narrowed: nothing new
+    assert api.calls == ["patch site-lab-state"]
+
+    # A replica killed now: its successor owns node01 and node02, though no full save ran.
+    restored = tmp_path / "restored"
+    state_maps(api).restore(restored)
+    text = (restored / "dhcp.owned.json").read_text()
+    assert '"node01"' in text and '"node02"' in text
+
+    # The full save of the pass replaces the parts and empties the journal in one switch.
+    api.calls.clear()
+    assert maps.save(state) is True
+    assert [c.split()[0] for c in api.calls] == ["create", "patch", "delete"]
+    again = tmp_path / "again"
+    state_maps(api).restore(again)
+    assert (again / "dhcp.owned.json").read_bytes() == ledger_bytes({"node02"})
+
+
+def test_a_pass_that_only_counted_itself_writes_nothing(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "status.json").write_text('{"passes": 1, "updated": 5.0, "good_revision": "c1"}')
+    api = FakeMaps()
+    maps = state_maps(api)
+    maps.save(state)
+    api.calls.clear()
+    (state / "status.json").write_text('{"passes": 2, "updated": 6.0, "good_revision": "c1"}')
+    assert maps.save(state) is False
+    assert api.calls == []
+    (state / "status.json").write_text('{"passes": 3, "updated": 7.0, "good_revision": "c2"}')
+    assert maps.save(state) is True
+
+
+def test_the_first_ledger_write_without_a_head_saves_the_whole_state(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    api = FakeMaps()
+    maps = state_maps(api)
+    maps.record_ledger(ledger(state, {"node01"}), state_dir=state)
+    restored = tmp_path / "restored"
+    assert state_maps(api).restore(restored) == 1
+    assert '"node01"' in (restored / "dhcp.owned.json").read_text()
