@@ -36,7 +36,7 @@ from reconciler.targets.dhcp_conf import build as build_conf
 from reconciler.targets.dhcp_file import build as build_file
 from reconciler.targets.dhcp_hosts import host_statements, hosts_in_leases
 from reconciler.targets.dhcp_omapi import build as build_omapi
-from tests.integration.conftest import make_config
+from tests.integration.dhcp_hosts import make_config
 from tests.integration.dhcp_server import KEY_NAME, OMAPI_PORT, Dhcpd, write_key
 from tests.integration.netns import entered, netns_pair
 

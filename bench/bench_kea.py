@@ -51,7 +51,7 @@ from reconciler.targets.kea_conf import build as build_kea_conf
 from reconciler.targets.kea_ctrl import ControlAgent
 from reconciler.targets.kea_hosts import KeaHostsTarget
 from reconciler.targets.kea_hosts import build as build_kea_hosts
-from tests.integration.conftest import make_config
+from tests.integration.dhcp_hosts import make_config
 from tests.integration.kea_site import target_settings
 
 SERVER, CLIENT = "10.30.255.254", "10.30.255.253"

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from reconciler.config import load_config
 from reconciler.engine import Engine
-from reconciler.plan import build_target_plan
 from reconciler.sandbox.kea import AGENT_USER, KeaServer
-from reconciler.sandbox.netns import NetnsPair, entered
+from reconciler.sandbox.netns import NetnsPair
+from reconciler.sandbox.one_pass import sync_target
 from reconciler.sandbox.postgres import PostgresCluster
 from reconciler.targets.kea_conf import KeaConfTarget
 
@@ -64,16 +64,7 @@ class KeaSandbox:
         target = next(t for t in engine.targets if t.name == CONF_TARGET)
         assert isinstance(target, KeaConfTarget)
         self.server.start(target.render([]))
-        with entered(self.pair.server):
-            desired = target.desired(state)
-            plan = build_target_plan(
-                target=target.name,
-                kind=target.kind,
-                desired=desired,
-                live=target.read(desired),
-                adopt=True,
-            )
-            target.apply(plan.changes)
+        sync_target(target, state, namespace=self.pair.server)
         pid = self.server.pid()
         if pid is None:
             raise RuntimeError(

@@ -23,12 +23,12 @@ from pathlib import Path
 import reconciler
 from reconciler.config import RuntimeConfig, load_config
 from reconciler.engine import Engine
-from reconciler.plan import build_target_plan
 from reconciler.resources import DesiredState, DhcpHost
 from reconciler.sandbox.dhcp import KEY_NAME, OMAPI_PORT, DhcpClient, Dhcpd, write_key
 from reconciler.sandbox.kea_site import KeaSandbox
 from reconciler.sandbox.named import NamedServer, start_named
 from reconciler.sandbox.netns import NetnsPair, create_pair, entered, wait_for
+from reconciler.sandbox.one_pass import sync_target
 from reconciler.sandbox.tftp import tftpd
 from reconciler.watch.status import StatusStore
 
@@ -198,16 +198,7 @@ class SandboxSite:
         engine = Engine(load_config(self.config_path))
         state = engine.compile(engine.load())
         target = next(t for t in engine.targets if t.name == "dhcpd-conf")
-        with entered(self.pair.server):
-            desired = target.desired(state)
-            plan = build_target_plan(
-                target=target.name,
-                kind=target.kind,
-                desired=desired,
-                live=target.read(desired),
-                adopt=True,
-            )
-            target.apply(plan.changes)
+        sync_target(target, state, namespace=self.pair.server)
         wait_for(self.dhcpd.running, timeout=10, what="dhcpd to start")
         pid = self.dhcpd.pid()
         assert pid is not None

@@ -15,28 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.config import BootConfig, RuntimeConfig, SourceConfig
-from reconciler.plan import TargetPlan, build_target_plan
-from reconciler.resources import DesiredState, DhcpHost, DhcpSubnet
-from reconciler.targets.base import ApplyResult, Target
+from reconciler.config import RuntimeConfig
+from reconciler.plan import TargetPlan
+from reconciler.resources import DhcpHost, DhcpSubnet
+from reconciler.targets.base import ApplyResult
 from reconciler.targets.dhcp_conf import DhcpConfTarget
 from reconciler.targets.dhcp_conf import build as build_conf
 from reconciler.targets.dhcp_omapi import DhcpOmapiTarget
 from reconciler.targets.dhcp_omapi import build as build_omapi
+from tests.integration.dhcp_hosts import SUBNET, make_config, sync
 from tests.integration.dhcp_server import KEY_NAME, OMAPI_PORT, DhcpClient, Dhcpd, write_key
+from tests.integration.kea_site import kea_site  # noqa: F401
 from tests.integration.named import named_server  # noqa: F401
-from tests.integration.netns import NetnsPair, entered, netns_pair
+from tests.integration.netns import NetnsPair, netns_pair
 from tests.integration.node_lab import QEMU, NodeLab, kernels
-
-BOOT_URL = "http://10.23.45.2:8080"
-SUBNET = DhcpSubnet(
-    network="10.23.45.0/24",
-    gateway="10.23.45.1",
-    lease_time=600,
-    domain="cluster.example",
-    unregistered_range=("10.23.45.200", "10.23.45.250"),
-    groups=("compute",),
-)
 
 
 @pytest.fixture(scope="session")
@@ -64,23 +56,6 @@ def make_pair(as_root: None) -> Iterator[Callable[..., NetnsPair]]:
         pair.destroy()
 
 
-def sync(
-    target: Target, hosts: Sequence[object], *, namespace: str
-) -> tuple[TargetPlan, ApplyResult]:
-    """One reconcile pass of one target, inside ``namespace`` (where its server is)."""
-    if all(isinstance(h, DhcpSubnet) for h in hosts) and hosts:
-        state = DesiredState(dhcp_subnets=tuple(hosts))  # type: ignore[arg-type]
-    else:
-        state = DesiredState(dhcp_hosts=tuple(hosts))  # type: ignore[arg-type]
-    with entered(namespace):
-        desired = target.desired(state)
-        plan = build_target_plan(
-            target=target.name, kind=target.kind, desired=desired, live=target.read(desired)
-        )
-        result = target.apply(plan.changes)
-    return plan, result
-
-
 @dataclass
 class DhcpSite:
     """A running dhcpd configured by the dhcp-conf target, driven by the dhcp-omapi target."""
@@ -94,19 +69,10 @@ class DhcpSite:
     workdir: Path
 
     def sync_hosts(self, hosts: Sequence[DhcpHost]) -> tuple[TargetPlan, ApplyResult]:
-        return sync(self.omapi, hosts, namespace=self.pair.server)
+        return sync(self.omapi, hosts=hosts, namespace=self.pair.server)
 
     def sync_subnets(self, subnets: Sequence[DhcpSubnet]) -> tuple[TargetPlan, ApplyResult]:
-        return sync(self.conf, subnets, namespace=self.pair.server)
-
-
-def make_config(workdir: Path) -> RuntimeConfig:
-    return RuntimeConfig(
-        source=SourceConfig(path=workdir),
-        state_dir=workdir / "state",
-        boot=BootConfig(http_url=BOOT_URL, tftp_server="10.23.45.2"),
-        base_dir=workdir,
-    )
+        return sync(self.conf, subnets=subnets, namespace=self.pair.server)
 
 
 @pytest.fixture
@@ -143,17 +109,13 @@ def dhcp_site(as_root: None, tmp_path: Path) -> Iterator[DhcpSite]:
         )
         assert isinstance(conf, DhcpConfTarget) and isinstance(omapi, DhcpOmapiTarget)
         conf.settings = conf.settings.model_copy(update={"restart_command": None})
-        sync(conf, [SUBNET], namespace=pair.server)
+        sync(conf, subnets=[SUBNET], namespace=pair.server)
         conf.settings = conf.settings.model_copy(
             update={"restart_command": str(dhcpd.restart_script)}
         )
         dhcpd.start()
         client = DhcpClient(pair, tmp_path / "client")
         yield DhcpSite(pair, dhcpd, client, config, conf, omapi, tmp_path)
-
-
-# The Kea fixture needs the names above (SUBNET, make_config), so it comes last.
-from tests.integration.kea_site import kea_site  # noqa: E402, F401
 
 
 @pytest.fixture

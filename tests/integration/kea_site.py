@@ -15,36 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.plan import TargetPlan, build_target_plan
-from reconciler.resources import DesiredState, DhcpHost, DhcpSubnet
+from reconciler.plan import TargetPlan
+from reconciler.resources import DhcpHost, DhcpSubnet
 from reconciler.sandbox.kea import AGENT_USER, KeaServer
 from reconciler.sandbox.netns import MissingTool
 from reconciler.sandbox.postgres import PostgresCluster
-from reconciler.targets.base import ApplyResult, Target
+from reconciler.targets.base import ApplyResult
 from reconciler.targets.kea_conf import KeaConfTarget
 from reconciler.targets.kea_conf import build as build_conf
 from reconciler.targets.kea_hosts import KeaHostsTarget
 from reconciler.targets.kea_hosts import build as build_hosts
+from tests.integration.dhcp_hosts import SUBNET, make_config, sync
 from tests.integration.dhcp_server import DhcpClient
-from tests.integration.netns import NetnsPair, entered, netns_pair
-
-
-def kea_sync(
-    target: Target, *, subnets: Sequence[DhcpSubnet], hosts: Sequence[DhcpHost], namespace: str
-) -> tuple[TargetPlan, ApplyResult]:
-    """One reconcile pass of one Kea target, inside ``namespace``."""
-    state = DesiredState(dhcp_hosts=tuple(hosts), dhcp_subnets=tuple(subnets))
-    with entered(namespace):
-        desired = target.desired(state)
-        plan = build_target_plan(
-            target=target.name,
-            kind=target.kind,
-            desired=desired,
-            live=target.read(desired),
-            adopt=bool(getattr(target, "adopts_by_default", False)),
-        )
-        result = target.apply(plan.changes)
-    return plan, result
+from tests.integration.netns import NetnsPair, netns_pair
 
 
 @dataclass
@@ -62,15 +45,16 @@ class KeaSite:
     def sync_hosts(
         self, hosts: Sequence[DhcpHost], subnets: Sequence[DhcpSubnet] | None = None
     ) -> tuple[TargetPlan, ApplyResult]:
-        return kea_sync(
+        return sync(
             self.hosts,
             subnets=(self.subnet,) if subnets is None else subnets,
             hosts=hosts,
             namespace=self.pair.server,
+            adopt=False,  # kea-hosts adopts only when told to
         )
 
     def sync_subnets(self, subnets: Sequence[DhcpSubnet]) -> tuple[TargetPlan, ApplyResult]:
-        return kea_sync(self.conf, subnets=subnets, hosts=(), namespace=self.pair.server)
+        return sync(self.conf, subnets=subnets, namespace=self.pair.server)
 
     def sql(self, statement: str) -> str:
         return self.postgres.psql(statement, database=self.postgres.database)
@@ -101,8 +85,6 @@ def target_settings(
 
 @pytest.fixture
 def kea_site(as_root: None, tmp_path: Path) -> Iterator[KeaSite]:
-    from tests.integration.conftest import SUBNET, make_config
-
     with netns_pair(server_cidr="10.23.45.2/24") as pair:
         try:
             postgres = PostgresCluster(namespace=pair.server)
@@ -119,7 +101,7 @@ def kea_site(as_root: None, tmp_path: Path) -> Iterator[KeaSite]:
         conf = build_conf("kea-conf", conf_settings, config)
         hosts = build_hosts("kea-hosts", host_settings, config)
         kea.start(conf.render([]))
-        plan, _ = kea_sync(conf, subnets=[SUBNET], hosts=(), namespace=pair.server)
+        plan, _ = sync(conf, subnets=[SUBNET], namespace=pair.server)
         assert plan.counts["create"] == 1
         client = DhcpClient(pair, tmp_path / "client")
         yield KeaSite(pair, kea, postgres, client, conf, hosts, tmp_path, SUBNET)

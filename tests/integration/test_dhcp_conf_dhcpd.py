@@ -10,7 +10,8 @@ from reconciler.resources import DhcpHost
 from reconciler.targets.base import TargetError
 from reconciler.targets.dhcp_file import DhcpFileTarget
 from reconciler.targets.dhcp_file import build as build_file
-from tests.integration.conftest import SUBNET, DhcpSite, sync
+from tests.integration.conftest import DhcpSite
+from tests.integration.dhcp_hosts import SUBNET, sync
 
 pytestmark = pytest.mark.integration
 
@@ -54,9 +55,9 @@ def test_include_file_hosts_reach_clients(dhcp_site: DhcpSite) -> None:
     include = dhcp_site.workdir / "hosts.conf"
     hosts = build_file("dhcpd-file", {"path": str(include)}, dhcp_site.config)
     assert isinstance(hosts, DhcpFileTarget)
-    plan, result = sync(hosts, [HOST], namespace=dhcp_site.pair.server)
+    plan, result = sync(hosts, hosts=[HOST], namespace=dhcp_site.pair.server)
     assert result.writes == 1
-    plan, result = sync(hosts, [HOST], namespace=dhcp_site.pair.server)
+    plan, result = sync(hosts, hosts=[HOST], namespace=dhcp_site.pair.server)
     assert plan.changes == () and result.writes == 0
 
     dhcp_site.conf.include = include

@@ -4,32 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.resources import DhcpHost
 from reconciler.targets.base import Action, Change, TargetError
-from tests.integration.conftest import BOOT_URL, DhcpSite, sync
+from tests.integration.conftest import DhcpSite
+from tests.integration.dhcp_hosts import (
+    BOOT_URL,
+    MAC_A,
+    MAC_B,
+    MAC_NEW,
+    MAC_UNKNOWN,
+    in_pool,
+    node,
+    sync,
+)
 from tests.integration.dhcp_server import write_key
 from tests.integration.netns import entered
 
 pytestmark = pytest.mark.integration
-
-MAC_A = "52:54:00:12:34:14"
-MAC_B = "52:54:00:12:34:15"
-MAC_NEW = "52:54:00:ab:cd:ef"
-MAC_UNKNOWN = "52:54:00:99:99:99"
-
-
-def node(index: int, mac: str, ip: str | None = None) -> DhcpHost:
-    return DhcpHost(
-        hostname=f"node{index:03d}",
-        mac=mac,
-        ip=ip or f"10.23.45.{index}",
-        group="compute",
-        boot_filename=f"ipxe/{mac.replace(':', '-')}.ipxe",
-    )
-
-
-def in_pool(ip: str) -> bool:
-    return 200 <= int(ip.rsplit(".", 1)[1]) <= 250
 
 
 def test_registered_and_unknown_macs(dhcp_site: DhcpSite) -> None:
@@ -128,7 +118,7 @@ def test_adopting_a_hand_made_host_with_the_wanted_name(dhcp_site: DhcpSite) -> 
 def test_wrong_key_is_a_clear_error_without_the_key(dhcp_site: DhcpSite) -> None:
     wrong = write_key(dhcp_site.workdir / "omapi.key", seed=b"another-key-entirely-0123456789a")
     with pytest.raises(TargetError) as caught:
-        sync(dhcp_site.omapi, [node(20, MAC_A)], namespace=dhcp_site.pair.server)
+        sync(dhcp_site.omapi, hosts=[node(20, MAC_A)], namespace=dhcp_site.pair.server)
     message = str(caught.value)
     assert "dhcpd-hosts" in message and "key" in message and wrong not in message
 
@@ -136,7 +126,7 @@ def test_wrong_key_is_a_clear_error_without_the_key(dhcp_site: DhcpSite) -> None
 def test_unreachable_dhcpd_is_a_clear_error(dhcp_site: DhcpSite) -> None:
     dhcp_site.dhcpd.stop()
     with pytest.raises(TargetError) as caught:
-        sync(dhcp_site.omapi, [node(20, MAC_A)], namespace=dhcp_site.pair.server)
+        sync(dhcp_site.omapi, hosts=[node(20, MAC_A)], namespace=dhcp_site.pair.server)
     assert "dhcpd-hosts" in str(caught.value) and "127.0.0.1:7911" in str(caught.value)
 
 

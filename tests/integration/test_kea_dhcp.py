@@ -13,33 +13,24 @@ import time
 
 import pytest
 
-from reconciler.resources import DhcpHost, DhcpSubnet
+from reconciler.resources import DhcpSubnet
 from reconciler.targets.base import Action, TargetError
-from tests.integration.conftest import BOOT_URL, SUBNET
+from tests.integration.dhcp_hosts import (
+    BOOT_URL,
+    MAC_A,
+    MAC_B,
+    MAC_NEW,
+    MAC_UNKNOWN,
+    SUBNET,
+    in_pool,
+    node,
+)
 from tests.integration.kea_site import KeaSite
 
 pytestmark = pytest.mark.integration
 
-MAC_A = "52:54:00:12:34:14"
-MAC_B = "52:54:00:12:34:15"
 MAC_C = "52:54:00:12:34:16"
-MAC_NEW = "52:54:00:ab:cd:ef"
-MAC_UNKNOWN = "52:54:00:99:99:99"
 MAC_HAND = "52:54:00:00:00:60"
-
-
-def node(index: int, mac: str, ip: str | None = None) -> DhcpHost:
-    return DhcpHost(
-        hostname=f"node{index:03d}",
-        mac=mac,
-        ip=ip or f"10.23.45.{index}",
-        group="compute",
-        boot_filename=f"ipxe/{mac.replace(':', '-')}.ipxe",
-    )
-
-
-def in_pool(ip: str) -> bool:
-    return 200 <= int(ip.rsplit(".", 1)[1]) <= 250
 
 
 def test_reserved_address_name_and_boot_files(kea_site: KeaSite) -> None:

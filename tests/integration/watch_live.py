@@ -22,7 +22,7 @@ from reconciler.config import BootConfig, RuntimeConfig, SourceConfig
 from reconciler.resources import DhcpSubnet
 from reconciler.targets.dhcp_conf import build as build_conf
 from reconciler.watch.status import Status, StatusStore
-from tests.integration.conftest import sync
+from tests.integration.dhcp_hosts import sync
 from tests.integration.dhcp_server import KEY_NAME, OMAPI_PORT, Dhcpd, write_key
 from tests.integration.named import NamedServer, start_named
 from tests.integration.netns import NetnsPair, entered, netns_pair
@@ -173,7 +173,7 @@ def live_watch_site(workdir: Path, *, watch: str = "") -> Iterator[LiveWatchSite
              "omapi_key_file": "omapi.key", "restart_command": "true"},  # started below
             config,
         )  # fmt: skip
-        sync(conf, [SUBNET16], namespace=pair.server)
+        sync(conf, subnets=[SUBNET16], namespace=pair.server)
         dhcpd.start()
         with entered(pair.server):
             named = start_named(
