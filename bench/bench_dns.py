@@ -5,7 +5,8 @@ what makes a 10,000-host site fast, and that a one-host change costs one
 message per zone it touches. This prints the figures that back (or refute)
 that: the initial load of N hosts (A and PTR), a no-op pass (AXFR of every
 RRset, zero messages; and the same pass when the zones' SOA serials did not move,
-which transfers nothing), a one-host change, and batched against one message per
+which transfers nothing), a drift pass after a one-record hand edit (IXFR
+against the old full AXFR), a one-host change, and batched against one message per
 RRset on the same workload in the same run.
 
     .venv/bin/python bench/bench_dns.py [--hosts 10000] [--compare 2000]
@@ -101,8 +102,9 @@ def main() -> None:
 
         plan, result, plan_s, apply_s = timed_pass(target, state)
         print(
-            f"no-op pass: read {len(plan.changes) + plan.owned_count} RRsets by AXFR and "
-            f"diffed in {plan_s:.3f} s; {len(plan.changes)} changes, {result.writes} messages"
+            f"no-op pass after the load: {len(plan.changes) + plan.owned_count} RRsets read "
+            f"(the load's own UPDATEs taken in by IXFR) and diffed in {plan_s:.3f} s; "
+            f"{len(plan.changes)} changes, {result.writes} messages"
         )
         # The same no-op pass twice more: the old way (every zone transferred) and the
         # new one (the SOA serial is the one of the last transfer: nothing transferred).
@@ -112,6 +114,28 @@ def main() -> None:
         print(
             f"no-op pass, full AXFR (old way): {full_s:.3f} s; SOA serial unchanged, no "
             f"transfer: {serial_s:.3f} s; ratio {full_s / serial_s:.1f}x"
+        )
+
+        # A drift pass after one record was edited by hand in BIND: the zone's serial
+        # moved, so the copy is brought up to date by IXFR (new) or transferred whole
+        # by AXFR (old way). Each pass puts the record back; a no-op pass in between
+        # takes in our own UPDATE.
+        def hand_edit_pass(*, full: bool) -> tuple[float, int]:
+            named.hand_update(FWD, [("replace", f"node00003.{FWD}", 300, "A 10.23.251.3")])
+            if full:
+                target.snapshots.forget()
+            plan, _, drift_s, _ = timed_pass(target, state)
+            timed_pass(target, state)
+            return drift_s, len(plan.changes)
+
+        before = target.snapshots.incremental
+        ixfr_s, ixfr_changes = hand_edit_pass(full=False)
+        used_ixfr = target.snapshots.incremental > before
+        axfr_s, axfr_changes = hand_edit_pass(full=True)
+        print(
+            f"drift pass after a one-record hand edit: AXFR (old way) {axfr_s:.3f} s, "
+            f"IXFR {ixfr_s:.3f} s (IXFR used: {used_ixfr}); ratio {axfr_s / ixfr_s:.1f}x; "
+            f"drift found: {axfr_changes} and {ixfr_changes} change"
         )
 
         moved = site_records(args.hosts)

@@ -1,4 +1,4 @@
-"""The ``dns-rfc2136`` target: a BIND with dynamic zones, read by AXFR, changed by UPDATE.
+"""The ``dns-rfc2136`` target: a BIND with dynamic zones, read by AXFR or IXFR, changed by UPDATE.
 
 No restart, no zone file editing: each managed zone is read whole by a TSIG
 signed zone transfer, compared at RRset level (A, PTR, CNAME and their TTLs),
@@ -33,6 +33,7 @@ from reconciler.targets.base import (
     OwnershipLedger,
     TargetError,
 )
+from reconciler.targets.dns_ixfr import changes_since
 from reconciler.targets.dns_records import (
     SIGNING_TYPES,
     classify,
@@ -106,7 +107,8 @@ class Rfc2136Target:
         self._key: TsigKey | None = None
         # Types found at each owner name by the last read: for the CNAME checks.
         self._types_at: dict[str, set[str]] | None = None
-        # The last AXFR of each zone, reused while its SOA serial stays the same.
+        # The last transfer of each zone, reused while its SOA serial stays the same
+        # and brought up to date by IXFR when it moved.
         self.snapshots = ZoneSnapshots()
 
     @property
@@ -145,6 +147,7 @@ class Rfc2136Target:
                         zone,
                         serial=partial(zone_serial, endpoint, zone),
                         transfer=partial(transfer_zone, endpoint, zone),
+                        changes_since=partial(changes_since, endpoint, zone),
                     )
                 )
             except DnsServerError as error:

@@ -4,12 +4,16 @@ The watch loop keeps its targets between passes; these caches live in them
 (issue 17: a no-op drift pass at 10,000 hosts in well under a second). Every
 shortcut falls back to a full read when it could be wrong:
 
-- ``ZoneSnapshots``: a zone's records from its last AXFR with the SOA serial in
-  that transfer. A pass asks for the serial first (one signed query) and
-  transfers the zone only when the serial moved: every UPDATE, ours or a hand
-  edit, and every reload of a changed zone file moves it. A snapshot is also
-  dropped after ``max_age`` seconds, for a zone file edited without raising its
-  serial.
+- ``ZoneSnapshots``: a zone's records from its last transfer with the SOA serial
+  in that transfer. A pass asks for the serial first (one signed query) and
+  transfers nothing while it stays: every UPDATE, ours or a hand edit, and
+  every reload of a changed zone file moves it. When it moved, an IXFR from the
+  serial we hold brings only the differences, applied to the copy; a server
+  that answers with the whole zone (its journal lost or too short) gives the
+  copy anew, and differences that do not fit the copy (a removal of a value it
+  lacks, a gap between serials) are thrown away for a full AXFR. A snapshot is
+  also replaced by a full AXFR after ``max_age`` seconds, for a zone file
+  edited without raising its serial.
 - ``LeasesTail``: dhcpd appends to its leases file and now and then rewrites it
   whole (a new file renamed over the old). The tail reader parses only the bytes
   appended since the last read; a new inode or a file shorter than what was
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,14 +43,46 @@ if TYPE_CHECKING:
 SNAPSHOT_MAX_AGE = 600.0  # seconds; a full AXFR at least this often per zone
 
 
+_RRsetKey = tuple[str, str]  # (owner name, type)
+
+
 @dataclass(frozen=True)
 class _Snapshot:
     serial: int
-    records: tuple[DnsRecord, ...]
-    taken: float
+    records: dict[_RRsetKey, DnsRecord]
+    taken: float  # when the last full transfer was made
 
 
-def soa_serial(records: tuple[DnsRecord, ...] | list[DnsRecord]) -> int | None:
+@dataclass(frozen=True, slots=True)
+class RecordValue:
+    """One resource record of an IXFR difference (value normalised as AXFR reads it)."""
+
+    name: str
+    rtype: str
+    ttl: int
+    value: str
+
+
+@dataclass(frozen=True)
+class ZoneDelta:
+    """One IXFR difference sequence: what took the zone from serial ``start`` to ``end``
+    (the old SOA among ``removed``, the new one among ``added``)."""
+
+    start: int
+    end: int
+    removed: tuple[RecordValue, ...]
+    added: tuple[RecordValue, ...]
+
+
+@dataclass(frozen=True)
+class Incremental:
+    """A server's answer to an IXFR: the differences, or the whole zone instead."""
+
+    deltas: tuple[ZoneDelta, ...] = ()
+    full: list[DnsRecord] | None = None
+
+
+def soa_serial(records: Iterable[DnsRecord]) -> int | None:
     """The serial of the zone's SOA record among ``records`` (None without one)."""
     for record in records:
         if record.rtype == "SOA" and record.values:
@@ -54,12 +90,50 @@ def soa_serial(records: tuple[DnsRecord, ...] | list[DnsRecord]) -> int | None:
     return None
 
 
+def apply_deltas(
+    zone: str, records: dict[_RRsetKey, DnsRecord], serial: int, deltas: Iterable[ZoneDelta]
+) -> tuple[int, dict[_RRsetKey, DnsRecord]] | None:
+    """The zone after ``deltas``, starting from ``records`` at ``serial``; None when
+    they do not fit (a gap in the serials, a removed value the copy does not hold)."""
+    touched: dict[_RRsetKey, tuple[int, set[str]]] = {}
+
+    def values_at(key: _RRsetKey) -> tuple[int, set[str]]:
+        if key not in touched:
+            old = records.get(key)
+            touched[key] = (old.ttl, set(old.values)) if old else (0, set())
+        return touched[key]
+
+    for delta in deltas:
+        if delta.start != serial:
+            return None
+        for rr in delta.removed:
+            _, values = values_at((rr.name, rr.rtype))
+            if rr.value not in values:
+                return None
+            values.discard(rr.value)
+        for rr in delta.added:
+            key = (rr.name, rr.rtype)
+            _, values = values_at(key)
+            values.add(rr.value)
+            touched[key] = (rr.ttl, values)
+        serial = delta.end
+    updated = dict(records)
+    for (name, rtype), (ttl, values) in touched.items():
+        if values:
+            updated[(name, rtype)] = DnsRecord(zone, name, rtype, ttl, tuple(sorted(values)))
+        else:
+            updated.pop((name, rtype), None)
+    return serial, updated
+
+
 @dataclass
 class ZoneSnapshots:
-    """The last transfer of each zone, reused while the zone's serial stays the same."""
+    """The last transfer of each zone, reused while the zone's serial stays the same
+    and brought up to date by IXFR when it moved."""
 
     max_age: float = SNAPSHOT_MAX_AGE
     transfers: int = 0  # full transfers done (for tests and benchmarks)
+    incremental: int = 0  # snapshots brought up to date by IXFR differences
     reused: int = 0  # reads answered from a snapshot
     _zones: dict[str, _Snapshot] = field(default_factory=dict)
 
@@ -69,21 +143,36 @@ class ZoneSnapshots:
         *,
         serial: Callable[[], int],
         transfer: Callable[[], list[DnsRecord]],
+        changes_since: Callable[[int], Incremental] | None = None,
     ) -> list[DnsRecord]:
-        """The zone's records: the snapshot when ``serial()`` still matches it."""
+        """The zone's records: the snapshot when ``serial()`` still matches it, the
+        snapshot plus ``changes_since(its serial)`` (IXFR) when it moved, else
+        ``transfer()`` (AXFR)."""
         snapshot = self._zones.get(zone)
         now = time.monotonic()
-        fresh = snapshot is not None and now - snapshot.taken < self.max_age
-        if fresh and snapshot is not None and serial() == snapshot.serial:
-            self.reused += 1
-            return list(snapshot.records)
-        records = transfer()
+        if snapshot is not None and now - snapshot.taken < self.max_age:
+            if serial() == snapshot.serial:
+                self.reused += 1
+                return list(snapshot.records.values())
+            if changes_since is not None:
+                answer = changes_since(snapshot.serial)
+                if answer.full is not None:
+                    return self._keep(zone, answer.full, now)
+                brought = apply_deltas(zone, snapshot.records, snapshot.serial, answer.deltas)
+                if brought is not None and answer.deltas:
+                    self.incremental += 1
+                    self._zones[zone] = _Snapshot(brought[0], brought[1], snapshot.taken)
+                    return list(brought[1].values())
+        return self._keep(zone, transfer(), now)
+
+    def _keep(self, zone: str, records: list[DnsRecord], now: float) -> list[DnsRecord]:
         self.transfers += 1
         transferred_serial = soa_serial(records)
         if transferred_serial is None:
             self._zones.pop(zone, None)
         else:
-            self._zones[zone] = _Snapshot(transferred_serial, tuple(records), now)
+            by_key = {(r.name, r.rtype): r for r in records}
+            self._zones[zone] = _Snapshot(transferred_serial, by_key, now)
         return records
 
     def forget(self, zone: str | None = None) -> None:

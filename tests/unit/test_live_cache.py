@@ -7,7 +7,14 @@ from pathlib import Path
 
 from reconciler.resources import DnsRecord
 from reconciler.targets.dhcp_hosts import hosts_in_leases
-from reconciler.targets.live_cache import LeasesTail, ZoneSnapshots
+from reconciler.targets.live_cache import (
+    Incremental,
+    LeasesTail,
+    RecordValue,
+    ZoneDelta,
+    ZoneSnapshots,
+    soa_serial,
+)
 
 ZONE = "cluster.example."
 
@@ -121,3 +128,69 @@ def test_ownership_ledger_is_parsed_again_only_when_its_file_changed(tmp_path: P
     assert ledger.load() == {"z"}
     ledger.narrow(["z"])
     assert ledger.load() == set() and OwnershipLedger(tmp_path, "dns").load() == set()
+
+
+def a(name: str, value: str, ttl: int = 300) -> RecordValue:
+    return RecordValue(f"{name}.{ZONE}", "A", ttl, value)
+
+
+def soa_value(serial: int) -> RecordValue:
+    return RecordValue(ZONE, "SOA", 300, soa(serial).values[0])
+
+
+def test_zone_snapshot_follows_ixfr_differences_and_falls_back_when_they_do_not_fit() -> None:
+    zone = {"serial": 1}
+    server: dict[str, Incremental] = {}
+    transfers: list[int] = []
+    base = [soa(1), DnsRecord(ZONE, f"n1.{ZONE}", "A", 300, ("10.0.0.1", "10.0.0.2"))]
+
+    def transfer() -> list[DnsRecord]:
+        transfers.append(zone["serial"])
+        return base if zone["serial"] == 1 else [soa(zone["serial"])]
+
+    snapshots = ZoneSnapshots()
+
+    def read() -> list[DnsRecord]:
+        return snapshots.records(
+            ZONE,
+            serial=lambda: zone["serial"],
+            transfer=transfer,
+            changes_since=lambda serial: server["answer"],
+        )
+
+    read()
+    # Two hand edits since: one value of n1 removed, n2 added, then n2's TTL changed.
+    zone["serial"] = 3
+    server["answer"] = Incremental(
+        deltas=(
+            ZoneDelta(
+                1, 2, (soa_value(1), a("n1", "10.0.0.2")), (soa_value(2), a("n2", "10.0.0.9"))
+            ),
+            ZoneDelta(
+                2, 3, (soa_value(2), a("n2", "10.0.0.9")), (soa_value(3), a("n2", "10.0.0.9", 60))
+            ),
+        )
+    )
+    got = {(r.name, r.rtype): r for r in read()}
+    assert transfers == [1] and snapshots.incremental == 1
+    assert got[(f"n1.{ZONE}", "A")].values == ("10.0.0.1",)
+    assert got[(f"n2.{ZONE}", "A")].ttl == 60 and soa_serial(got.values()) == 3
+    assert read() == list(got.values()) and snapshots.reused == 1
+    # A removal of a value the copy lacks: the differences are not ours to trust.
+    zone["serial"] = 4
+    server["answer"] = Incremental(
+        deltas=(ZoneDelta(3, 4, (soa_value(3), a("n9", "10.0.0.7")), (soa_value(4),)),)
+    )
+    assert read() == [soa(4)] and transfers == [1, 4]
+    # A gap between serials, and "up to date" while the serial moved: full transfers too.
+    zone["serial"] = 6
+    server["answer"] = Incremental(deltas=(ZoneDelta(5, 6, (soa_value(5),), (soa_value(6),)),))
+    read()
+    zone["serial"] = 7
+    server["answer"] = Incremental()
+    read()
+    assert transfers == [1, 4, 6, 7]
+    # The server sends the whole zone (its journal lost): that is the new copy.
+    zone["serial"] = 9
+    server["answer"] = Incremental(full=[soa(9)])
+    assert read() == [soa(9)] and transfers == [1, 4, 6, 7] and snapshots.transfers == 5
