@@ -107,6 +107,9 @@ def build_app(
         ),
     )
     reports = ReportStore(config.resolve(config.state_dir))
+    compiled.on_new_revision(
+        lambda current: reports.keep_only([host.hostname for host in current.state.dhcp_hosts])
+    )
     node_reports = ReportHandler(
         compiled=compiled,
         store=reports,

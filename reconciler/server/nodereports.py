@@ -6,19 +6,24 @@ format below (unknown keys are dropped, strings and lists are bounded) and
 keeps the last one per host as ``reports/<host>.json`` in the state dir,
 written atomically. ``reconciler status``, ``/status`` and ``/metrics`` count
 nodes per image version and per state; a node silent for longer than
-``SILENT_AFTER`` counts as ``silent`` whatever it said last.
+``SILENT_AFTER`` counts as ``silent`` whatever it said last. A host removed
+from the inventory has its report dropped once serve compiles that revision.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections import Counter
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 from reconciler.targets.base import atomic_write
+
+log = logging.getLogger(__name__)
 
 STATES = ("running", "staging", "swapping", "failed", "refused")
 SWAP_METHODS = ("switch-root", "soft-reboot", "kexec", "reboot")
@@ -143,6 +148,25 @@ class ReportStore:
         if self._reports is None:
             self._reports = load_reports(self.folder.parent)
         return self._reports
+
+    def keep_only(self, hosts: Collection[str]) -> list[str]:
+        """Drop the reports of hosts not in ``hosts`` (gone from the inventory), on disk and
+        in memory, so counts and rollouts stop seeing them; returns the hosts dropped."""
+        reports, keep = self.all(), set(hosts)
+        files = {path.stem: path for path in self.folder.glob("*.json")}
+        gone = sorted((set(files) | set(reports)) - keep)
+        for host in gone:
+            reports.pop(host, None)
+            if host in files:
+                try:
+                    files[host].unlink(missing_ok=True)
+                except OSError as error:  # kept; the next revision tries again
+                    log.warning(
+                        "node report not removed", extra={"host": host, "error": str(error)}
+                    )
+        if gone:
+            log.info("node reports of removed hosts dropped", extra={"hosts": gone})
+        return gone
 
 
 def load_reports(state_dir: Path) -> dict[str, dict[str, Any]]:

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from reconciler.accepted import AcceptedRevision, AcceptedStore, revision_of
@@ -79,17 +80,32 @@ class CompiledInventory:
         self._stamp: tuple[object, ...] | None = None
         self._checked = float("-inf")
         self._lock = asyncio.Lock()
+        self._listeners: list[Callable[[Compiled], object]] = []
         self.last_error: str | None = NOTHING_ACCEPTED
+
+    def on_new_revision(self, listener: Callable[[Compiled], object]) -> None:
+        """Call ``listener`` (in the event loop) whenever another revision is compiled,
+        the first one included; not when only rollout assignments moved."""
+        self._listeners.append(listener)
 
     async def current(self, *, force: bool = False) -> Compiled:
         """The compiled accepted revision, checking the record when the interval passed."""
         if force or self._due():
             async with self._lock:
                 if force or self._due():  # requests queued here: one of them checked already
+                    before = self._current
                     await asyncio.to_thread(self._refresh)
+                    self._announce(before)
         if self._current is None:
             raise NotReady(self.last_error or NOTHING_ACCEPTED)
         return self._current
+
+    def _announce(self, before: Compiled | None) -> None:
+        now = self._current
+        if now is None or (before is not None and before.revision == now.revision):
+            return
+        for listener in self._listeners:
+            listener(now)
 
     def _due(self) -> bool:
         return self._current is None or time.monotonic() - self._checked >= self.refresh_seconds

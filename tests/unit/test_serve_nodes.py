@@ -276,3 +276,35 @@ def test_a_report_body_that_never_arrives_times_out(tmp_path: Path) -> None:
         return answer
 
     assert with_client(app, scenario).startswith(b"HTTP/1.1 408")
+
+
+def test_reports_of_hosts_removed_from_the_inventory_are_dropped(tmp_path: Path) -> None:
+    """gpu02 reported, then its group left the inventory: once serve compiles the revision
+    without it, its report is gone from /status, the state dir and ``reconciler status``."""
+    repo, config, neighbours, app = site(tmp_path)
+    neighbours.entries[NODE010[0]] = NODE010[1]
+    gpu = ("10.23.46.2", "52:54:00:aa:00:02")
+    neighbours.entries[gpu[0]] = gpu[1]
+    reports = config.resolve(config.state_dir) / "reports"
+
+    def remove_gpu_group() -> None:
+        git(repo, "rm", "-q", "groups/gpu.yaml")
+        git(repo, "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "no gpu")
+        accept(config)
+
+    async def scenario(client: TestClient) -> tuple[int, int]:
+        assert (await post(client, NODE010[0], report())).status == 200
+        answer = await client.post(
+            "/nodes/gpu02/report", data=json.dumps(report("2024.11", host="gpu02")),
+            headers={REMOTE_HEADER: gpu[0], "Content-Type": "application/json"},
+        )  # fmt: skip
+        assert answer.status == 200, await answer.text()
+        before = (await (await client.get("/status")).json())["nodes"]["nodes"]
+        await asyncio.to_thread(remove_gpu_group)
+        await asyncio.sleep(0.1)  # past refresh_seconds: the next request compiles it
+        assert (await client.get("/nodes/gpu02.json")).status == 404
+        after = (await (await client.get("/status")).json())["nodes"]["nodes"]
+        return before, after
+
+    assert with_client(app, scenario) == (2, 1)
+    assert sorted(path.name for path in reports.iterdir()) == ["node010.json"]
