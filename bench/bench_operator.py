@@ -12,22 +12,25 @@ and the file targets (dhcp-file, dns-zonefile, bootfiles, node-images):
   then the same commits to ``status.lastAppliedRevision``;
 - the size of the Site's state in ConfigMaps (compressed, in parts).
 
-The ratio operator/watch is the operator's overhead (goal: under 20%). Takeover
-after SIGKILL is measured by tests/integration/test_operator_services.py (it
-prints the time); it is bounded below by ``--peering-lifetime``.
+The ratio operator/watch is the operator's overhead (goal: under 20%). Then
+two ``reconciler operator run`` replicas with kopf peering: the active one is
+SIGKILLed as a commit lands, and the time until the standby applied it is the
+takeover time (bounded below by ``--peering-lifetime``).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,8 @@ from reconciler.watch.service import build_loop  # noqa: E402
 
 NS = "bench"
 POLL = 0.2  # seconds between fetches, for watch and for the Site
+SITES = f"/apis/reconciler.dev/v1alpha1/namespaces/{NS}/sites"
+PEERING_LIFETIME = 3  # seconds a replica's peering record counts after its last renewal
 
 
 def targets(out: Path) -> list[dict[str, Any]]:
@@ -124,9 +129,9 @@ time.sleep(3600)
 """
 
 
-def bench_operator(root: Path, hosts: int, commits: int) -> dict[str, float]:
-    repo = make_repo(root, hosts)
-    # The stand-in apiserver in a process of its own, as a real one would be.
+@contextmanager
+def stand_in_apiserver(root: Path) -> Iterator[str]:
+    """The stand-in apiserver in a process of its own, as a real one would be; its URL."""
     code = APISERVER.format(folder=str(ROOT / "tests" / "integration"))
     server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
@@ -138,10 +143,77 @@ def bench_operator(root: Path, hosts: int, commits: int) -> dict[str, float]:
             "users: [{name: k, user: {token: t}}]\n"
             "contexts: [{name: k, context: {cluster: k, user: k}}]\n"
         )
-        return _operator_run(root, repo, url, commits)
+        client = KubeClient(Credentials(server=url))
+        client.create(
+            "/api/v1/namespaces",
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}},
+        )
+        yield url
     finally:
         server.kill()
         server.wait(timeout=10)
+
+
+def create_site(client: KubeClient, repo: Path, out: Path) -> None:
+    client.create(SITES, {
+        "apiVersion": "reconciler.dev/v1alpha1", "kind": "Site",
+        "metadata": {"name": "lab", "namespace": NS},
+        "spec": {"source": {"url": str(repo), "ref": "main"}, "interval": POLL,
+                 "maxChangeFraction": 1.0, "targets": targets(out)},
+    })  # fmt: skip
+
+
+def applied_check(client: KubeClient) -> Callable[[str], bool]:
+    def applied(commit: str) -> bool:
+        site = client.get(f"{SITES}/lab") or {}
+        return (site.get("status") or {}).get("lastAppliedRevision") == commit
+
+    return applied
+
+
+def bench_operator(root: Path, hosts: int, commits: int) -> dict[str, float]:
+    repo = make_repo(root, hosts)
+    with stand_in_apiserver(root) as url:
+        return _operator_run(root, repo, url, commits)
+
+
+def replica(root: Path, priority: int) -> subprocess.Popen[bytes]:
+    """``reconciler operator run`` with peering, as a StatefulSet pod would run it."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KUBECONFIG": str(root / "kubeconfig")}
+    command = [sys.executable, "-c", "from reconciler.cli import main; main()",
+               "operator", "run", "--namespace", NS, "--work-dir", str(root / f"work-{priority}"),
+               "--priority", str(priority), "--peering-lifetime", str(PEERING_LIFETIME),
+               "--liveness", f"http://127.0.0.1:{18000 + priority}/healthz"]  # fmt: skip
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT
+    )
+
+
+def bench_takeover(root: Path, hosts: int) -> float:
+    """Two ``reconciler operator run`` processes; SIGKILL the active one as a commit lands.
+
+    The time from the SIGKILL to the standby having applied that commit: at
+    least the peering lifetime (how long a dead replica's record still counts).
+    """
+    repo = make_repo(root, hosts)
+    with stand_in_apiserver(root) as url:
+        client = KubeClient(Credentials(server=url))
+        client.create(f"/apis/kopf.dev/v1/namespaces/{NS}/kopfpeerings", {
+            "apiVersion": "kopf.dev/v1", "kind": "KopfPeering",
+            "metadata": {"name": "reconciler-operator", "namespace": NS}})  # fmt: skip
+        replicas = [replica(root, priority) for priority in (100, 50)]
+        try:
+            applied = applied_check(client)
+            create_site(client, repo, root / "out")
+            head = git(repo, "rev-parse", "HEAD")
+            wait(lambda: applied(head))
+            commit = one_host_commit(repo, 0)
+            replicas[0].send_signal(signal.SIGKILL)
+            return wait(lambda: applied(commit))
+        finally:
+            for process in replicas:
+                process.kill()
+                process.wait(timeout=10)
 
 
 def _operator_run(root: Path, repo: Path, url: str, commits: int) -> dict[str, float]:
@@ -152,25 +224,11 @@ def _operator_run(root: Path, repo: Path, url: str, commits: int) -> dict[str, f
     os.environ["KUBECONFIG"] = str(root / "kubeconfig")
     handlers.Settings.work_root = root / "work"
     client = KubeClient(Credentials(server=url))
-    client.create(
-        "/api/v1/namespaces",
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}},
-    )
-    site_path = f"/apis/reconciler.dev/v1alpha1/namespaces/{NS}/sites"
-
-    def applied(commit: str) -> bool:
-        site = client.get(f"{site_path}/lab") or {}
-        return (site.get("status") or {}).get("lastAppliedRevision") == commit
-
+    applied = applied_check(client)
     args = ["run", "--standalone", "--namespace", NS, "-m", "reconciler.operator.handlers"]
     with KopfRunner(args, timeout=120):
         started = time.monotonic()
-        client.create(site_path, {
-            "apiVersion": "reconciler.dev/v1alpha1", "kind": "Site",
-            "metadata": {"name": "lab", "namespace": NS},
-            "spec": {"source": {"url": str(repo), "ref": "main"}, "interval": POLL,
-                     "maxChangeFraction": 1.0, "targets": targets(root / "out")},
-        })  # fmt: skip
+        create_site(client, repo, root / "out")
         head = git(repo, "rev-parse", "HEAD")
         wait(lambda: applied(head))
         first = time.monotonic() - started
@@ -181,10 +239,13 @@ def _operator_run(root: Path, repo: Path, url: str, commits: int) -> dict[str, f
         maps = client.list(f"/api/v1/namespaces/{NS}/configmaps", labels="reconciler.dev/site=lab")
         parts = [m for m in maps if "part" in (m.get("binaryData") or {})]
         size = sum(len(m["binaryData"]["part"]) for m in parts)
+        raw = sum(p.stat().st_size for p in (root / "work" / NS / "lab" / "state").rglob("*")
+                  if p.is_file() and "watch" not in p.parts)  # fmt: skip
     return {
         "ready": first,
         "commit": statistics.median(latencies),
         "state": size,
+        "raw": raw,
         "parts": len(parts),
     }
 
@@ -194,20 +255,31 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--commits", type=int, default=5)
     args = parser.parse_args()
-    print(
-        "hosts   | ready: watch  operator  ratio | commit->applied: watch  operator  ratio "
-        "| state in ConfigMaps"
-    )
+    rows = []
     for hosts in args.hosts:
         with tempfile.TemporaryDirectory() as first, tempfile.TemporaryDirectory() as second:
             watch = bench_watch(Path(first), hosts, args.commits)
             operator = bench_operator(Path(second), hosts, args.commits)
+        with tempfile.TemporaryDirectory() as third:
+            takeover = bench_takeover(Path(third), hosts)
+        rows.append((hosts, watch, operator, takeover))
+        print(f"{hosts} hosts done", file=sys.stderr)
+    print(f"Site created -> Ready and commit -> lastAppliedRevision (median of {args.commits}),")
+    print(f"operator vs `reconciler watch` on the same inventory and source (fetch every {POLL} s)")
+    print(
+        "  hosts | ready: watch operator ratio | commit: watch operator ratio "
+        "| takeover | state: raw -> ConfigMaps"
+    )
+    for hosts, watch, operator, takeover in rows:
         print(
-            f"{hosts:>7} | {watch['ready']:12.2f} s {operator['ready']:7.2f} s "
-            f"{operator['ready'] / watch['ready']:5.2f} | {watch['commit']:17.3f} s "
-            f"{operator['commit']:7.3f} s {operator['commit'] / watch['commit']:5.2f} "
-            f"| {operator['state'] / 1e6:.2f} MB base64 in {operator['parts']:.0f} part(s)"
+            f"{hosts:>7} | {watch['ready']:9.2f}s {operator['ready']:7.2f}s "
+            f"{operator['ready'] / watch['ready']:5.2f} | {watch['commit']:9.3f}s "
+            f"{operator['commit']:7.3f}s {operator['commit'] / watch['commit']:5.2f} "
+            f"| {takeover:7.2f}s | {operator['raw'] / 1e6:.2f} MB -> "
+            f"{operator['state'] / 1e6:.2f} MB base64 in {operator['parts']:.0f} part(s)"
         )
+    print(f"takeover: SIGKILL of the active replica -> the standby applied the next commit "
+          f"(peering lifetime {PEERING_LIFETIME} s)")  # fmt: skip
 
 
 if __name__ == "__main__":
