@@ -60,6 +60,16 @@ def run_command(
     peering_lifetime: Annotated[
         int, typer.Option(help="seconds a replica's peering record lives: the takeover time")
     ] = 60,
+    webhook_secret_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="file with the git webhook secret (a mounted Secret): listen for pushes; "
+            "a file that does not exist turns webhooks off with a warning"
+        ),
+    ] = None,
+    webhook_listen: Annotated[
+        str, typer.Option(help="HOST:PORT for git webhooks (with --webhook-secret-file)")
+    ] = "0.0.0.0:9180",
 ) -> None:
     """Run the operator: one reconcile loop per Site of NAMESPACE (SIGTERM stops it)."""
     import kopf
@@ -67,6 +77,9 @@ def run_command(
     from reconciler.operator import handlers
 
     handlers.Settings.work_root = work_dir
+    handlers.Settings.namespace = namespace
+    handlers.Settings.webhook_secret_file = webhook_secret_file
+    handlers.Settings.webhook_listen = webhook_listen
 
     @kopf.on.startup()
     def configure(settings: kopf.OperatorSettings, **_: object) -> None:

@@ -8,6 +8,9 @@
   the status fresh (pending changes per target) and nothing is written.
 - Secrets are read only when labelled ``reconciler.dev/secret=true``, through
   a kopf index; their values go to 0600 files and nowhere else.
+- Git webhooks (``--webhook-secret-file``): every replica listens; a verified
+  push annotates the Sites (``reconciler.operator.webhook``) and
+  ``fetch_requested`` wakes the loop of each in the active replica.
 - Deletion: kopf's finalizer holds the Site until ``on.delete`` ran:
   ``deletionPolicy: prune`` removes what the Site's targets own, ``orphan``
   (the default) leaves every live object; the state ConfigMaps go either way.
@@ -35,6 +38,7 @@ from reconciler.operator.site import (
 from reconciler.operator.spec import GROUP, KIND, PLURAL, VERSION, SiteSpec
 from reconciler.operator.statemap import StateMaps
 from reconciler.operator.teardown import prune_site
+from reconciler.operator.webhook import REQUESTED_AT, WebhookReceiver, load_secret
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,10 @@ class Settings:
 
     work_root = Path(os.environ.get("RECONCILER_OPERATOR_WORK_DIR", "/var/lib/reconciler-operator"))
     client: KubeClient | None = None
+    namespace = ""  # the namespace whose Sites this operator runs
+    webhook_listen = "0.0.0.0:9180"
+    webhook_secret_file: Path | None = None  # None: no webhook receiver
+    webhooks: WebhookReceiver | None = None
 
 
 @kopf.on.login()
@@ -57,6 +65,31 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     if info is not None:
         Settings.client = KubeClient(Credentials.from_kopf(info))
     return info
+
+
+@kopf.on.startup()
+def start_webhooks(**_: Any) -> None:
+    """Listen for git webhooks on every replica (only the active one acts on the Sites)."""
+    if Settings.webhook_secret_file is None:
+        return
+    secret = load_secret(Settings.webhook_secret_file)
+    if secret is None:
+        return
+    receiver = WebhookReceiver(
+        listen=Settings.webhook_listen,
+        secret=secret,
+        namespace=Settings.namespace,
+        client=lambda: Settings.client,
+    )
+    receiver.start()
+    Settings.webhooks = receiver
+
+
+@kopf.on.cleanup()
+def stop_webhooks(**_: Any) -> None:
+    if Settings.webhooks is not None:
+        Settings.webhooks.stop()
+        Settings.webhooks = None
 
 
 @kopf.index("", "v1", "secrets", labels={SECRET_LABEL: "true"})
@@ -88,6 +121,14 @@ def site_changed(memo: kopf.Memo, **_: Any) -> None:
     loop = memo.get("loop")
     if loop is not None:
         loop.stop()
+
+
+@kopf.on.field(GROUP, VERSION, PLURAL, field=("metadata", "annotations", REQUESTED_AT))
+def fetch_requested(memo: kopf.Memo, **_: Any) -> None:
+    """A git webhook was received (by any replica): the Site's loop fetches now."""
+    loop = memo.get("loop")
+    if loop is not None:
+        loop.trigger.fire("webhook")
 
 
 # A graceful exit first: the loop finishes the apply in progress (never cut mid-apply).

@@ -10,9 +10,13 @@ are fast; test_operator_services.py drives real dhcpd and named.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import shutil
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -236,3 +240,52 @@ def test_unsigned_commits_stall_and_a_rotated_signers_secret_is_used(cluster: Cl
                      lambda s: applied(s) == by_new)  # fmt: skip
         site = cluster.get()
         assert site is not None and "new@example.invalid" not in str(site)  # never in status
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def test_a_signed_push_to_the_webhook_applies_a_commit_without_waiting_the_interval(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.operator import handlers
+    from reconciler.operator.webhook import REQUESTED_AT
+
+    secret = tmp_path / "webhook-secret"
+    secret.write_text("s3cret-for-pushes\n")
+    secret.chmod(0o600)
+    monkeypatch.setattr(handlers.Settings, "webhook_secret_file", secret)
+    monkeypatch.setattr(handlers.Settings, "webhook_listen", "127.0.0.1:0")
+    monkeypatch.setattr(handlers.Settings, "namespace", NS)
+    with operator():
+        cluster.site(interval=3600)  # only a webhook can make it fetch within the test
+        head = git(cluster.repo, "rev-parse", "HEAD")
+        cluster.wait("Ready", lambda s: applied(s) == head)
+        receiver = handlers.Settings.webhooks
+        assert receiver is not None
+        url = f"http://127.0.0.1:{receiver.port}"
+        newer = cluster.commit("groups/compute.yaml", "index: 13", "index: 19")
+        body = b'{"ref": "refs/heads/main"}'
+
+        forged = hmac.new(b"not-the-secret", body, hashlib.sha256).hexdigest()
+        assert (
+            post(f"{url}/webhook/github", body, {"X-Hub-Signature-256": f"sha256={forged}"}) == 401
+        )
+        assert post(f"{url}/webhook", body, {}) == 401
+        time.sleep(3)  # what a wrongly accepted push would have done by now
+        site = cluster.get()
+        assert site is not None and applied(site) == head
+        assert REQUESTED_AT not in (site["metadata"].get("annotations") or {})
+
+        signature = hmac.new(b"s3cret-for-pushes", body, hashlib.sha256).hexdigest()
+        headers = {"X-Hub-Signature-256": f"sha256={signature}", "X-GitHub-Delivery": "d1"}
+        assert post(f"{url}/webhook/github", body, headers) == 202
+        site = cluster.wait("pushed commit applied", lambda s: applied(s) == newer, timeout=30)
+        assert REQUESTED_AT in site["metadata"]["annotations"]
+        assert "node019" in (cluster.out / "dhcpd.hosts.conf").read_text()

@@ -97,3 +97,22 @@ def test_crd_check_exits_1_when_stale(tmp_path: Path) -> None:
     assert (
         CliRunner().invoke(app, ["operator", "crd", "--check", "--out", str(stale)]).exit_code == 0
     )
+
+
+def test_the_webhook_service_reaches_the_operator_and_its_secret_is_mounted() -> None:
+    kinds = {(d["kind"], d["metadata"]["name"]): d for _, d in documents()}
+    service = kinds[("Service", "reconciler-operator-webhook")]
+    operator = kinds[("StatefulSet", "reconciler-operator")]
+    pod = operator["spec"]["template"]
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    container = pod["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert service["spec"]["ports"][0]["targetPort"] in ports
+    args = container["args"]
+    secret_file = args[args.index("--webhook-secret-file") + 1]
+    listen = args[args.index("--webhook-listen") + 1]
+    assert listen.endswith(f":{ports['webhook']}")
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "webhook")
+    assert secret_file == f"{mounts['webhook']}/secret"
+    assert volume["secret"]["secretName"] == "reconciler-webhook"

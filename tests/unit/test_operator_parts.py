@@ -277,3 +277,25 @@ def test_the_first_ledger_write_without_a_head_saves_the_whole_state(tmp_path: P
     restored = tmp_path / "restored"
     assert state_maps(api).restore(restored) == 1
     assert '"node01"' in (restored / "dhcp.owned.json").read_text()
+
+
+def test_the_webhook_secret_file_missing_turns_webhooks_off_and_a_bad_one_is_an_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from reconciler.config import ConfigError
+    from reconciler.operator.webhook import load_secret
+
+    assert load_secret(tmp_path / "absent") is None
+    assert "git webhooks off" in caplog.text
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    empty.chmod(0o600)
+    with pytest.raises(ConfigError, match=r"--webhook-secret-file: .* is empty"):
+        load_secret(empty)
+    shared = tmp_path / "shared"
+    shared.write_text("s3cret\n")
+    shared.chmod(0o666)
+    with pytest.raises(ConfigError, match="every user may write"):
+        load_secret(shared)
+    shared.chmod(0o600)
+    assert load_secret(shared) == b"s3cret"
