@@ -52,6 +52,24 @@ def ipxe_path(mac: str) -> str:
     return f"ipxe/{mac_dashed(mac)}.ipxe"
 
 
+def dhcp_host(
+    group: Group, host: Host, *, hostname: str, address: ipaddress.IPv4Address
+) -> DhcpHost:
+    """A host's DHCP entry. Its boot file: the host's own ``filename`` for every client
+    if it has one, else (group ``dhcp_filename: per-host``) its iPXE script for iPXE
+    clients, else nothing, so the subnet's file holds."""
+    per_host = group.dhcp_filename == "per-host" and host.filename is None
+    return DhcpHost(
+        hostname=hostname,
+        mac=host.mac,
+        ip=str(address),
+        group=group.name,
+        boot_filename=ipxe_path(host.mac) if per_host else "",
+        filename=host.filename or "",
+        next_server=str(host.next_server) if host.next_server is not None else "",
+    )
+
+
 def reverse_zones(network: ipaddress.IPv4Network) -> list[str]:
     """Octet-aligned reverse zones covering a subnet (/20 -> sixteen /24 zones)."""
     aligned = max(8, -(-network.prefixlen // 8) * 8)
@@ -153,6 +171,7 @@ class _Compiler:
                 group.hostname,
                 str(group.first_address),
                 group.boot,
+                group.dhcp_filename,
                 group.rollout.method,
             )
             for host in group.hosts:
@@ -223,6 +242,8 @@ class _Compiler:
             host.name,
             str(host.address),
             tuple(host.aliases),
+            host.filename,
+            str(host.next_server),
             self._image_key(ref),
         )
         output = self.cache.get(key)
@@ -310,7 +331,7 @@ class _Compiler:
             BootFile(ipxe_path(host.mac), self.templates.render(profile, "ipxe", context)),
         )
         return HostOutput(
-            dhcp_host=DhcpHost(hostname, host.mac, str(address), group.name, ipxe_path(host.mac)),
+            dhcp_host=dhcp_host(group, host, hostname=hostname, address=address),
             records=tuple(records),
             node_image=node_image,
             boot_files=boot_files,

@@ -23,26 +23,36 @@ class Resource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class DhcpHost:
-    """One dhcpd ``host`` declaration: a MAC pinned to an address and a name."""
+    """One dhcpd ``host`` declaration (a Kea reservation): a MAC pinned to an address and a name.
+
+    What the entry says about booting: ``boot_filename``, the per-host iPXE
+    script given to iPXE clients only ("" when the group's ``dhcp_filename`` is
+    ``subnet``), and the host's own ``filename`` and ``next_server`` for every
+    client with its MAC ("" when the subnet's hold), as a legacy config had them.
+    """
 
     hostname: str
     mac: str  # normalised: lower case, colon separated
     ip: str
     group: str
-    boot_filename: str  # the per-host iPXE script, relative to the boot root
+    boot_filename: str  # the per-host iPXE script, relative to the boot root, or ""
+    filename: str = ""
+    next_server: str = ""
 
     @property
     def key(self) -> str:
         return self.hostname
 
     def to_dict(self) -> dict[str, Any]:
+        own = {"filename": self.filename} if self.filename else {}
+        own |= {"next_server": self.next_server} if self.next_server else {}
         return {
             "hostname": self.hostname,
             "mac": self.mac,
             "ip": self.ip,
             "group": self.group,
             "boot_filename": self.boot_filename,
-        }
+        } | own
 
 
 @dataclass(frozen=True, slots=True)

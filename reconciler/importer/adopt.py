@@ -51,7 +51,8 @@ def _differences(live: AnyResource, wanted: AnyResource) -> tuple[tuple[str, obj
     old, new = live.to_dict(), wanted.to_dict()
     if type(live) is not type(wanted):
         return (("type", type(live).__name__, type(wanted).__name__),)
-    return tuple((k, old.get(k), new.get(k)) for k in new if old.get(k) != new.get(k))
+    keys = [*new, *(k for k in old if k not in new)]  # a field only one side sets differs too
+    return tuple((k, old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k))
 
 
 def adopt_target(

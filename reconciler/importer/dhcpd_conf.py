@@ -4,12 +4,14 @@ dhcpd's grammar is statements ending in ``;`` and blocks in ``{}``; this
 module first builds that tree for any input (comments, strings and odd
 spacing handled, ``include`` spliced in where it stands), then reads what the
 inventory needs: ``host`` blocks (``hardware ethernet``, ``fixed-address``,
-``option host-name``, ``filename``, ``next-server``, inherited from enclosing
-``group`` blocks), ``subnet`` blocks with their ``range``s (also inside
-``pool``), routers and domain, inside ``shared-network`` or not. Classes,
-conditionals and other logic cannot become inventory: they are skipped with a
-warning naming file and line. A file that does not parse raises
-``ImportFailure`` with file:line and what was expected there.
+``option host-name``, and the ``filename`` and ``next-server`` a host states or
+inherits from enclosing ``group`` blocks: what it would lose as a host made
+over OMAPI, which gets only its subnet's and the global ones), ``subnet``
+blocks with their ``range``s (also inside ``pool``), routers and domain,
+inside ``shared-network`` or not. Classes, conditionals and other logic
+cannot become inventory: they are skipped with a warning naming file and line.
+A file that does not parse raises ``ImportFailure`` with file:line and what
+was expected there.
 """
 
 from __future__ import annotations
@@ -148,22 +150,33 @@ def _show(words: list[Token]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Scope:
-    """Parameters hosts inherit from enclosing blocks."""
+    """Parameters hosts inherit from enclosing blocks.
+
+    ``own_*`` are those set by the host block or a ``group`` around it, below its
+    subnet: a host entry made over OMAPI would not have them."""
 
     filename: str | None = None
     next_server: str | None = None
     domain: str | None = None
     shared_network: str | None = None
+    own_filename: str | None = None
+    own_next_server: str | None = None
 
 
 @dataclass(slots=True)
 class _Reader:
     sources: Sources
     subnets: list[SubnetRecord] = field(default_factory=list)
-    own_boot: list[Where] = field(default_factory=list)  # hosts with their own filename
 
-    def walk(self, statements: list[Statement], scope: _Scope, subnet: SubnetRecord | None) -> None:
-        scope = self._parameters(statements, scope)
+    def walk(
+        self,
+        statements: list[Statement],
+        scope: _Scope,
+        subnet: SubnetRecord | None,
+        *,
+        own: bool = False,
+    ) -> None:
+        scope = self._parameters(statements, scope, own=own)
         for statement in statements:
             head = statement.head
             if statement.body is None:
@@ -176,9 +189,9 @@ class _Reader:
                 self._subnet(statement, scope)
             elif head == "shared-network":
                 name = statement.words[1].value if len(statement.words) > 1 else ""
-                self.walk(statement.body, _replace(scope, shared_network=name), None)
+                self.walk(statement.body, _outer(scope, shared_network=name), None)
             elif head in ("group", "pool"):
-                self.walk(statement.body, scope, subnet)
+                self.walk(statement.body, scope, subnet, own=head == "group")
             elif head in _SKIPPED_WITH_WARNING:
                 self.sources.warnings.append(
                     f"{statement.where}: skipped '{_show(statement.words)} {{...}}': classes "
@@ -190,15 +203,19 @@ class _Reader:
                     f"{statement.where}: skipped unknown block '{_show(statement.words)} {{...}}'"
                 )
 
-    def _parameters(self, statements: list[Statement], scope: _Scope) -> _Scope:
+    def _parameters(self, statements: list[Statement], scope: _Scope, *, own: bool) -> _Scope:
         for statement in statements:
             if statement.body is not None:
                 continue
             words = statement.words
             if statement.head == "filename" and len(words) >= 2:
                 scope = _replace(scope, filename=words[-1].value)
+                if own:
+                    scope = _replace(scope, own_filename=words[-1].value)
             elif statement.head == "next-server" and len(words) >= 2:
                 scope = _replace(scope, next_server=words[1].value)
+                if own:
+                    scope = _replace(scope, own_next_server=words[1].value)
                 self.sources.next_servers.append(words[1].value)
             elif _is_option(words, "domain-name") and len(words) >= 3:
                 scope = _replace(scope, domain=words[2].value.split()[0])
@@ -216,7 +233,7 @@ class _Reader:
             ) from None
         record = SubnetRecord(network, statement.where, shared_network=scope.shared_network)
         assert statement.body is not None
-        inner = self._parameters(statement.body, scope)
+        inner = self._parameters(statement.body, _outer(scope), own=False)
         record.domain = inner.domain
         self.subnets.append(record)
         self.walk(statement.body, inner, record)
@@ -238,9 +255,7 @@ class _Reader:
             raise ImportFailure(statement.where, "expected 'host NAME {'")
         name = statement.words[1].value
         assert statement.body is not None
-        inner = self._parameters(statement.body, scope)
-        if any(item.head in ("filename", "next-server") for item in statement.body):
-            self.own_boot.append(statement.where)
+        inner = self._parameters(statement.body, scope, own=True)
         mac: str | None = None
         address: ipaddress.IPv4Address | None = None
         host_name: str | None = None
@@ -278,8 +293,8 @@ class _Reader:
                 address=address,
                 name=host_name,
                 dhcp_name=name,
-                filename=inner.filename,
-                next_server=inner.next_server,
+                filename=inner.own_filename,
+                next_server=inner.own_next_server,
             )
         )
 
@@ -306,9 +321,16 @@ def _replace(scope: _Scope, **changes: str | None) -> _Scope:
         "next_server": scope.next_server,
         "domain": scope.domain,
         "shared_network": scope.shared_network,
+        "own_filename": scope.own_filename,
+        "own_next_server": scope.own_next_server,
     }
     values.update(changes)
     return _Scope(**values)
+
+
+def _outer(scope: _Scope, **changes: str | None) -> _Scope:
+    """The scope inside a subnet or shared-network: what any host there gets, own or not."""
+    return _replace(scope, own_filename=None, own_next_server=None, **changes)
 
 
 def _is_option(words: list[Token], name: str) -> bool:
@@ -334,11 +356,16 @@ def read_dhcpd_conf(path: Path, sources: Sources) -> None:
     reader = _Reader(sources)
     reader.walk(parse_tree(path), _Scope(), None)
     sources.subnets.extend(reader.subnets)
-    if reader.own_boot:
-        sources.warnings.append(
-            f"{len(reader.own_boot)} hosts set their own filename or next-server (first at "
-            f"{reader.own_boot[0]}): host entries the reconciler makes carry only the iPXE "
-            "script, so once a target takes them over, a PXE ROM gets what its subnet or "
-            "class gives; check that this is the same file"
-        )
     sources.declared_subnets = sources.declared_subnets or bool(reader.subnets)
+
+
+def declared_hosts(path: Path) -> dict[str, HostRecord]:
+    """The ``host`` blocks of a dhcpd.conf (and its includes) by block name.
+
+    For the ``dhcp-omapi`` target: dhcpd reports a host declared in its config
+    over OMAPI (name, MAC, address) but not its statements, so a legacy host's
+    own ``filename`` and ``next-server`` are read here. Raises ``ImportFailure``.
+    """
+    sources = Sources()
+    _Reader(sources).walk(parse_tree(path), _Scope(), None)
+    return {h.dhcp_name: h for h in sources.hosts if h.dhcp_name}

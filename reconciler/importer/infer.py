@@ -19,6 +19,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from reconciler.importer.records import DnsName, HostRecord, Sources, SubnetRecord, Where
+from reconciler.model.embedded import check_dhcp_filename
 from reconciler.model.types import LABEL
 
 IPv4 = ipaddress.IPv4Address
@@ -27,7 +28,7 @@ DEFAULT_TTL = 300
 
 @dataclass(frozen=True, slots=True)
 class Conflict:
-    kind: str  # "mac", "address", "name", "dns", "subnet", "range", "image"
+    kind: str  # "mac", "address", "name", "dns", "subnet", "range", "image", "boot"
     message: str
 
     def __str__(self) -> str:
@@ -44,6 +45,9 @@ class Machine:
     wheres: list[Where]
     hint: str | None = None
     image: str | None = None  # image reference, filled by the image step
+    in_dhcp: bool = False  # a dhcpd host block or lease declares it
+    filename: str | None = None  # its DHCP entry's own filename and next-server
+    next_server: IPv4 | None = None
 
 
 @dataclass(slots=True)
@@ -65,6 +69,7 @@ class InferredGroup:
     origin: list[str]  # comment lines: where the group came from
     unregistered_range: tuple[IPv4, IPv4] | None = None
     image: str | None = None
+    dhcp_filename: str = "per-host"  # "subnet" when its hosts come from dhcpd entries
 
 
 @dataclass(slots=True)
@@ -202,7 +207,49 @@ class Inferrer:
             return None
         hints = [r.group for r in records if r.group]
         self._check_dns(name, address, mac)
-        return Machine(mac, address, name, wheres, hints[0] if hints else None)
+        machine = Machine(mac, address, name, wheres, hints[0] if hints else None)
+        machine.in_dhcp = any(r.dhcp_name for r in records)
+        machine.filename = self._own_filename(machine, records)
+        machine.next_server = self._own_next_server(machine, records)
+        return machine
+
+    def _own_value(self, machine: Machine, records: list[HostRecord], what: str) -> str | None:
+        found = {getattr(r, what): r.where for r in records if getattr(r, what)}
+        if len(found) > 1:
+            spelled = "; ".join(f"{value} ({where})" for value, where in found.items())
+            self.conflict(
+                "boot",
+                f"{machine.name} ({machine.mac}) has {len(found)} {what.replace('_', '-')}s: "
+                f"{spelled}; imported the first",
+            )
+        return next(iter(found), None)
+
+    def _own_filename(self, machine: Machine, records: list[HostRecord]) -> str | None:
+        value = self._own_value(machine, records, "filename")
+        if value is None:
+            return None
+        try:
+            return check_dhcp_filename(value)
+        except ValueError as error:
+            self.conflict(
+                "boot", f"{machine.name} ({_places(machine.wheres)}): {error}; not imported"
+            )
+            return None
+
+    def _own_next_server(self, machine: Machine, records: list[HostRecord]) -> IPv4 | None:
+        value = self._own_value(machine, records, "next_server")
+        if value is None:
+            return None
+        try:
+            return IPv4(value)
+        except ValueError:
+            self.conflict(
+                "boot",
+                f"{machine.name} ({_places(machine.wheres)}) has next-server {value}, a name: "
+                "the inventory keeps a host's next-server as an IPv4 address, so it is not "
+                "imported (the host gets its subnet's); give the address by hand",
+            )
+            return None
 
     def _check_dns(self, name: str, address: IPv4, mac: str) -> None:
         if not self.forward and not self.reverse:

@@ -37,6 +37,11 @@ def read_leases(path: Path, sources: Sources) -> None:
                 where, f"expected an IPv4 fixed-address in host {block.name}"
             ) from None
         live[block.name] = HostRecord(
-            mac=mac, where=where, address=address, dhcp_name=block.name, filename=block.url or None
+            mac=mac,
+            where=where,
+            address=address,
+            dhcp_name=block.name,
+            filename=block.filename or None,
+            next_server=block.next_server or None,
         )
     sources.hosts.extend(live.values())

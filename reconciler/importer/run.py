@@ -101,6 +101,10 @@ def infer_site(sources: Sources, *, domain: str | None) -> Inference:
     machines = inferrer.machines()
     inferrer.result.machines = machines
     Grouper(inferrer).run(inferrer.subnets(machines))
+    for group in inferrer.result.groups:
+        # Legacy host entries carry no per-host iPXE script: keep it that way.
+        if any(m.machine.in_dhcp for m in group.members):
+            group.dhcp_filename = "subnet"
     names = {f"{m.name}.{chosen}" for m in machines}
     ttls = Counter(r.ttl for r in sources.forward if r.name in names)
     if ttls:

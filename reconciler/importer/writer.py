@@ -52,6 +52,11 @@ def render_group(group: InferredGroup) -> str:
         lines.append(f"unregistered_range: {first}-{last}  # the subnet's dynamic range")
     if group.image is not None:
         lines.append(f"image: {group.image}")
+    if group.dhcp_filename != "per-host":
+        lines.append(
+            f"dhcp_filename: {group.dhcp_filename}  # as the legacy host entries: no per-host "
+            "iPXE script, the subnet's filename"
+        )
     lines.append("hosts:")
     for member in group.members:
         machine = member.machine
@@ -64,6 +69,10 @@ def render_group(group: InferredGroup) -> str:
             lines.append(f"    address: {machine.address}")
         if machine.image is not None and group.image is None:
             lines.append(f"    image: {machine.image}")
+        if machine.filename is not None:
+            lines.append(f"    filename: {_q(machine.filename)}  # its own, kept")
+        if machine.next_server is not None:
+            lines.append(f"    next_server: {machine.next_server}")
     return "\n".join(lines) + "\n"
 
 

@@ -109,6 +109,28 @@ def check_server_address(value: str) -> str:
     return value
 
 
+MAX_DHCP_FILENAME = 128  # the BOOTP "file" field, and Kea's dhcp4_boot_file_name column
+_DHCP_FILENAME_CHARS = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # printable, no space " \\
+
+
+def check_dhcp_filename(value: str) -> str:
+    """A host's DHCP ``filename``: one quoted string in dhcpd.conf, a Kea reservation field."""
+    if not value or len(value) > MAX_DHCP_FILENAME:
+        raise ValueError(
+            f"a DHCP filename must have 1 to {MAX_DHCP_FILENAME} characters (the size of "
+            f"the DHCP 'file' field); {value!r} has {len(value)}"
+        )
+    if not _DHCP_FILENAME_CHARS.fullmatch(value):
+        bad = sorted({c for c in value if not _DHCP_FILENAME_CHARS.fullmatch(c)})
+        shown = ", ".join(repr(c) for c in bad)
+        raise ValueError(
+            f"DHCP filename {value!r} contains {shown}; it is written into dhcpd.conf between "
+            "double quotes and into Kea's reservations, so use printable ASCII without "
+            "spaces, double quotes or backslashes (percent-encode them in a URL)"
+        )
+    return value
+
+
 def check_config_path(value: str) -> str:
     """A file path written into dhcpd.conf between double quotes."""
     if _PATH_BAD.search(value):

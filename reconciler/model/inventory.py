@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from reconciler.model.embedded import check_cmdline, check_url
+from reconciler.model.embedded import check_cmdline, check_dhcp_filename, check_url
 from reconciler.model.rollout import RolloutPolicy
 from reconciler.model.types import (
     AddressRange,
@@ -29,6 +29,7 @@ from reconciler.model.types import (
 
 Url = Annotated[str, AfterValidator(check_url)]
 Cmdline = Annotated[str, AfterValidator(check_cmdline)]
+DhcpFilename = Annotated[str, AfterValidator(check_dhcp_filename)]
 
 
 class _File(BaseModel):
@@ -64,6 +65,16 @@ class Host(_File):
     )
     aliases: list[Label] = Field(default_factory=list, description="extra names (CNAMEs)")
     image: ImageRef | None = Field(default=None, description="per-host override: a canary")
+    filename: DhcpFilename | None = Field(
+        default=None,
+        description="this host's own DHCP filename, given to every client with its MAC "
+        "(PXE ROM and iPXE alike), instead of what the group's dhcp_filename gives "
+        "(kept from a legacy dhcpd.conf by `reconciler import`)",
+    )
+    next_server: ipaddress.IPv4Address | None = Field(
+        default=None,
+        description="this host's own DHCP next-server (TFTP server), instead of its subnet's",
+    )
 
 
 class Registration(_File):
@@ -98,6 +109,12 @@ class Group(_File):
         default=None, description="<image>@<version>; hosts without one boot discovery"
     )
     boot: Label = Field(default="default", description="boot profile: which templates render")
+    dhcp_filename: Literal["per-host", "subnet"] = Field(
+        default="per-host",
+        description="per-host: each host's DHCP entry sends iPXE clients to the host's own "
+        "script (ipxe/<mac>.ipxe); subnet: the entry names no boot file, so hosts get what "
+        "dhcpd.conf or Kea gives their subnet (what `reconciler import` keeps for a legacy site)",
+    )
     registration: Registration | None = None
     rollout: RolloutPolicy = Field(
         default_factory=RolloutPolicy,

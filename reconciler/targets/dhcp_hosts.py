@@ -1,12 +1,15 @@
 """dhcpd ``host`` declarations: the one text form both DHCP host backends write and read.
 
 The include-file backend and the OMAPI backend put the same statements into a
-host: its fixed address, its host name, and the per-host iPXE script for
-clients that already run iPXE (everyone else keeps the class-based filename
-from dhcpd.conf). Reading back is the other half: a small scanner finds
-``host`` blocks in an include file or in dhcpd's leases file (where OMAPI hosts
-persist, with ``deleted;`` tombstones and later blocks overriding earlier ones)
-fast enough for tens of thousands of hosts.
+host: its fixed address, its host name, the host's own ``filename`` and
+``next-server`` if it has them (kept from a legacy config), and the per-host
+iPXE script for clients that already run iPXE (everyone else keeps the
+class-based filename from dhcpd.conf). Reading back is the other half: a small
+scanner finds ``host`` blocks in an include file or in dhcpd's leases file
+(where OMAPI hosts persist, with ``deleted;`` tombstones and later blocks
+overriding earlier ones) fast enough for tens of thousands of hosts. dhcpd
+writes statements there in its own spelling (``supersede server.filename =
+"..."``, ``supersede server.next-server = 0a:17:2d:02``); both spellings are read.
 """
 
 from __future__ import annotations
@@ -14,8 +17,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
+from reconciler.importer.dhcpd_conf import declared_hosts
+from reconciler.importer.records import ImportFailure
 from reconciler.resources import DhcpHost
+from reconciler.targets.base import TargetError
 
 IPXE_CONDITION = 'exists user-class and option user-class = "iPXE"'
 
@@ -28,7 +35,12 @@ _TOKENS = re.compile(
 )
 _MAC = re.compile(r"hardware\s+ethernet\s+([0-9A-Fa-f:]+)\s*;")
 _IP = re.compile(r"fixed-address\s+([^\s;]+)\s*;")
-_FILENAME = re.compile(r'filename\s*=?\s*"([^"]*)"')
+_FILENAME = re.compile(r'(?<![\w-])(?:supersede\s+server\.)?filename\s*=?\s*"([^"]*)"')
+_NEXT_SERVER = re.compile(r"(?<![\w-])(?:supersede\s+server\.)?next-server\s*=?\s*([^\s;]+)\s*;")
+_HEX_ADDRESS = re.compile(r"[0-9a-fA-F]{1,2}(?::[0-9a-fA-F]{1,2}){3}")
+_IPXE_BLOCK = re.compile(
+    r'if\s+exists\s+user-class\s+and\s+option\s+user-class\s*=\s*"iPXE"\s*\{([^{}]*)\}'
+)
 _GROUP = re.compile(r"#\s*group=(\S+)")
 _DELETED = re.compile(r"^\s*deleted\s*;", re.MULTILINE)
 _CANONICAL = re.compile(
@@ -36,6 +48,8 @@ _CANONICAL = re.compile(
     r"  hardware ethernet ([0-9a-f:]+);\n"
     r"  fixed-address ([0-9.]+);\n"
     r'  option host-name "([^"]*)";'
+    r'(?: filename "([^"]*)";)?'
+    r"(?: next-server ([0-9.]+);)?"
     r'(?: if exists user-class and option user-class = "iPXE" \{ filename "([^"]*)"; \})?\n'
     r"\}\n",
     re.MULTILINE,
@@ -53,12 +67,18 @@ class HostBlock:
     group: str
     url: str  # the iPXE filename, or ""
     deleted: bool = False
+    filename: str = ""  # the host's own filename for every client, or ""
+    next_server: str = ""
 
     @classmethod
     def parse(cls, *, name: str, text: str, body: str) -> HostBlock:
         mac = _MAC.search(body)
         ip = _IP.search(body)
-        url = _FILENAME.search(body)
+        ipxe = _IPXE_BLOCK.search(body)
+        url = _FILENAME.search(ipxe.group(1)) if ipxe else None
+        rest = body[: ipxe.start()] + body[ipxe.end() :] if ipxe else body
+        filename = _FILENAME.search(rest)
+        next_server = _NEXT_SERVER.search(rest)
         group = _GROUP.search(text)
         return cls(
             name=name,
@@ -68,6 +88,8 @@ class HostBlock:
             group=group.group(1) if group else "",
             url=url.group(1) if url else "",
             deleted=_DELETED.search(body) is not None,
+            filename=filename.group(1) if filename else "",
+            next_server=_address_text(next_server.group(1)) if next_server else "",
         )
 
     def to_host(self, *, boot_url: str) -> DhcpHost:
@@ -78,7 +100,16 @@ class HostBlock:
             ip=self.ip,
             group=self.group,
             boot_filename=boot_filename_from_url(self.url, boot_url) if self.url else "",
+            filename=self.filename,
+            next_server=self.next_server,
         )
+
+
+def _address_text(value: str) -> str:
+    """dhcpd's leases file spells an address as hex octets (``0a:17:2d:02``): dotted."""
+    if _HEX_ADDRESS.fullmatch(value):
+        return ".".join(str(int(octet, 16)) for octet in value.split(":"))
+    return value
 
 
 def boot_url_for(host: DhcpHost, boot_url: str) -> str:
@@ -95,6 +126,10 @@ def boot_filename_from_url(url: str, boot_url: str) -> str:
 def host_statements(host: DhcpHost, *, boot_url: str) -> str:
     """The statements a host carries beyond MAC and address (also sent over OMAPI)."""
     statements = f'option host-name "{host.hostname}";'
+    if host.filename:
+        statements += f' filename "{host.filename}";'
+    if host.next_server:
+        statements += f" next-server {host.next_server};"
     if host.boot_filename:
         statements += f' if {IPXE_CONDITION} {{ filename "{boot_url_for(host, boot_url)}"; }}'
     return statements
@@ -147,11 +182,22 @@ def parse_host_file(text: str) -> list[HostBlock]:
     for match in _CANONICAL.finditer(text):
         if match.start() > position:
             blocks.extend(iter_host_blocks(text[position : match.start()]))
-        name, group, mac, ip, host_name, url = match.groups()
+        name, group, mac, ip, host_name, filename, next_server, url = match.groups()
         if host_name != name:
             blocks.extend(iter_host_blocks(match.group(0)))
         else:
-            blocks.append(HostBlock(name, match.group(0).rstrip("\n"), mac, ip, group, url or ""))
+            blocks.append(
+                HostBlock(
+                    name,
+                    match.group(0).rstrip("\n"),
+                    mac,
+                    ip,
+                    group,
+                    url or "",
+                    filename=filename or "",
+                    next_server=next_server or "",
+                )
+            )
         position = match.end()
     if position < len(text):
         blocks.extend(iter_host_blocks(text[position:]))
@@ -167,3 +213,49 @@ def hosts_in_leases(text: str) -> dict[str, HostBlock]:
         else:
             result[block.name] = block
     return result
+
+
+class DeclaredHosts:
+    """The hosts a dhcpd.conf declares, read again only when the file changes.
+
+    dhcpd reports such a host over OMAPI (name, MAC, address) but not its
+    statements; a legacy site keeps its hosts here, each maybe with its own
+    ``filename`` and ``next-server``. dhcpd reads the file only at start, so a
+    parse per change of the file is enough.
+    """
+
+    def __init__(self, target: str, path: Path) -> None:
+        self.target = target
+        self.path = path
+        self._stamp: tuple[int, int, int, int] | None = None
+        self._hosts: dict[str, DhcpHost] = {}
+
+    def hosts(self) -> dict[str, DhcpHost]:
+        """Block name -> the host as declared (no iPXE script: dhcpd.conf's hosts are foreign)."""
+        try:
+            info = self.path.stat()
+        except OSError as error:
+            raise TargetError(
+                self.target, f"cannot read config_file {self.path}: {error.strerror}"
+            ) from None
+        stamp = (info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size)
+        if stamp == self._stamp:
+            return self._hosts
+        try:
+            records = declared_hosts(self.path)
+        except ImportFailure as error:
+            raise TargetError(self.target, f"config_file: {error}") from None
+        self._hosts = {
+            name: DhcpHost(
+                hostname=name,
+                mac=record.mac or "",
+                ip=str(record.address) if record.address else "",
+                group="",
+                boot_filename="",
+                filename=record.filename or "",
+                next_server=record.next_server or "",
+            )
+            for name, record in records.items()
+        }
+        self._stamp = stamp
+        return self._hosts

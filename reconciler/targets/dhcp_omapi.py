@@ -5,11 +5,15 @@ leases file; OMAPI itself cannot list hosts. So live state is read two ways:
 OMAPI lookups for every host the inventory names (by name, and by MAC for
 those not found, to catch a hand-made host holding a wanted MAC), and the
 leases file for hosts beyond those. dhcpd does not report a host's statements
-over OMAPI, so the boot filename comes from the leases file; the inventory
-group is not a dhcpd property and is never compared.
+over OMAPI, so its boot file statements (the iPXE script, its own ``filename``
+and ``next-server``) come from the leases file, or, for a host declared in
+dhcpd.conf (a legacy site being adopted), from that file when ``config_file``
+names it; the inventory group is not a dhcpd property and is never compared.
 
 Only hosts in the ownership ledger are deleted; an update is a delete and a
-create (two writes). Requests are pipelined, so a sync runs at OMAPI speed.
+create (two writes), except the adoption of a host that already is exactly
+what the inventory says, which only records it in the ledger. Requests are
+pipelined, so a sync runs at OMAPI speed.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,7 +40,7 @@ from reconciler.targets.base import (
     ServiceDown,
     TargetError,
 )
-from reconciler.targets.dhcp_hosts import HostBlock, host_statements
+from reconciler.targets.dhcp_hosts import DeclaredHosts, HostBlock, host_statements
 from reconciler.targets.live_cache import HostLookups, LeasesTail
 from reconciler.targets.omapi_client import (
     OmapiFailure,
@@ -69,6 +74,14 @@ class DhcpOmapiSettings(BaseModel):
         examples=["/var/lib/dhcp/dhcpd.leases"],
     )
     timeout: float = Field(default=10.0, gt=0, description="seconds to wait for each answer")
+    config_file: Path | None = Field(
+        default=None,
+        description="the dhcpd.conf dhcpd runs with (its -cf), read for the filename and "
+        "next-server of hosts declared in it, which OMAPI cannot report; set it while "
+        "adopting a legacy site whose hosts live in dhcpd.conf (without it, such hosts "
+        "read as having none)",
+        examples=["/etc/dhcp/dhcpd.conf"],
+    )
 
 
 class DhcpOmapiTarget:
@@ -90,6 +103,7 @@ class DhcpOmapiTarget:
         leases_file: Path,
         ledger: OwnershipLedger,
         boot_url: str,
+        config_file: Path | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -99,6 +113,7 @@ class DhcpOmapiTarget:
         self.lookups = HostLookups()  # OMAPI answers the leases file shows unchanged
         self.ledger = ledger
         self.boot_url = boot_url
+        self.declared = DeclaredHosts(name, config_file) if config_file else None
 
     def desired(self, state: DesiredState) -> Sequence[AnyResource]:
         return state.dhcp_hosts
@@ -178,15 +193,20 @@ class DhcpOmapiTarget:
         groups = {h.hostname: h.group for h in wanted}
         live: dict[str, DhcpHost] = {}
         for name, block in persisted.items():
-            live[name] = self._host(name, block=block, group=groups.get(name, block.group))
-        for found in [*by_name.values(), *by_mac.values()]:
-            if found.name:
-                live[found.name] = self._host(
-                    found.name,
-                    omapi=found,
-                    block=persisted.get(found.name),
-                    group=groups.get(found.name, ""),
-                )
+            declared = block.to_host(boot_url=self.boot_url)
+            live[name] = self._host(name, block=declared, group=groups.get(name, block.group))
+        found_hosts = [h for h in [*by_name.values(), *by_mac.values()] if h.name]
+        in_config = self.declared.hosts() if self.declared and found_hosts else {}
+        for found in found_hosts:
+            leased = persisted.get(found.name)
+            live[found.name] = self._host(
+                found.name,
+                omapi=found,
+                block=leased.to_host(boot_url=self.boot_url)
+                if leased
+                else in_config.get(found.name),
+                group=groups.get(found.name, ""),
+            )
         owned: dict[str, AnyResource] = {}
         unmanaged: dict[str, AnyResource] = {}
         for name, host in live.items():
@@ -194,22 +214,38 @@ class DhcpOmapiTarget:
         return LiveState(owned=owned, unmanaged=unmanaged)
 
     def _host(
-        self, name: str, *, group: str, block: HostBlock | None, omapi: OmapiHost | None = None
+        self,
+        name: str,
+        *,
+        group: str,
+        block: DhcpHost | None,
+        omapi: OmapiHost | None = None,
     ) -> DhcpHost:
-        from_block = block.to_host(boot_url=self.boot_url) if block else None
-        mac = omapi.mac if omapi else (from_block.mac if from_block else "")
-        ip = omapi.ip if omapi else (from_block.ip if from_block else "")
-        boot = ""
-        # The leases file is the only place statements can be read; trust it only
-        # for the object OMAPI reports (same MAC and address).
-        if from_block and from_block.mac == mac and from_block.ip == ip:
-            boot = from_block.boot_filename
-        return DhcpHost(hostname=name, mac=mac, ip=ip, group=group, boot_filename=boot)
+        """The host OMAPI reports, with the statements its leases or config block shows."""
+        mac = omapi.mac if omapi else (block.mac if block else "")
+        ip = omapi.ip if omapi else (block.ip if block else "")
+        # The leases file (or dhcpd.conf) is the only place statements can be read;
+        # trust it only for the object OMAPI reports (same MAC and address).
+        if block and block.mac == mac and block.ip == ip:
+            return replace(block, hostname=name, group=group)
+        return DhcpHost(hostname=name, mac=mac, ip=ip, group=group, boot_filename="")
 
     # --- applying -------------------------------------------------------------
 
     def apply(self, changes: Sequence[Change]) -> ApplyResult:
         result = ApplyResult()
+        if not changes:
+            return result
+        # A host adopted as it is needs no write: recording it in the ledger is all.
+        as_is = [c for c in changes if c.adopt and c.old == c.new]
+        self.ledger.widen(c.key for c in as_is)
+        changes = [c for c in changes if not (c.adopt and c.old == c.new)]
+        result.applied = len(as_is)
+        for change in as_is:
+            log.info(
+                "dhcp-omapi change",
+                extra={"target": self.name, "action": "adopt", "key": change.key},
+            )
         if not changes:
             return result
         removals = [c.key for c in changes if c.action in (Action.DELETE, Action.UPDATE)]
@@ -233,7 +269,7 @@ class DhcpOmapiTarget:
                 "dhcp-omapi change",
                 extra={"target": self.name, "action": change.action.value, "key": change.key},
             )
-        result.applied = len(changes)
+        result.applied += len(changes)
         return result
 
     def _remove(self, session: OmapiSession, names: list[str]) -> int:
@@ -284,4 +320,5 @@ def build(name: str, settings: dict[str, Any], config: RuntimeConfig) -> DhcpOma
         leases_file=config.resolve(parsed.leases_file),
         ledger=OwnershipLedger(config.resolve(config.state_dir), name),
         boot_url=config.boot.http_url,
+        config_file=config.resolve(parsed.config_file) if parsed.config_file else None,
     )

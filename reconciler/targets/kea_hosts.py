@@ -8,6 +8,12 @@ own, made by ``kea-admin db-init pgsql``; nothing is added to its schema.
 - Ownership lives in the row: ``user_context`` holds ``{"reconciler": {"target":
   <name>, "group": ..., "boot_filename": ...}}``. Rows without it were made by
   hand (or by another tool) and are reported as unmanaged, never touched.
+- A host's own ``filename`` and ``next_server`` (kept from a legacy site) are
+  the reservation's ``dhcp4_boot_file_name`` and ``dhcp4_next_server``, which
+  Kea gives every client of that MAC, as dhcpd does with the same statements.
+  The per-host iPXE script is only recorded in the marker: Kea cannot scope a
+  reservation's file to iPXE, so iPXE clients get ``boot.ipxe`` by class, which
+  chains to the same script.
 - Live read is one query of the whole table.
 - One apply is one transaction: deletes, the duplicate-address check, inserts
   and the lease clean-up commit together or not at all. A database that goes
@@ -53,7 +59,7 @@ HW_ADDRESS = 0  # Kea's host_identifier_type for a MAC
 
 READ_ALL = """
 SELECT host_id, dhcp_identifier, dhcp_identifier_type, dhcp4_subnet_id, ipv4_address,
-       hostname, user_context::text
+       hostname, user_context::text, dhcp4_boot_file_name, dhcp4_next_server
 FROM hosts WHERE dhcp4_subnet_id IS NOT NULL ORDER BY host_id
 """
 LOCK_BY_NAME = (
@@ -63,9 +69,10 @@ DELETE_BY_ID = "DELETE FROM hosts WHERE host_id = ANY(%s)"
 HOLDERS = "SELECT hostname, ipv4_address FROM hosts WHERE ipv4_address = ANY(%s)"
 INSERT = """
 INSERT INTO hosts (dhcp_identifier, dhcp_identifier_type, dhcp4_subnet_id, ipv4_address,
-                   hostname, user_context)
-SELECT m, 0, s, a, h, u::json
-FROM unnest(%s::bytea[], %s::bigint[], %s::bigint[], %s::text[], %s::text[]) AS t(m, s, a, h, u)
+                   hostname, user_context, dhcp4_boot_file_name, dhcp4_next_server)
+SELECT m, 0, s, a, h, u::json, f, n
+FROM unnest(%s::bytea[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[],
+            %s::bigint[]) AS t(m, s, a, h, u, f, n)
 """
 FREE_LEASES = "DELETE FROM lease4 WHERE address = ANY(%s)"
 FREE_FOREIGN_LEASES = """
@@ -182,7 +189,8 @@ class KeaHostsTarget:
             ) from None
         owned: dict[str, AnyResource] = {}
         unmanaged: dict[str, AnyResource] = {}
-        for host_id, identifier, kind, subnet, address, hostname, context in rows:
+        for row in rows:
+            host_id, identifier, kind, subnet, address, hostname, context, filename, server = row
             mark = self._mark_of(context)
             ip = str(ipaddress.IPv4Address(address)) if address else ""
             host = DhcpHost(
@@ -191,6 +199,8 @@ class KeaHostsTarget:
                 ip=self._filed_ip(ip, subnet),
                 group=str(mark.get("group", "")) if mark else "",
                 boot_filename=str(mark.get("boot_filename", "")) if mark else "",
+                filename=filename or "",
+                next_server=str(ipaddress.IPv4Address(server)) if server else "",
             )
             bucket = owned if mark is not None else unmanaged
             key = host.key if host.key not in bucket else f"{host.key}#{host_id}"
@@ -279,6 +289,11 @@ class KeaHostsTarget:
                     addresses,
                     [h.hostname for h, _ in rows],
                     [self._marker(h) for h, _ in rows],
+                    [h.filename or None for h, _ in rows],
+                    [
+                        int(ipaddress.IPv4Address(h.next_server)) if h.next_server else None
+                        for h, _ in rows
+                    ],
                 ],
             )
         if self.settings.clear_leases:

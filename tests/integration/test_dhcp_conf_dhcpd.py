@@ -16,6 +16,9 @@ from tests.integration.dhcp_hosts import SUBNET, sync
 pytestmark = pytest.mark.integration
 
 HOST = DhcpHost("node020", "52:54:00:12:34:14", "10.23.45.20", "compute", "ipxe/a.ipxe")
+LEGACY = DhcpHost(
+    "old021", "52:54:00:12:34:15", "10.23.45.21", "compute", "", "legacy/pxelinux.0", "10.23.45.9"
+)
 
 
 def test_structure_change_restarts_once(dhcp_site: DhcpSite) -> None:
@@ -55,9 +58,9 @@ def test_include_file_hosts_reach_clients(dhcp_site: DhcpSite) -> None:
     include = dhcp_site.workdir / "hosts.conf"
     hosts = build_file("dhcpd-file", {"path": str(include)}, dhcp_site.config)
     assert isinstance(hosts, DhcpFileTarget)
-    plan, result = sync(hosts, hosts=[HOST], namespace=dhcp_site.pair.server)
+    plan, result = sync(hosts, hosts=[HOST, LEGACY], namespace=dhcp_site.pair.server)
     assert result.writes == 1
-    plan, result = sync(hosts, hosts=[HOST], namespace=dhcp_site.pair.server)
+    plan, result = sync(hosts, hosts=[HOST, LEGACY], namespace=dhcp_site.pair.server)
     assert plan.changes == () and result.writes == 0
 
     dhcp_site.conf.include = include
@@ -67,3 +70,10 @@ def test_include_file_hosts_reach_clients(dhcp_site: DhcpSite) -> None:
     assert lease is not None and (lease.ip, lease.hostname) == ("10.23.45.20", "node020")
     ipxe = dhcp_site.client.lease(HOST.mac, user_class="iPXE")
     assert ipxe is not None and ipxe.filename.endswith("/ipxe/a.ipxe")
+    for user_class in (None, "iPXE"):  # a host's own filename and next-server: every client
+        legacy = dhcp_site.client.lease(LEGACY.mac, user_class=user_class)
+        assert legacy is not None and legacy.ip == "10.23.45.21"
+        assert (legacy.filename, legacy.raw.get("new_next_server")) == (
+            "legacy/pxelinux.0",
+            "10.23.45.9",
+        )

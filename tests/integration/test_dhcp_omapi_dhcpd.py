@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from reconciler.targets.base import Action, Change, TargetError
@@ -20,6 +22,8 @@ from tests.integration.dhcp_server import write_key
 from tests.integration.netns import entered
 
 pytestmark = pytest.mark.integration
+
+MAC_C = "52:54:00:12:34:16"
 
 
 def test_registered_and_unknown_macs(dhcp_site: DhcpSite) -> None:
@@ -44,6 +48,39 @@ def test_registered_and_unknown_macs(dhcp_site: DhcpSite) -> None:
     plan, result = dhcp_site.sync_hosts([node(20, MAC_A), node(21, MAC_B)])
     assert plan.changes == () and result.writes == 0
     assert dhcp_site.dhcpd.pid() == pid
+
+
+def test_per_host_subnet_and_own_boot_files_reach_clients(dhcp_site: DhcpSite) -> None:
+    """The group's dhcp_filename (per-host or subnet) and a host's own filename and
+    next-server, as PXE and iPXE clients get them; read back from the leases file
+    as they were written, before and after a restart."""
+    per_host = node(20, MAC_A)
+    subnet = dataclasses.replace(node(21, MAC_B), boot_filename="")
+    legacy = dataclasses.replace(
+        node(22, MAC_C), boot_filename="", filename="legacy/pxelinux.0", next_server="10.23.45.9"
+    )
+    plan, result = dhcp_site.sync_hosts([per_host, subnet, legacy])
+    assert plan.counts["create"] == 3 and result.writes == 3
+
+    seen = {}
+    for mac in (MAC_A, MAC_B, MAC_C):
+        for user_class in (None, "iPXE"):
+            lease = dhcp_site.client.lease(mac, user_class=user_class)
+            assert lease is not None, (mac, user_class)
+            seen[mac, user_class] = (lease.filename, lease.raw.get("new_next_server"))
+    assert seen == {
+        (MAC_A, None): ("undionly.kpxe", "10.23.45.2"),
+        (MAC_A, "iPXE"): (f"{BOOT_URL}/ipxe/52-54-00-12-34-14.ipxe", "10.23.45.2"),
+        (MAC_B, None): ("undionly.kpxe", "10.23.45.2"),
+        (MAC_B, "iPXE"): (f"{BOOT_URL}/boot.ipxe", "10.23.45.2"),  # the subnet's
+        (MAC_C, None): ("legacy/pxelinux.0", "10.23.45.9"),
+        (MAC_C, "iPXE"): ("legacy/pxelinux.0", "10.23.45.9"),  # its own, for every client
+    }
+    plan, result = dhcp_site.sync_hosts([per_host, subnet, legacy])
+    assert plan.changes == () and result.writes == 0
+    dhcp_site.dhcpd.restart()
+    plan, result = dhcp_site.sync_hosts([per_host, subnet, legacy])
+    assert plan.changes == () and result.writes == 0
 
 
 def test_replaced_nic_removed_and_readdressed_hosts(dhcp_site: DhcpSite) -> None:

@@ -1,19 +1,24 @@
-"""Adopting a legacy site: import from a running dhcpd and named, adopt, plan, then change one host.
+"""Adopting a legacy site: import from a running dhcpd and named, adopt, plan, then change hosts.
 
 The site is hand-written the way such sites are: a dhcpd.conf with a class,
-a pool and host blocks (upper-case MACs, a host off the naming pattern), and
-BIND zones with the hosts' A and PTR records plus records nobody imports. The
-test imports it (dhcpd.conf as a file, the zones by AXFR), proves the plan
-against the same servers holds only ownership adoptions, adopts, and then
-changes one host through git: only that host changes, as dhclient sees.
+a pool and host blocks (upper-case MACs, hosts off the naming pattern, one with
+its own ``filename`` and ``next-server``, one inheriting a ``filename`` from its
+``group``), and BIND zones with the hosts' A and PTR records plus records nobody
+imports. The test imports it (dhcpd.conf as a file, the zones by AXFR) and
+proves the issue's round trip: against the same servers the plan holds nothing
+but ownership adoptions of objects exactly as they are (no address, name or
+boot file changes), ``adopt`` takes every one of them over without a write,
+and the plan is then empty (exit 0), with what dhclient gets unchanged. Then
+one host changes through git, and only that host changes.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -30,7 +35,9 @@ BOOT_URL = "http://10.23.45.2:8080"
 FORWARD, REVERSE = "cluster.example.", "45.23.10.in-addr.arpa."
 NODES = {10: "52:54:00:12:34:0A", 11: "52:54:00:12:34:0B", 12: "52:54:00:12:34:0C"}
 LOGIN_MAC = "52:54:00:12:34:99"
+OLDBOX_MAC = "52:54:00:12:34:77"
 NEW_MAC = "52:54:00:12:34:bb"
+ALL_MACS = [*NODES.values(), LOGIN_MAC, OLDBOX_MAC]
 
 LEGACY_DHCPD = """\
 # dhcpd.conf -- edited by hand since 2016, do not lose
@@ -58,11 +65,20 @@ subnet 10.23.45.0 netmask 255.255.255.0 {{
 
 group {{
 {hosts}
+}}
+group {{
+  filename   "login/pxelinux.0";   # the login node boots its own menu
   host login {{   # the odd one
     hardware ethernet {login};
     fixed-address 10.23.45.5;
     option host-name "login";
   }}
+}}
+host oldbox {{
+  hardware ethernet {oldbox};
+  fixed-address 10.23.45.6;
+  filename "legacy/pxelinux.0";
+  next-server 10.23.45.9;
 }}
 """
 LEGACY_FORWARD = """\
@@ -72,6 +88,7 @@ $TTL 600
 ns1     IN A   127.0.0.1
 printer IN A   10.23.45.7
 login   IN A   10.23.45.5
+oldbox  IN A   10.23.45.6
 {nodes}
 """
 LEGACY_REVERSE = """\
@@ -79,12 +96,13 @@ $TTL 600
 @  IN SOA ns1.cluster.example. hostmaster.cluster.example. 2016010101 3600 600 86400 60
    IN NS  ns1.cluster.example.
 5  IN PTR login.cluster.example.
+6  IN PTR oldbox.cluster.example.
 7  IN PTR printer.cluster.example.
 {nodes}
 """
 
 
-def config_text(*, site: LegacySite, adopt_dhcp: bool, adopt_dns: bool) -> str:
+def config_text(site: LegacySite) -> str:
     return f"""\
 state_dir = "state"
 [source]
@@ -100,16 +118,20 @@ port = {OMAPI_PORT}
 key_name = "{KEY_NAME}"
 key_file = "omapi.key"
 leases_file = "{site.dhcpd.leases}"
+config_file = "{site.dhcpd.conf}"
 timeout = 5
-adopt = {str(adopt_dhcp).lower()}
+adopt = true
 [targets.dns]
 type = "dns-rfc2136"
 server = "127.0.0.1"
 port = {site.named.port}
 key_file = "{site.named.key_file}"
 timeout = 5
-adopt = {str(adopt_dns).lower()}
+adopt = true
 """
+
+
+Offer = tuple[str, str, str, str]  # address, host name, filename, next-server
 
 
 @dataclass
@@ -126,20 +148,33 @@ class LegacySite:
             result = CliRunner().invoke(app, list(args))
         return result.exit_code, result.stdout + result.stderr
 
-    def plan(self, config: str) -> tuple[int, dict[str, dict[str, object]]]:
-        code, out = self.cli("plan", "-c", str(self.workdir / config), "--format", "json")
+    def plan(self) -> tuple[int, dict[str, dict[str, Any]]]:
+        config = str(self.workdir / "reconciler.toml")
+        code, out = self.cli("plan", "-c", config, "--format", "json")
         assert code in (0, 1), out
         return code, {t["target"]: t for t in json.loads(out)["targets"]}
+
+    def changed(self) -> set[tuple[str, str, str]]:
+        code, targets = self.plan()
+        found = {(n, c["action"], c["key"]) for n, t in targets.items() for c in t["changes"]}
+        assert (code == 1) == bool(found)
+        return found
 
     def query(self, name: str, rdtype: str) -> list[str]:
         """What named answers (it listens on the server namespace's loopback)."""
         with entered(self.pair.server):
             return self.named.query(name, rdtype)
 
-    def lease(self, mac: str) -> tuple[str, str]:
-        lease = self.client.lease(mac)
+    def offer(self, mac: str, *, user_class: str | None = None) -> Offer:
+        lease = self.client.lease(mac, user_class=user_class)
         assert lease is not None, f"no lease for {mac}"
-        return lease.ip, lease.hostname
+        return lease.ip, lease.hostname, lease.filename, lease.raw.get("new_next_server", "")
+
+    def offers(self) -> dict[str, Offer]:
+        """What every legacy machine gets: PXE ROMs and, for one node, iPXE too."""
+        found = {mac: self.offer(mac) for mac in ALL_MACS}
+        found["iPXE " + NODES[10]] = self.offer(NODES[10], user_class="iPXE")
+        return found
 
 
 @pytest.fixture
@@ -159,9 +194,10 @@ def legacy_site(tmp_path: Path) -> Iterator[LegacySite]:
         dhcpd = Dhcpd(pair, tmp_path)
         dhcpd.conf.write_text(
             LEGACY_DHCPD.format(
-                port=OMAPI_PORT, key_name=KEY_NAME, secret=secret, hosts=hosts, login=LOGIN_MAC
+                port=OMAPI_PORT, key_name=KEY_NAME, secret=secret, hosts=hosts,
+                login=LOGIN_MAC, oldbox=OLDBOX_MAC,
             )
-        )
+        )  # fmt: skip
         dhcpd.start()
         forward = "\n".join(f"node{i:03d} IN A 10.23.45.{i}" for i in NODES)
         reverse = "\n".join(f"{i} IN PTR node{i:03d}.cluster.example." for i in NODES)
@@ -181,11 +217,21 @@ def legacy_site(tmp_path: Path) -> Iterator[LegacySite]:
             named.stop()
 
 
+def commit(site: LegacySite, message: str, edit: Callable[[str], str]) -> None:
+    group = site.workdir / "inventory" / "groups" / "node.yaml"
+    if "oldbox" in message:
+        group = site.workdir / "inventory" / "groups" / "other.yaml"
+    group.write_text(edit(group.read_text()))
+    git(site.workdir / "inventory", "commit", "-q", "-am", message)
+
+
 def test_import_adopt_plan_and_change_one_host(legacy_site: LegacySite) -> None:
     site, work = legacy_site, legacy_site.workdir
-    before = {mac: site.lease(mac) for mac in [*NODES.values(), LOGIN_MAC]}
-    assert before[NODES[10]] == ("10.23.45.10", "")  # no host-name in the legacy block
-    assert before[LOGIN_MAC] == ("10.23.45.5", "login")
+    before = site.offers()
+    assert before[NODES[10]] == ("10.23.45.10", "", "pxelinux.0", "10.23.45.2")  # the subnet's
+    assert before["iPXE " + NODES[10]][2] == "pxelinux.0"  # no iPXE class in this dhcpd.conf
+    assert before[LOGIN_MAC] == ("10.23.45.5", "login", "login/pxelinux.0", "10.23.45.2")
+    assert before[OLDBOX_MAC] == ("10.23.45.6", "", "legacy/pxelinux.0", "10.23.45.9")
 
     # Import: dhcpd.conf from its file, the zones by AXFR from the running named.
     server = f"127.0.0.1#{site.named.port}"
@@ -195,71 +241,52 @@ def test_import_adopt_plan_and_change_one_host(legacy_site: LegacySite) -> None:
         "--tsig-key", str(site.named.key_file),
     )  # fmt: skip
     assert code == 0, out
-    assert "imported 4 hosts in 2 groups (domain cluster.example, ttl 600)" in out
+    assert "imported 5 hosts in 2 groups (domain cluster.example, ttl 600)" in out
     assert 'skipped \'class "pxeclients"' in out
+    other = (work / "inventory" / "groups" / "other.yaml").read_text()
+    assert 'filename: "legacy/pxelinux.0"' in other and "next_server: 10.23.45.9" in other
+    assert 'filename: "login/pxelinux.0"' in other  # inherited from its group: its own
+    assert "dhcp_filename: subnet" in (work / "inventory" / "groups" / "node.yaml").read_text()
     git(work / "inventory", "init", "-q", "-b", "main")
     git(work / "inventory", "add", "-A")
     git(work / "inventory", "commit", "-q", "-m", "imported from the legacy site")
-    for name, (dhcp, dns) in {
-        "roundtrip.toml": (True, True),
-        "reconciler.toml": (True, False),
-    }.items():
-        (work / name).write_text(config_text(site=site, adopt_dhcp=dhcp, adopt_dns=dns))
+    (work / "reconciler.toml").write_text(config_text(site))
 
-    # Round trip: against the same servers, the plan only takes over what is there.
-    _, targets = site.plan("roundtrip.toml")
+    # Round trip: against the same servers the plan only takes over what is there,
+    # every object exactly as it is.
+    code, targets = site.plan()
+    assert code == 1
     for target in targets.values():
-        assert target["error"] is None
-        for change in target["changes"]:  # type: ignore[attr-defined]
+        assert target["error"] is None and target["conflicts"] == []
+        for change in target["changes"]:
             assert change["action"] == "update" and change["adopt"], change
-            old, new = change["old"], change["new"]
-            if target["kind"] == "dns-rfc2136":
-                assert old == new, change
-            else:  # the same name, MAC and address; the host gains only its iPXE script
-                assert {k: old[k] for k in ("hostname", "mac", "ip")} == {
-                    k: new[k] for k in ("hostname", "mac", "ip")
-                }, change
-                assert old["boot_filename"] == ""
-    assert len(targets["dhcp"]["changes"]) == 4  # type: ignore[arg-type]
-    assert len(targets["dns"]["changes"]) == 8  # type: ignore[arg-type]
+            assert change["old"] == change["new"], change  # no address, name or boot file
+    assert len(targets["dhcp"]["changes"]) == 5
+    assert len(targets["dns"]["changes"]) == 10
 
-    # Adopt: the DNS records are exactly what the inventory says, so they become ours
-    # as they are; the DHCP hosts lack the iPXE script and are listed.
+    # Adopt: every host and record becomes ours as it is, with no write.
+    leases_before = site.dhcpd.leases.read_text()
     code, out = site.cli("adopt", "-c", str(work / "reconciler.toml"))
     assert code == 0, out
-    assert "dns: adopted 8, already owned 0, differing (left unmanaged) 0" in out
-    assert "dhcp: adopted 0, already owned 0, differing (left unmanaged) 4" in out
-    assert (
-        "differs: node010 (boot_filename: live '', inventory 'ipxe/52-54-00-12-34-0a.ipxe')" in out
-    )
-    code, targets = site.plan("reconciler.toml")
-    assert targets["dns"]["changes"] == [] and targets["dns"]["owned"] == 8
-    assert "printer.cluster.example. A" in " ".join(targets["dns"]["unmanaged"])  # type: ignore[arg-type]
-
-    # dhcp has adopt = true: apply takes the hosts over (same name, MAC and address).
+    assert "dns: adopted 10, already owned 0, differing (left unmanaged) 0" in out
+    assert "dhcp: adopted 5, already owned 0, differing (left unmanaged) 0" in out
+    assert "host " not in site.dhcpd.leases.read_text().replace(leases_before, "")
+    code, targets = site.plan()
+    assert code == 0 and all(t["changes"] == [] for t in targets.values()), targets
+    assert targets["dhcp"]["owned"] == 5 and targets["dns"]["owned"] == 10
+    assert "printer.cluster.example. A" in " ".join(targets["dns"]["unmanaged"])
     code, out = site.cli("apply", "-c", str(work / "reconciler.toml"))
     assert code == 0, out
-    code, targets = site.plan("reconciler.toml")
-    assert code == 0, targets
-    after = {mac: site.lease(mac) for mac in [*NODES.values(), LOGIN_MAC]}
-    assert {m: ip for m, (ip, _) in after.items()} == {m: ip for m, (ip, _) in before.items()}
-    assert after[NODES[10]] == ("10.23.45.10", "node010")
+    assert site.offers() == before  # what every machine gets, unchanged
     assert site.query("node011.cluster.example.", "A") == ["10.23.45.11"]
 
     # One host changes through git: node011 gets a new NIC and a new address.
-    group = work / "inventory" / "groups" / "node.yaml"
-    text = group.read_text().replace('"52:54:00:12:34:0b"', f'"{NEW_MAC}"')
-    text = text.replace(f'mac: "{NEW_MAC}"', f'mac: "{NEW_MAC}"\n    address: 10.23.45.111')
-    group.write_text(text)
-    git(work / "inventory", "commit", "-q", "-am", "node011: new NIC, new address")
-    code, targets = site.plan("reconciler.toml")
-    assert code == 1
-    changed = {
-        (name, c["action"], c["key"])  # type: ignore[index]
-        for name, t in targets.items()
-        for c in t["changes"]  # type: ignore[attr-defined]
-    }
-    assert changed == {
+    commit(
+        site,
+        "node011: new NIC, new address",
+        lambda text: text.replace('"52:54:00:12:34:0b"', f'"{NEW_MAC}"\n    address: 10.23.45.111'),
+    )
+    assert site.changed() == {
         ("dhcp", "update", "node011"),
         ("dns", "update", "cluster.example. node011.cluster.example. A"),
         ("dns", "delete", "45.23.10.in-addr.arpa. 11.45.23.10.in-addr.arpa. PTR"),
@@ -267,9 +294,23 @@ def test_import_adopt_plan_and_change_one_host(legacy_site: LegacySite) -> None:
     }
     code, out = site.cli("apply", "-c", str(work / "reconciler.toml"))
     assert code == 0, out
-    assert site.lease(NEW_MAC) == ("10.23.45.111", "node011")
-    old_nic_ip, _ = site.lease(NODES[11])
+    assert site.offer(NEW_MAC) == ("10.23.45.111", "node011", "pxelinux.0", "10.23.45.2")
+    old_nic_ip, *_ = site.offer(NODES[11])
     assert 200 <= int(old_nic_ip.rsplit(".", 1)[1]) <= 250  # unknown now: the pool
-    assert site.lease(NODES[10]) == after[NODES[10]]
     assert site.query("node011.cluster.example.", "A") == ["10.23.45.111"]
     assert site.query("printer.cluster.example.", "A") == ["10.23.45.7"]  # never ours
+
+    # oldbox's own boot file is managed from now on: a new one, and only it changes.
+    commit(
+        site,
+        "oldbox: boots the new menu",
+        lambda text: text.replace('"legacy/pxelinux.0"', '"legacy/pxelinux-2.0"'),
+    )
+    assert site.changed() == {("dhcp", "update", "oldbox")}
+    code, out = site.cli("apply", "-c", str(work / "reconciler.toml"))
+    assert code == 0, out
+    assert site.changed() == set()
+    after = site.offers() | {NODES[11]: before[NODES[11]]}
+    assert after == before | {
+        OLDBOX_MAC: ("10.23.45.6", "oldbox", "legacy/pxelinux-2.0", "10.23.45.9")
+    }

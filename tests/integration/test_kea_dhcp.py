@@ -7,6 +7,7 @@ mid-apply or a config Kea rejects leave Kea serving and the next pass converges.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -56,6 +57,31 @@ def test_reserved_address_name_and_boot_files(kea_site: KeaSite) -> None:
     plan, result = kea_site.sync_subnets([SUBNET])
     assert plan.changes == () and result.writes == 0
     assert kea_site.kea.pid() == pid
+
+
+def test_subnet_and_own_boot_files_reach_clients_and_read_back(kea_site: KeaSite) -> None:
+    """A host of a ``dhcp_filename: subnet`` group gets the classes' files; a host's own
+    filename and next-server (reservation fields) reach every client, as with dhcpd."""
+    subnet = dataclasses.replace(node(20, MAC_A), boot_filename="")
+    legacy = dataclasses.replace(
+        node(21, MAC_B), boot_filename="", filename="legacy/pxelinux.0", next_server="10.23.45.9"
+    )
+    plan, result = kea_site.sync_hosts([subnet, legacy])
+    assert plan.counts["create"] == 2
+    seen = {}
+    for mac in (MAC_A, MAC_B):
+        for user_class in (None, "iPXE"):
+            lease = kea_site.client.lease(mac, user_class=user_class)
+            assert lease is not None, (mac, user_class)
+            seen[mac, user_class] = (lease.filename, lease.raw.get("new_next_server"))
+    assert seen == {
+        (MAC_A, None): ("undionly.kpxe", "10.23.45.2"),
+        (MAC_A, "iPXE"): (f"{BOOT_URL}/boot.ipxe", "10.23.45.2"),
+        (MAC_B, None): ("legacy/pxelinux.0", "10.23.45.9"),
+        (MAC_B, "iPXE"): ("legacy/pxelinux.0", "10.23.45.9"),
+    }
+    plan, result = kea_site.sync_hosts([subnet, legacy])
+    assert plan.changes == () and result.writes == 0
 
 
 def test_nic_replacement_renumbering_and_removal_in_one_revision(kea_site: KeaSite) -> None:

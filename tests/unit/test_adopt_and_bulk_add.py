@@ -51,6 +51,17 @@ def test_adopt_takes_exact_matches_lists_the_others_and_rewrites_nothing(site: S
     assert code == 2  # node011 still differs: left unmanaged, reported as a conflict
 
 
+def test_a_boot_file_only_the_live_host_has_is_a_difference(site: Site) -> None:
+    hand_made(site)
+    hosts_file = site.root / "out" / "dhcpd.hosts.conf"
+    text = hosts_file.read_text()
+    own = 'option host-name "node012"; filename "legacy.0";'
+    hosts_file.write_text(text.replace('option host-name "node012";', own))
+    code, out, err = run("adopt", "-c", str(site.config), "--dry-run")
+    assert code == 0, err
+    assert "differs: node012 (filename: live 'legacy.0', inventory None)" in out
+
+
 def test_adopt_dry_run_records_nothing(site: Site) -> None:
     hand_made(site)
     code, out, _ = run("adopt", "-c", str(site.config), "--dry-run")

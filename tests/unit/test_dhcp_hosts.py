@@ -123,3 +123,41 @@ def test_ten_thousand_hosts_round_trip() -> None:
     text = "".join(render_host_block(h, boot_url=BOOT) for h in hosts)
     parsed = [b.to_host(boot_url=BOOT) for b in parse_host_file(text)]  # speed: bench/
     assert parsed == hosts
+
+
+LEGACY = DhcpHost(
+    "old021", "52:54:00:12:34:15", "10.23.45.21", "legacy", "", "legacy/pxelinux.0", "10.23.45.9"
+)
+
+
+def test_a_hosts_own_filename_and_next_server_are_plain_statements() -> None:
+    assert host_statements(LEGACY, boot_url=BOOT) == (
+        'option host-name "old021"; filename "legacy/pxelinux.0"; next-server 10.23.45.9;'
+    )
+    subnet = DhcpHost("node021", "52:54:00:12:34:15", "10.23.45.21", "compute", "")
+    assert host_statements(subnet, boot_url=BOOT) == 'option host-name "node021";'
+    for host in (LEGACY, subnet):
+        text = render_host_block(host, boot_url=BOOT)
+        (fast,) = parse_host_file(text)
+        (slow,) = iter_host_blocks(text)
+        assert fast.to_host(boot_url=BOOT) == slow.to_host(boot_url=BOOT) == host
+
+
+def test_leases_spelling_of_boot_statements_is_read() -> None:
+    """dhcpd writes an OMAPI host's statements into its leases file in its own spelling."""
+    text = (
+        "host old021 {\n  dynamic;\n  hardware ethernet 52:54:00:12:34:15;\n"
+        "  fixed-address 10.23.45.21;\n"
+        '        supersede host-name = "old021";\n'
+        '        supersede server.filename = "legacy/pxelinux.0";\n'
+        "        supersede server.next-server = 0a:17:2d:09;\n"
+        '        if exists user-class and option user-class = "iPXE" {\n'
+        '          supersede server.filename = "http://10.0.0.2:8080/ipxe/b.ipxe";\n'
+        "        }\n}\n"
+    )
+    host = hosts_in_leases(text)["old021"].to_host(boot_url=BOOT)
+    assert (host.filename, host.next_server, host.boot_filename) == (
+        "legacy/pxelinux.0",
+        "10.23.45.9",
+        "ipxe/b.ipxe",
+    )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from reconciler.config import ConfigError, RuntimeConfig, SourceConfig
 from reconciler.resources import DhcpHost
-from reconciler.targets.base import TargetError
+from reconciler.targets.base import Action, Change, TargetError
 from reconciler.targets.dhcp_omapi import DhcpOmapiTarget, build
 
 SECRET = "cmVjb25jaWxlci10ZXN0LWtleS0wMTIzNDU2Nzg5YWI="
@@ -75,3 +76,38 @@ def test_leases_file_is_read_for_hosts_beyond_the_inventory(tmp_path: Path) -> N
     target = make(tmp_path, leases_file="dhcpd.leases")
     blocks = target._leases()
     assert list(blocks) == ["other"] and blocks["other"].ip == "10.23.45.77"
+
+
+def test_hosts_adopted_as_they_are_are_recorded_without_any_write(tmp_path: Path) -> None:
+    """No dhcpd runs here: adopting an identical host must not even connect."""
+    target = make(tmp_path, port=free_port(), timeout=1)
+    adopted = Change(Action.UPDATE, "node020", HOST, HOST, adopt=True)
+    result = target.apply([adopted])
+    assert (result.applied, result.writes) == (1, 0)
+    assert target.ledger.load() == {"node020"}
+    differing = Change(Action.UPDATE, "node020", HOST, replace(HOST, ip="10.23.45.21"), adopt=True)
+    with pytest.raises(TargetError, match="dhcpd-hosts"):
+        target.apply([differing])  # a real takeover writes: no dhcpd to write to
+
+
+def test_config_file_gives_declared_hosts_their_own_boot_statements(tmp_path: Path) -> None:
+    conf = tmp_path / "dhcpd.conf"
+    conf.write_text(
+        'subnet 10.23.45.0 netmask 255.255.255.0 { filename "pxelinux.0"; }\n'
+        'group { filename "legacy/pxelinux.0"; next-server 10.23.45.9;\n'
+        "  host old021 { hardware ethernet 52:54:00:12:34:15; fixed-address 10.23.45.21; }\n"
+        "}\n"
+        "host node020 { hardware ethernet 52:54:00:12:34:14; fixed-address 10.23.45.20; }\n"
+    )
+    (tmp_path / "omapi.key").write_text(SECRET)
+    target = make(tmp_path, config_file="dhcpd.conf")
+    assert target.declared is not None
+    declared = target.declared.hosts()
+    assert declared["old021"].filename == "legacy/pxelinux.0"
+    assert declared["old021"].next_server == "10.23.45.9"
+    assert (declared["node020"].filename, declared["node020"].next_server) == ("", "")
+    assert target.declared.hosts() is declared  # unchanged file: not parsed again
+    conf.write_text("host broken { hardware ethernet 52:54:00:12:34:14\n")
+    with pytest.raises(TargetError) as caught:
+        target.declared.hosts()
+    assert "dhcpd-hosts" in str(caught.value) and "dhcpd.conf:1" in str(caught.value)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.importer.dhcpd_conf import read_dhcpd_conf
+from reconciler.importer.dhcpd_conf import declared_hosts, read_dhcpd_conf
 from reconciler.importer.records import ImportFailure, Sources
 
 IP = ipaddress.IPv4Address
@@ -69,6 +69,33 @@ def test_nested_groups_inherit_filename_and_next_server(tmp_path: Path) -> None:
     assert by_name["deep"].filename == "other.0"
     assert by_name["deep"].next_server == "10.0.0.2"
     assert by_name["shallow"].filename == "pxelinux.0"
+
+
+def test_a_subnets_or_global_boot_file_is_not_a_hosts_own(tmp_path: Path) -> None:
+    """A host made over OMAPI still gets its subnet's and the global filename: only
+    what the host block and the groups below its subnet say is the host's own."""
+    sources = read(
+        tmp_path,
+        'filename "global.0";\n'
+        "next-server 10.0.0.3;\n"
+        "subnet 10.0.0.0 netmask 255.255.255.0 {\n"
+        '  filename "pxelinux.0";\n'
+        "  host plain { hardware ethernet 52:54:00:00:00:01; fixed-address 10.0.0.11; }\n"
+        '  group { filename "grouped.0";\n'
+        "    host grouped { hardware ethernet 52:54:00:00:00:02; fixed-address 10.0.0.12; }\n"
+        "  }\n"
+        "  host own { hardware ethernet 52:54:00:00:00:03; fixed-address 10.0.0.13;\n"
+        '    filename "own.0"; next-server 10.0.0.9; }\n'
+        "}\n"
+        "host outside { hardware ethernet 52:54:00:00:00:04; fixed-address 10.0.0.14; }\n",
+    )
+    own = {h.dhcp_name: (h.filename, h.next_server) for h in sources.hosts}
+    assert own == {
+        "plain": (None, None),
+        "grouped": ("grouped.0", None),
+        "own": ("own.0", "10.0.0.9"),
+        "outside": (None, None),
+    }
 
 
 def test_shared_network_with_subnets_pools_and_hosts_inside(tmp_path: Path) -> None:
@@ -307,8 +334,11 @@ def test_cobbler_generated_config(tmp_path: Path) -> None:
     assert any('skipped \'class "pxeclients"' in w for w in sources.warnings)
 
 
-def test_hosts_with_their_own_boot_file_are_counted_in_one_warning(tmp_path: Path) -> None:
-    sources = read(tmp_path, COBBLER_STYLE)
-    (warning,) = [w for w in sources.warnings if "own filename" in w]
-    assert warning.startswith("1 hosts set their own filename or next-server (first at ")
-    assert "dhcpd.conf:25)" in warning
+def test_declared_hosts_by_block_name_with_their_own_boot_file(tmp_path: Path) -> None:
+    """What the dhcp-omapi target reads for hosts dhcpd.conf declares."""
+    (tmp_path / "dhcpd.conf").write_text(COBBLER_STYLE)
+    hosts = declared_hosts(tmp_path / "dhcpd.conf")
+    assert list(hosts) == ["generic1"]
+    host = hosts["generic1"]
+    assert (host.mac, str(host.address)) == ("00:16:3e:11:22:33", "192.168.1.21")
+    assert (host.filename, host.next_server) == ("/pxelinux.0", "192.168.1.5")

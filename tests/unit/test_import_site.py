@@ -105,6 +105,33 @@ def test_a_regular_site_becomes_groups_with_formats_and_offsets(tmp_path: Path) 
     assert text.startswith("# From subnet 10.23.45.0/24 (")
     assert "dhcpd.conf:10" in text  # each host names where it came from
     assert "wrote" in stdout
+    # Legacy host entries name no per-host iPXE script: the groups keep the subnet's file.
+    assert {g.name: g.dhcp_filename for g in inventory.groups} == {
+        "node": "subnet",
+        "gpu": "subnet",
+        "other": "subnet",
+    }
+
+
+def test_a_hosts_own_filename_and_next_server_are_kept(tmp_path: Path) -> None:
+    nodes = NODES.replace(
+        "fixed-address 10.23.45.12; }",
+        'fixed-address 10.23.45.12; filename "legacy/x.0"; next-server 10.23.45.9; }',
+    ).replace(
+        "fixed-address 10.23.45.13; }",
+        "fixed-address 10.23.45.13; next-server boot.example; }",
+    )
+    root = write_site(tmp_path, nodes=nodes)
+    out = tmp_path / "inventory"
+    code, stdout, _ = run("--out", str(out), *zone_args(root))
+    assert code == 1, stdout  # a conflict: a next-server that is a name
+    assert "[boot] node013 (" in stdout and "next-server boot.example, a name" in stdout
+    hosts = {h["index"]: h for h in group_file(out, "node")["hosts"]}  # type: ignore[union-attr]
+    assert (hosts[12]["filename"], hosts[12]["next_server"]) == ("legacy/x.0", "10.23.45.9")
+    assert "filename" not in hosts[11] and "next_server" not in hosts[13]
+    node = next(g for g in load_inventory(FolderSource(out)).groups if g.name == "node")
+    assert node.hosts[2].filename == "legacy/x.0"  # the subnet's pxelinux.0 is not its own
+    assert node.hosts[1].filename is None
 
 
 def test_hosts_off_the_pattern_keep_their_own_address(tmp_path: Path) -> None:

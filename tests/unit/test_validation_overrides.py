@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from inventory_factory import assert_problem, group, host, load, only_problem, write_inventory
+from inventory_factory import (
+    assert_problem,
+    group,
+    host,
+    load,
+    only_problem,
+    position,
+    write_inventory,
+)
 
 from reconciler.compile import compile_inventory
 
@@ -121,3 +129,71 @@ def test_registration_avoids_own_addresses_and_names(tmp_path: Path) -> None:
         field="registration.indexes",
         says=("index 25 would be invalid", "10.23.45.25"),
     )
+
+
+def test_boot_file_modes_and_a_hosts_own_boot_file(tmp_path: Path) -> None:
+    """``dhcp_filename: subnet`` leaves the iPXE script out of the DHCP entry; a host's own
+    filename (with its next-server) replaces what the group gives, for every client."""
+    hosts = [
+        host(10, MAC_A),
+        host(11, MAC_B, filename="legacy/pxelinux.0", next_server="10.23.45.9"),
+        host(12, "52:54:00:00:00:0c", next_server="10.23.45.9"),
+    ]
+    groups = {
+        "compute": group(hosts=hosts),
+        "legacy": group(
+            name="legacy", hostname="old%d", first_address="10.23.45.100",
+            dhcp_filename="subnet", hosts=[host(1, "52:54:00:00:01:01")],
+        ),
+    }  # fmt: skip
+    state = compile_inventory(load(write_inventory(tmp_path, groups=groups)))
+    entries = {h.hostname: h for h in state.dhcp_hosts}
+    own = {n: (h.boot_filename, h.filename, h.next_server) for n, h in entries.items()}
+    assert own == {
+        "node010": ("ipxe/52-54-00-00-00-0a.ipxe", "", ""),
+        "node011": ("", "legacy/pxelinux.0", "10.23.45.9"),
+        "node012": ("ipxe/52-54-00-00-00-0c.ipxe", "", "10.23.45.9"),
+        "old1": ("", "", ""),
+    }
+    assert entries["node011"].to_dict()["filename"] == "legacy/pxelinux.0"
+    assert "filename" not in entries["node010"].to_dict()  # plans stay as they were
+
+
+@pytest.mark.parametrize(
+    ("filename", "says"),
+    [
+        ('pxe"; next-server 6.6.6.6; "', "double quotes"),
+        ("a\\b", "backslash"),
+        ("with space", "spaces"),
+        ("x" * 129, "1 to 128 characters"),
+        ("", "1 to 128 characters"),
+    ],
+)
+def test_a_hosts_own_filename_is_refused_where_dhcpd_or_kea_would_misread_it(
+    tmp_path: Path, filename: str, says: str
+) -> None:
+    hosts = [host(10, MAC_A, filename=filename)]
+    root = write_inventory(tmp_path, groups={"compute": group(hosts=hosts)})
+    problem = only_problem(root)
+    assert_problem(problem, file=GROUP, at=None, field="hosts[0].filename", says=(says,))
+    assert problem.line == position(root, GROUP, "filename:")[0]  # file:line of the value
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("next_server", "boot.example", "IPv4"),
+        ("dhcp_filename", "ipxe", "per-host"),
+    ],
+)
+def test_next_server_is_an_address_and_the_mode_is_one_of_two(
+    tmp_path: Path, key: str, value: str, says: str
+) -> None:
+    if key == "next_server":
+        groups = {"compute": group(hosts=[host(10, MAC_A, next_server=value)])}
+        field = "hosts[0].next_server"
+    else:
+        groups = {"compute": group(hosts=[host(10, MAC_A)], dhcp_filename=value)}
+        field = "dhcp_filename"
+    problem = only_problem(write_inventory(tmp_path, groups=groups))
+    assert_problem(problem, file=GROUP, at=None, field=field, says=(says,))
