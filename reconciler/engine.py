@@ -16,7 +16,8 @@ from typing import Any
 from reconciler.boot_templates import BootTemplates
 from reconciler.compile import CompileCache, CompileOptions, compile_inventory
 from reconciler.config import ConfigError, RuntimeConfig
-from reconciler.inventory.load import FileModelCache, load_inventory
+from reconciler.inventory.load import load_inventory
+from reconciler.inventory.load_cache import LoadCache
 from reconciler.inventory.sources import FolderSource, GitSource, InventorySource
 from reconciler.model.inventory import Inventory
 from reconciler.plan import Plan, TargetPlan, build_target_plan
@@ -105,7 +106,7 @@ class Engine:
         )
         self.options = CompileOptions(http_url=config.boot.http_url.rstrip("/"))
         # Kept between passes: a new revision re-parses and re-renders only what changed.
-        self.file_cache = FileModelCache()
+        self.load_cache = LoadCache()
         self.compile_cache = CompileCache()
         self.targets: list[Target] = []
         problems = []
@@ -129,7 +130,7 @@ class Engine:
         return load_inventory(
             source or source_from_config(self.config),
             boot_profiles=self.templates.profiles,
-            cache=self.file_cache,
+            cache=self.load_cache,
         )
 
     def compile(

@@ -12,11 +12,13 @@ from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
+from reconciler.inventory.host_entries import HOSTS_KEY
+from reconciler.inventory.load_cache import GroupFile, LoadCache, ValidLoad
 from reconciler.inventory.sources import InventorySource
-from reconciler.inventory.yamlfile import YamlProblem, locate, parse_yaml
+from reconciler.inventory.yamlfile import Mark, YamlProblem, locate, parse_yaml_marked
 from reconciler.model.inventory import Group, Image, Inventory, Site
 from reconciler.model.problems import InventoryError, Problem
-from reconciler.model.rules import check_site
+from reconciler.model.rules import site_context
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -84,57 +86,52 @@ def _validate(file: str, data: Any, model: type[ModelT], problems: list[Problem]
         return None
 
 
-def _place(problems: list[Problem], texts: dict[str, str]) -> list[Problem]:
+def _place(problems: list[Problem], raw: dict[str, bytes]) -> list[Problem]:
+    """Line and column for each problem that has none yet, from its file's text."""
+    texts: dict[str, str] = {}
     placed = []
     for problem in problems:
-        if problem.line is None and problem.file in texts:
+        if problem.line is None and problem.file in raw:
+            if problem.file not in texts:
+                texts[problem.file] = raw[problem.file].decode("utf-8", errors="replace")
             line, column = locate(texts[problem.file], problem.path)
             problem = problem.located(line, column)
         placed.append(problem)
     return placed
 
 
-class FileModelCache:
-    """Validated models of inventory files, by content.
-
-    A long-running process (the watch loop, the HTTP service) loads revision
-    after revision that differ in one file; with this cache only that file is
-    parsed and validated again. It holds the files of the latest load only.
-    """
-
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[bytes, BaseModel]] = {}
-
-    def get(self, file: str, content: bytes) -> BaseModel | None:
-        entry = self._entries.get(file)
-        return entry[1] if entry is not None and entry[0] == content else None
-
-    def replace(self, entries: dict[str, tuple[bytes, BaseModel]]) -> None:
-        self._entries = entries
-
-
 def load_inventory(
     source: InventorySource,
     *,
     boot_profiles: frozenset[str] | None = None,
-    cache: FileModelCache | None = None,
+    cache: LoadCache | None = None,
 ) -> Inventory:
     """Read, parse and validate every file; raise InventoryError listing all problems.
 
     ``boot_profiles``, when given, are the profiles a group's ``boot`` may name.
-    ``cache`` spares parsing files whose content a previous load already validated.
+    ``cache`` (kept by a long-running process) spares parsing and checking again
+    what a previous valid load already did (see ``reconciler.inventory.load_cache``).
     """
     raw = source.read_files()
+    if cache is not None:
+        inventory = cache.incremental(raw, boot_profiles=boot_profiles, revision=source.revision())
+        if inventory is not None:
+            return inventory
     problems: list[Problem] = []
     texts: dict[str, str] = {}
     parsed: dict[str, Any] = {}
+    marks: dict[str, list[Mark] | None] = {}
     cached: dict[str, BaseModel | None] = {}
+    group_files: dict[str, GroupFile] = {}
     for file, content in sorted(raw.items()):
         if not file.endswith(".yaml"):
             if file.endswith(".yml") or file.startswith("site."):
                 problems.append(Problem(file, (), "inventory files end in .yaml; rename it"))
             continue
-        hit = cache.get(file, content) if cache is not None else None
+        hit = cache.model(file, content) if cache is not None else None
+        group_file = cache.group_file(file, content) if cache is not None else None
+        if group_file is not None:
+            group_files[file], hit = group_file, group_file.group
         if hit is not None:
             cached[file] = hit
             continue
@@ -144,7 +141,7 @@ def load_inventory(
             problems.append(Problem(file, (), f"not UTF-8 text ({error.reason})"))
             continue
         try:
-            parsed[file] = parse_yaml(texts[file])
+            parsed[file], marks[file] = parse_yaml_marked(texts[file], HOSTS_KEY)
         except YamlProblem as error:
             problems.append(Problem(file, (), error.message, error.line, error.column))
 
@@ -172,6 +169,8 @@ def load_inventory(
         if file.startswith("groups/"):
             if model is None:
                 model = cached[file] = _validate(file, parsed[file], Group, problems)
+                if model is not None:
+                    group_files[file] = GroupFile.parsed(model, texts[file], marks[file])
             if model is not None:
                 groups.append((file, cast(Group, model)))
         elif file.startswith("images/"):
@@ -186,16 +185,19 @@ def load_inventory(
 
     # The rules run even when site.yaml is invalid, so every problem shows at once;
     # without a domain they skip only the FQDN length check.
-    problems.extend(
-        check_site(site, groups, images, check_images=images_complete, boot_profiles=boot_profiles)
+    context = site_context(
+        site, groups, images, check_images=images_complete, boot_profiles=boot_profiles
     )
-    if cache is not None:
-        cache.replace({f: (raw[f], m) for f, m in cached.items() if m is not None})
+    problems.extend(context.problems)
     if problems or site is None:
-        raise InventoryError(_place(problems, texts))
-    return Inventory(
+        raise InventoryError(_place(problems, raw))
+    inventory = Inventory(
         site=site,
         groups=tuple(group for _, group in groups),
         images={image.name: image for _, image in images},
         revision=source.revision(),
     )
+    if cache is not None:
+        models = {f: m for f, m in cached.items() if m is not None}
+        cache.remember(ValidLoad(raw, models, group_files, context, boot_profiles, inventory))
+    return inventory

@@ -88,8 +88,27 @@ _Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 def parse_yaml(text: str) -> Any:
     """Parse one YAML document; raise YamlProblem with line and column on failure."""
+    return parse_yaml_marked(text, None)[0]
+
+
+Mark = tuple[int, int]  # 0-based line and column
+
+
+def parse_yaml_marked(text: str, key: str | None) -> tuple[Any, list[Mark] | None]:
+    """``parse_yaml``, and where each item of the top-level list under ``key`` starts.
+
+    The marks are None when the document has no such list. They cost nothing
+    extra: the parser composes the nodes anyway before building the values.
+    """
     try:
-        return yaml.load(text, Loader=_Loader)
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None, None
+            return loader.construct_document(node), _item_marks(node, key)
+        finally:
+            loader.dispose()
     except YamlProblem:
         raise
     except yaml.MarkedYAMLError as error:
@@ -100,6 +119,17 @@ def parse_yaml(text: str) -> Any:
         raise YamlProblem(f"not valid YAML: {reason}", mark.line + 1, mark.column + 1) from None
     except yaml.YAMLError as error:
         raise YamlProblem(f"not valid YAML: {error}") from None
+
+
+def _item_marks(node: yaml.Node, key: str | None) -> list[Mark] | None:
+    if key is None or not isinstance(node, yaml.MappingNode):
+        return None
+    for key_node, value_node in node.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+            if not isinstance(value_node, yaml.SequenceNode):
+                return None
+            return [(item.start_mark.line, item.start_mark.column) for item in value_node.value]
+    return None
 
 
 def _key_matches(key_node: yaml.Node, part: PathPart) -> bool:

@@ -24,7 +24,7 @@ from reconciler.model.rule_context import (
 )
 from reconciler.model.subnet_rules import check_subnets
 
-__all__ = ["address_of", "check_site"]
+__all__ = ["address_of", "check_group", "check_site", "site_context"]
 
 
 def check_site(
@@ -41,6 +41,21 @@ def check_site(
     it would only repeat that problem. ``site`` is None when site.yaml is invalid;
     then names are not checked against the FQDN length limit.
     """
+    return site_context(
+        site, groups, images, check_images=check_images, boot_profiles=boot_profiles
+    ).problems
+
+
+def site_context(
+    site: Site | None,
+    groups: list[tuple[str, Group]],
+    images: list[tuple[str, Image]],
+    *,
+    check_images: bool = True,
+    boot_profiles: frozenset[str] | None = None,
+) -> RuleContext:
+    """``check_site``, returning the whole context: its problems, and every MAC, name and
+    address in use, which a later load checks only the hosts it changed against."""
     context = RuleContext(
         site=site, images={}, check_images=check_images, boot_profiles=boot_profiles
     )
@@ -59,11 +74,11 @@ def check_site(
         for index_range in _unregistered(group):
             context.ranges.append((*index_range, file, group.subnet))
     for file, group in groups:
-        _check_group(context, file, group)
+        check_group(context, file, group)
     for file, group in groups:
         if group.registration is not None:
             check_registration(context, file, group)
-    return context.problems
+    return context
 
 
 def _stem(file: str) -> str:
@@ -99,7 +114,8 @@ def _check_image(context: RuleContext, file: str, path: tuple[PathPart, ...], re
         )
 
 
-def _check_group(context: RuleContext, file: str, group: Group) -> None:
+def check_group(context: RuleContext, file: str, group: Group) -> None:
+    """The group's own rules, and its hosts' names, addresses and MACs against the context."""
     stem = _stem(file)
     if group.name != stem:
         context.report(

@@ -6,32 +6,36 @@ import pytest
 from site_fixture import Site
 
 import reconciler.inventory.load as load_module
+import reconciler.inventory.load_cache as load_cache_module
 from reconciler.compile import CompileCache, compile_inventory
-from reconciler.inventory.load import FileModelCache, load_inventory
+from reconciler.inventory.load import load_inventory
+from reconciler.inventory.load_cache import LoadCache
 from reconciler.inventory.sources import FolderSource
 from reconciler.model.problems import InventoryError
 
 
 def test_only_changed_files_are_parsed_again(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
-    cache = FileModelCache()
+    cache = LoadCache()
     source = FolderSource(site.inventory)
     load_inventory(source, cache=cache)
     parsed: list[str] = []
-    real_parse = load_module.parse_yaml
+    real_header = load_cache_module.header_mapping
 
-    def counting_parse(text: str) -> object:
-        parsed.append(text.splitlines()[1])
-        return real_parse(text)
+    def counting_header(text: str) -> dict[str, object]:
+        parsed.append(text)
+        return real_header(text)
 
-    monkeypatch.setattr(load_module, "parse_yaml", counting_parse)
+    monkeypatch.setattr(load_module, "parse_yaml_marked", None)  # no file is parsed whole
+    monkeypatch.setattr(load_cache_module, "header_mapping", counting_header)
     site.edit("groups/gpu.yaml", "first_address: 10.23.46.100", "first_address: 10.23.46.110")
     inventory = load_inventory(source, cache=cache)
-    assert len(parsed) == 1 and "GPU" in parsed[0]
+    assert len(parsed) == 1 and "GPU" in parsed[0]  # the header of the changed file only
+    monkeypatch.undo()
     assert inventory == load_inventory(FolderSource(site.inventory))
 
 
 def test_a_cached_good_file_does_not_hide_a_new_problem(site: Site) -> None:
-    cache = FileModelCache()
+    cache = LoadCache()
     load_inventory(FolderSource(site.inventory), cache=cache)
     site.edit("groups/gpu.yaml", '"52:54:00:aa:00:02"', '"52:54:00:12:34:0a"')
     with pytest.raises(InventoryError, match="already used"):
