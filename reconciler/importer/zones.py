@@ -40,6 +40,22 @@ def split_zone_argument(argument: str) -> tuple[str | None, Path]:
     return (origin, Path(file)) if sep else (None, Path(argument))
 
 
+def _failing_line(text: str, origin: dns.name.Name | None, reported: int) -> int:
+    """The line a zone syntax error is on. dnspython reads a record's data up to the end
+    of its line before it complains, and then names the next line: parse the lines
+    before the reported one, and if they fail too, the record before is the culprit."""
+    if reported <= 1:
+        return reported
+    head = "".join(text.splitlines(keepends=True)[: reported - 1])
+    try:
+        dns.zone.from_text(head, origin=origin, relativize=False, check_origin=False)
+    except dns.exception.SyntaxError:
+        return reported - 1
+    except dns.exception.DNSException:
+        return reported
+    return reported
+
+
 def read_zone_file(argument: str, sources: Sources) -> None:
     origin_text, path = split_zone_argument(argument)
     where = Where(str(path))
@@ -61,7 +77,14 @@ def read_zone_file(argument: str, sources: Sources) -> None:
         # dnspython's syntax errors already read "file:line: message".
         file, line, message = [*str(error).split(":", 2), "", ""][:3]
         if line.strip().isdigit():
-            raise ImportFailure(Where(file, int(line)), message.strip()) from None
+            number = _failing_line(text, origin, int(line))
+            lines = text.splitlines()
+            shown = lines[number - 1].strip() if number <= len(lines) else ""
+            raise ImportFailure(
+                Where(file, number),
+                f"{message.strip().rstrip('.')} in {shown!r}: expected NAME [TTL] [IN] TYPE "
+                "DATA, the data as its type defines it (A: an IPv4 address; PTR, NS: a name)",
+            ) from None
         raise ImportFailure(where, str(error)) from None
     assert zone.origin is not None
     _add_records(
