@@ -70,8 +70,9 @@ def make_repo(root: Path, hosts: int) -> Path:
 
 
 def one_host_commit(repo: Path, round_: int) -> str:
+    """One more host in the first group (at 10k hosts the groups are full up to 2500)."""
     group = next((repo / "groups").glob("*.yaml"))
-    group.write_text(group.read_text() + f"  - index: {2400 + round_}\n"
+    group.write_text(group.read_text() + f"  - index: {3000 + round_}\n"
                      f'    mac: "52:54:ff:00:{round_ >> 8:02x}:{round_ & 0xFF:02x}"\n')  # fmt: skip
     git(repo, "commit", "-qam", f"host {round_}")
     return git(repo, "rev-parse", "HEAD")

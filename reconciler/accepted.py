@@ -113,8 +113,8 @@ def revision_of(source: InventorySource) -> str:
 class AcceptedStore:
     """Reads and writes ``state_dir/accepted.json``; ``stamp`` tells cheaply if it changed."""
 
-    def __init__(self, state_dir: Path) -> None:
-        self.path = state_dir / ACCEPTED_FILE
+    def __init__(self, state_dir: Path, *, path: Path | None = None) -> None:
+        self.path = path if path is not None else state_dir / ACCEPTED_FILE
 
     def read(self) -> AcceptedRevision | None:
         """The accepted revision, None before any; StateFileError when the file is damaged."""

@@ -22,6 +22,7 @@ from reconciler.server.audit import AuditLog
 from reconciler.server.boot import BootHandlers, BootScripts
 from reconciler.server.enrol import Enroller
 from reconciler.server.limits import ConnectionLimits, run_guarded
+from reconciler.server.mirror import AcceptedMirror
 from reconciler.server.neighbours import neighbour_mac
 from reconciler.server.nodereports import ReportStore
 from reconciler.server.nodes import NodeHandlers
@@ -77,7 +78,16 @@ def build_app(
 ) -> web.Application:
     outside = outside or Outside()
     engine = Engine(config)
-    compiled = CompiledInventory(engine, refresh_seconds=settings.refresh_seconds)
+    mirror = None
+    if settings.mirror_url is not None:
+        path = config.resolve(config.state_dir) / "serve" / "mirror.git"
+        mirror = AcceptedMirror(settings.mirror_url, path=path)
+    compiled = CompiledInventory(
+        engine,
+        refresh_seconds=settings.refresh_seconds,
+        accepted_file=settings.accepted_file,
+        mirror=mirror,
+    )
     scripts = BootScripts(engine.templates, engine.options.http_url)
     audit_path = settings.audit_log
     if not audit_path.is_absolute():

@@ -101,6 +101,17 @@ class ServeSettings(BaseModel):
     keepalive_timeout: float = Field(
         default=15.0, gt=0, description="seconds an idle keep-alive connection stays open"
     )
+    mirror_url: str | None = Field(
+        default=None,
+        description="git URL serve fetches the accepted commit from into a mirror of its own "
+        "(state_dir/serve/mirror.git), when it cannot read the git folder accepted.json names "
+        "(a pod beside the Kubernetes operator); only that exact commit is read, never a head",
+    )
+    accepted_file: Path | None = Field(
+        default=None,
+        description="the accepted-revision record to follow (default: state_dir/accepted.json; "
+        "relative: to state_dir); in Kubernetes the mounted ConfigMap site-<name>-accepted",
+    )
     refresh_seconds: float = Field(
         default=2.0,
         ge=0,

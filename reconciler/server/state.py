@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from reconciler.accepted import AcceptedRevision, AcceptedStore, revision_of
 from reconciler.engine import Engine
@@ -28,6 +29,7 @@ from reconciler.model.inventory import Inventory
 from reconciler.model.problems import InventoryError
 from reconciler.resources import DesiredState, NodeImage
 from reconciler.rollout.store import RolloutStateError, RolloutStore
+from reconciler.server.mirror import AcceptedMirror
 from reconciler.statefiles import StateFileError
 
 log = logging.getLogger(__name__)
@@ -71,10 +73,21 @@ class Compiled:
 class CompiledInventory:
     """Holds the compile of the accepted revision; recompiles when another is accepted."""
 
-    def __init__(self, engine: Engine, *, refresh_seconds: float) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        refresh_seconds: float,
+        accepted_file: Path | None = None,
+        mirror: AcceptedMirror | None = None,
+    ) -> None:
         self.engine = engine
         self.refresh_seconds = refresh_seconds
-        self.store = AcceptedStore(engine.config.resolve(engine.config.state_dir))
+        state_dir = engine.config.resolve(engine.config.state_dir)
+        if accepted_file is not None and not accepted_file.is_absolute():
+            accepted_file = state_dir / accepted_file
+        self.store = AcceptedStore(state_dir, path=accepted_file)
+        self.mirror = mirror  # serve's own copy of the accepted commit ([serve] mirror_url)
         self.rollouts = RolloutStore(engine.config.resolve(engine.config.state_dir))
         self._current: Compiled | None = None
         self._stamp: tuple[object, ...] | None = None
@@ -146,7 +159,7 @@ class CompiledInventory:
     def _compile(
         self, accepted: AcceptedRevision, assignments: dict[str, str], key: str
     ) -> Compiled:
-        source = accepted.source()
+        source = self.mirror.source(accepted) if self.mirror is not None else accepted.source()
         if isinstance(source, FolderSource) and revision_of(source) != accepted.revision:
             raise SourceError(
                 f"{source.describe()} changed since revision {accepted.revision} was applied; "

@@ -116,3 +116,21 @@ def test_the_webhook_service_reaches_the_operator_and_its_secret_is_mounted() ->
     volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "webhook")
     assert secret_file == f"{mounts['webhook']}/secret"
     assert volume["secret"]["secretName"] == "reconciler-webhook"
+
+
+def test_serve_follows_the_accepted_configmap_and_fetches_the_sites_repository(
+    tmp_path: Path,
+) -> None:
+    from reconciler.config import load_config
+
+    kinds = {(d["kind"], d["metadata"]["name"]): d for _, d in documents()}
+    toml = tmp_path / "reconciler.toml"
+    toml.write_text(kinds[("ConfigMap", "reconciler-serve")]["data"]["reconciler.toml"])
+    settings = load_config(toml).serve
+    site = kinds[("Site", "example")]
+    assert settings.mirror_url == site["spec"]["source"]["url"]
+    pod = kinds[("Deployment", "reconciler-serve")]["spec"]["template"]["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert settings.accepted_file == Path(mounts["accepted"]) / "accepted.json"
+    assert volumes["accepted"]["configMap"]["name"] == "site-example-accepted"
