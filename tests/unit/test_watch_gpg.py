@@ -58,7 +58,8 @@ def signed_commit(site: WatchSite, key: tuple[Path, str], message: str) -> str:
     home, fingerprint = key
     git(site.repo, "add", "-A")
     subprocess.run(
-        ["git", "-C", str(site.repo), "-c", f"user.signingkey={fingerprint}",
+        ["git", "-C", str(site.repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid",
+         "-c", f"user.signingkey={fingerprint}",
          "-c", "gpg.format=openpgp", "commit", "-S", "-q", "-m", message],
         env={**os.environ, "GNUPGHOME": str(home)}, check=True, capture_output=True, timeout=60,
     )  # fmt: skip
