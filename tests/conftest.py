@@ -10,6 +10,12 @@ from collections.abc import Generator
 
 import pytest
 
+# A fresh CI machine has no git identity or other settings in ~/.gitconfig or
+# /etc/gitconfig: neither may the tests (nor the reconciler runs they start) lean on
+# this machine's. A test commit names its author (git -c user.name=... -c user.email=...).
+os.environ["GIT_CONFIG_GLOBAL"] = os.devnull
+os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(
