@@ -28,7 +28,8 @@ from tests.integration.dhcp_server import KEY_NAME, OMAPI_PORT, DhcpClient, Dhcp
 from tests.integration.kea_site import kea_site  # noqa: F401
 from tests.integration.named import named_server  # noqa: F401
 from tests.integration.netns import NetnsPair, netns_pair
-from tests.integration.node_lab import QEMU, NodeLab, kernels
+from tests.integration.node_lab import NodeLab, kernels
+from tests.integration.qemu_vm import QEMU
 
 
 @pytest.fixture(scope="session")

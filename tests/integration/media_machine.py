@@ -3,21 +3,21 @@
 The four ways a boot medium is used: BIOS or UEFI firmware (OVMF from Debian's
 ``ovmf``), the image attached as an IDE CD-ROM or as a USB stick (``usb-ehci``
 + ``usb-storage``). A machine may have a NIC on a tap in a test namespace (net
-media) or none at all (live media). qemu runs in software emulation with its
-serial console in a file; every wait is bounded and qemu is always stopped.
+media) or none at all (live media). qemu runs through ``qemu_vm`` (software
+emulation, the serial console in a file, bounded waits, always stopped).
 """
 
 from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from tests.integration.netns import NetnsPair, popen_in
-from tests.integration.pxe_machine import MARKER_LINE, QEMU, _stop
+from tests.integration.netns import NetnsPair
+from tests.integration.pxe_machine import MARKER_LINE
+from tests.integration.qemu_vm import QEMU, QemuVM, tap_nic
 
 OVMF_DIR = Path("/usr/share/OVMF")
 OVMF_CODE = OVMF_DIR / "OVMF_CODE_4M.fd"
@@ -56,74 +56,25 @@ def qemu_argv(
     if nic is None:
         argv += ["-nic", "none"]
     else:
-        argv += [
-            "-netdev", f"tap,id=n0,ifname={nic.tap},script=no,downscript=no",
-            "-device", f"virtio-net-pci,netdev=n0,mac={nic.mac},romfile=",
-        ]  # fmt: skip
+        argv += tap_nic(tap=nic.tap, mac=nic.mac)
     return argv
-
-
-@dataclass
-class Machine:
-    """One running qemu and its console file."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    console: Path
-    started: float
-    argv: list[str] = field(default_factory=list)
-    namespace: str | None = None
-    restarted: bool = False
-
-    def console_text(self) -> str:
-        return self.console.read_text(errors="replace")
 
 
 def start_machine(
     *, namespace: str | None, argv: list[str], console: Path, name: str, pair: NetnsPair | None
-) -> Machine:
-    stream = console.open("wb")
-    started = time.monotonic()
-    if namespace is not None:
-        process = popen_in(
-            namespace, argv, stdin=subprocess.DEVNULL, stdout=stream, stderr=subprocess.STDOUT
-        )
-    else:
-        process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=stream, stderr=subprocess.STDOUT
-        )
-    stream.close()
-    if pair is not None:
-        pair.on_cleanup(lambda: _stop(process))
-    return Machine(name, process, console, started, list(argv), namespace)
+) -> QemuVM:
+    return QemuVM(argv, console=console, namespace=namespace, pair=pair, name=name).start()
 
 
+# SeaBIOS under software emulation on a loaded host sometimes fails to read an
+# emulated USB stick at all ("could not read the boot disk", then "No bootable
+# device") although the same image boots the other ways. Such a machine is
+# power-cycled once; a medium that really cannot boot fails again and the test fails.
 FIRMWARE_GAVE_UP = "No bootable device"
 
 
-def _restart_once(machine: Machine) -> None:
-    """SeaBIOS under software emulation on a loaded host sometimes fails to read an
-    emulated USB stick at all ("could not read the boot disk", then "No bootable
-    device") although the same image boots the other ways. Power-cycle such a
-    machine once; a medium that really cannot boot fails again and the test fails."""
-    _stop(machine.process)
-    with machine.console.open("ab") as stream:
-        stream.write(b"\n[test] firmware found no bootable device; power-cycling once\n")
-        argv = machine.argv
-        if machine.namespace is not None:
-            machine.process = popen_in(
-                machine.namespace, argv, stdin=subprocess.DEVNULL, stdout=stream,
-                stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        else:
-            machine.process = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=stream, stderr=subprocess.STDOUT
-            )
-    machine.restarted = True
-
-
 def wait_markers(
-    machines: list[Machine], *, timeout: float, pattern: re.Pattern[str] = MARKER_LINE
+    machines: list[QemuVM], *, timeout: float, pattern: re.Pattern[str] = MARKER_LINE
 ) -> dict[str, tuple[str, str, float]]:
     """Wait until every machine printed the marker: name -> (its two fields, seconds).
 
@@ -137,22 +88,21 @@ def wait_markers(
             for machine in machines:
                 if machine.name in results:
                     continue
-                text = machine.console_text()
+                text = machine.text()
                 match = pattern.search(text)
-                if not match and FIRMWARE_GAVE_UP in text and not machine.restarted:
-                    _restart_once(machine)
+                if not match and FIRMWARE_GAVE_UP in text and not machine.power_cycles:
+                    machine.power_cycle("firmware found no bootable device")
                     continue
                 if match:
-                    seconds = time.monotonic() - machine.started
-                    results[machine.name] = (match.group(1), match.group(2), seconds)
-                    _stop(machine.process)
+                    results[machine.name] = (match.group(1), match.group(2), machine.seconds())
+                    machine.stop()
             time.sleep(0.25)
     finally:
         for machine in machines:
-            _stop(machine.process)
+            machine.stop()
     missing = [m for m in machines if m.name not in results]
     if missing:
-        tails = "\n".join(f"--- {m.name}:\n{m.console_text()[-2500:]}" for m in missing)
+        tails = "\n".join(f"--- {m.name}:\n{m.tail(2500)}" for m in missing)
         names = [m.name for m in missing]
         raise TimeoutError(f"no marker within {timeout}s from {names}:\n{tails}")
     return results

@@ -8,8 +8,9 @@ qemu ``-kernel`` with the host's kernel, the initramfs of ``reconciler
 initramfs`` and the command line ``serve`` hands out for the node's MAC
 (``/boot/<mac>``), so they fetch and verify their rootfs as a PXE-booted node
 would. Tests talk to the node's services from the server namespace (a thread
-enters it), so nothing outside the namespaces is ever contacted. Every wait is
-bounded; qemu is killed whatever happens.
+enters it), so nothing outside the namespaces is ever contacted. The site's
+config, git and services come from ``boot_site``, the VM from ``qemu_vm``:
+every wait is bounded; qemu is killed whatever happens.
 """
 
 from __future__ import annotations
@@ -18,10 +19,8 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -29,16 +28,22 @@ from pathlib import Path
 
 from reconciler.nodeboot.initramfs import build_initramfs
 from reconciler.sandbox.dhcp import Dhcpd, write_key
-from reconciler.sandbox.netns import NetnsPair, entered, popen_in, unique_name, wait_for
-from tests.integration.pxe_machine import add_tap_bridge, background, static_server
+from reconciler.sandbox.netns import NetnsPair, entered, unique_name, wait_for
+from tests.integration.boot_site import (
+    IMAGES_URL,
+    RECONCILER,
+    SERVE_URL,
+    commit_inventory,
+    git,
+    reconcile,
+    serving,
+    site_config,
+)
+from tests.integration.pxe_machine import add_tap_bridge
+from tests.integration.qemu_vm import QEMU, QemuVM, tap_nic
 
-QEMU = Path("/usr/bin/qemu-system-x86_64")
-SERVER = "10.23.45.2"
-SERVE_URL = f"http://{SERVER}:8080"
-IMAGES_URL = f"http://{SERVER}:8081"
 NODE, NODE_MAC, NODE_IP = "node020", "52:54:00:12:34:14", "10.23.45.20"
 IMAGE = "node"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CMDLINE = "console=ttyS0 panic=-1 loglevel=3 net.ifnames=0"
 NIC_MODULES = ("virtio_pci", "virtio_net")
 
@@ -103,35 +108,12 @@ hosts:
 """
 
 
-def config_text(workdir: Path, dhcpd: Dhcpd) -> str:
-    return f"""state_dir = "state"
-max_change_fraction = 1.0
-[source]
-repo = "inventory"
-rev = "main"
-[boot]
-http_url = "{SERVE_URL}"
-tftp_server = "{SERVER}"
-[targets.dhcp-hosts]
-type = "dhcp-file"
-path = "hosts.conf"
-[targets.dhcp]
-type = "dhcp-conf"
-path = "{dhcpd.conf}"
-include = "hosts.conf"
-omapi_key_file = "omapi.key"
-restart_command = "{dhcpd.restart_script}"
-[targets.boot]
+NODE_TARGETS = """[targets.boot]
 type = "bootfiles"
 directory = "tftp"
 [targets.nodes]
 type = "node-images"
 directory = "www"
-[serve]
-listen = "{SERVER}"
-port = 8080
-audit_log = "{workdir / "audit.jsonl"}"
-refresh_seconds = 0.3
 """
 
 
@@ -151,11 +133,7 @@ class NodeLab:
     # -- the inventory ---------------------------------------------------------------
 
     def _git(self, *args: str) -> str:
-        return subprocess.run(
-            ["git", "-C", str(self.repo), "-c", "user.name=t", "-c", "user.email=t@example.org",
-             *args],
-            capture_output=True, text=True, check=True, timeout=30,
-        ).stdout  # fmt: skip
+        return git(self.repo, *args)
 
     def add_version(
         self, version: str, *, rootfs: Path, kernel: Path, initrd: Path, cmdline: str = CMDLINE
@@ -189,43 +167,31 @@ class NodeLab:
 
     def reconcile(self) -> None:
         """``reconciler apply``: applies the head and records it as the revision serve uses."""
-        result = subprocess.run(
-            [str(REPO_ROOT / ".venv" / "bin" / "reconciler"), "apply", "--force",
-             "--config", str(self.config)],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert result.returncode == 0, result.stdout + result.stderr
+        reconcile(self.config)
 
     # -- the services ----------------------------------------------------------------
 
     def start(self, first_version: str) -> None:
         """Namespaces are up; commit ``first_version``, start dhcpd, the store and serve."""
         add_tap_bridge(self.pair, tap=self.tap, bridge=unique_name("br"))
-        self.repo.mkdir(parents=True, exist_ok=True)
+        (self.repo / "groups").mkdir(parents=True, exist_ok=True)
         (self.repo / "site.yaml").write_text("domain: cluster.example\nlease_time: 3600\n")
-        subprocess.run(["git", "init", "-q", "-b", "main", str(self.repo)], check=True, timeout=30)
+        (self.repo / "groups" / "compute.yaml").write_text(group_yaml(first_version))
+        commit_inventory(self.repo, "site")
         dhcpd = Dhcpd(self.pair, self.workdir)
         write_key(self.workdir / "omapi.key")
-        self.config.write_text(config_text(self.workdir, dhcpd))
-        (self.repo / "groups").mkdir(exist_ok=True)
-        (self.repo / "groups" / "compute.yaml").write_text(group_yaml(first_version))
-        self._git("add", "-A")
-        self._git("commit", "-qm", "site")
+        self.config.write_text(
+            site_config(
+                workdir=self.workdir, dhcpd=dhcpd, targets=NODE_TARGETS,
+                refresh_seconds=0.3,
+            )
+        )  # fmt: skip
         self.reconcile()  # writes dhcpd.conf and hosts.conf, starts dhcpd
         wait_for(dhcpd.running, timeout=10, what="dhcpd")
-        reconciler = str(REPO_ROOT / ".venv" / "bin" / "reconciler")
-        self._stack.enter_context(background(
-            self.pair, self.pair.server,
-            static_server(directory=self.store, address=SERVER, port=8081),
-            log=self.workdir / "store.log",
-        ))  # fmt: skip
-        self._stack.enter_context(background(
-            self.pair, self.pair.server,
-            [reconciler, "--log-level", "info", "serve", "--config", str(self.config)],
-            log=self.workdir / "serve.log",
-        ))  # fmt: skip
-        wait_for(lambda: self.get(f"{SERVE_URL}/healthz") is not None, timeout=30,
-                 interval=0.3, what="serve")  # fmt: skip
+        self._stack.enter_context(
+            serving(self.pair, config=self.config, store=self.store,
+                    logs=self.workdir)
+        )  # fmt: skip
         self.pair.on_cleanup(self._stack.close)
 
     def close(self) -> None:
@@ -264,8 +230,12 @@ class NodeLab:
         return answer
 
 
-class NodeVM:
-    """One qemu node on the lab's tap, booted with ``-kernel``; its console goes to a file."""
+class NodeVM(QemuVM):
+    """One qemu node on the lab's bridge, booted with ``-kernel``; its console goes to a file.
+
+    ``kernel`` None: a PXE boot (SeaBIOS, qemu's iPXE ROM, dhcpd, serve's script).
+    ``mac`` and ``tap`` default to node020's on the lab's tap.
+    """
 
     def __init__(
         self,
@@ -277,60 +247,26 @@ class NodeVM:
         console: Path,
         memory: int = 512,
         allow_reboot: bool = False,
+        mac: str = NODE_MAC,
+        tap: str | None = None,
     ) -> None:
-        """``kernel`` None: a PXE boot (SeaBIOS, qemu's iPXE ROM, dhcpd, serve's script)."""
         self.lab = lab
-        self.console = console
         if kernel is None:
             boot = ["-boot", "n"]
-            rom = ""  # qemu's own efi-virtio.rom: iPXE for BIOS and UEFI (pxe-virtio.rom is not)
+            rom = None  # qemu's own efi-virtio.rom: iPXE for BIOS and UEFI (pxe-virtio.rom is not)
         else:
             boot = ["-kernel", str(kernel), "-initrd", str(initrd), "-append", append]
-            rom = ",romfile="  # no option ROM: quicker
-        self.argv = [
+            rom = ""  # no option ROM: quicker
+        argv = [
             str(QEMU), "-nographic", "-m", str(memory), "-smp", "1", *boot,
-            "-netdev", f"tap,id=n0,ifname={lab.tap},script=no,downscript=no",
-            "-device", f"virtio-net-pci,netdev=n0,mac={NODE_MAC}{rom}",
+            *tap_nic(tap=tap or lab.tap, mac=mac, rom=rom),
             *([] if allow_reboot else ["-no-reboot"]),
         ]  # fmt: skip
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(argv, console=console, namespace=lab.pair.client, pair=lab.pair, name=mac)
 
     def __enter__(self) -> NodeVM:
-        stream = self.console.open("wb")
-        self.process = popen_in(
-            self.lab.pair.client, self.argv,
-            stdin=subprocess.DEVNULL, stdout=stream, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        stream.close()
-        self.lab.pair.on_cleanup(self.stop)
+        self.start()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def text(self) -> str:
-        return self.console.read_text(errors="replace")
-
-    def wait_console(self, pattern: str, *, timeout: float, start: int = 0) -> re.Match[str]:
-        """The first match of ``pattern`` on the console after offset ``start``."""
-        deadline = time.monotonic() + timeout
-        regex = re.compile(pattern)
-        while time.monotonic() < deadline:
-            match = regex.search(self.text(), start)
-            if match:
-                return match
-            if self.process is not None and self.process.poll() is not None:
-                break
-            time.sleep(0.2)
-        raise TimeoutError(f"no {pattern!r} on the console within {timeout}s:\n{self.tail()}")
-
-    def tail(self, size: int = 4000) -> str:
-        return self.text()[-size:]
 
 
 def version_of(answer: str | None) -> dict[str, str]:
@@ -358,7 +294,7 @@ def report_of(lab: NodeLab) -> dict[str, object]:
 def status_text(lab: NodeLab) -> str:
     """What ``reconciler status`` prints (exit 2 here: no watch loop made the site Ready)."""
     result = subprocess.run(
-        [str(REPO_ROOT / ".venv" / "bin" / "reconciler"), "status", "--config", str(lab.config)],
+        [RECONCILER, "status", "--config", str(lab.config)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     return result.stdout + result.stderr

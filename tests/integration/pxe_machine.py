@@ -5,9 +5,8 @@ boot service, and a web server with a kernel and an initrd. The kernel is the
 host's own (Debian's ``linux-image-amd64``); the initrd is a tiny busybox
 initramfs whose /init prints one marker line with the ``hostname=`` and
 ``reconciler.image=`` values it finds on its command line, then powers off.
-qemu runs with software emulation, its serial console (where SeaBIOS, iPXE
-and the kernel all write with ``-nographic``) going to a file; every wait is
-bounded, and qemu is killed whatever happens.
+qemu runs through ``qemu_vm`` (software emulation, the serial console in a
+file, bounded waits, always stopped).
 """
 
 from __future__ import annotations
@@ -19,13 +18,12 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from tests.integration.netns import NetnsPair, popen_in, wait_for
+from tests.integration.qemu_vm import QEMU, QemuVM, tap_nic
 
-QEMU = Path("/usr/bin/qemu-system-x86_64")
 IPXE_ROM = Path("/usr/lib/ipxe/qemu/pxe-e1000.rom")
 BUSYBOX = Path("/bin/busybox")
 MARKER = "RECONCILER-E2E-MARKER"
@@ -87,10 +85,18 @@ def add_tap_bridge(pair: NetnsPair, *, tap: str, bridge: str) -> None:
     for argv in (
         ["link", "add", bridge, "type", "bridge"],
         ["link", "set", pair.client_if, "master", bridge],
+        ["link", "set", bridge, "up"],
+    ):
+        subprocess.run(["ip", "-n", pair.client, *argv], check=True, timeout=10)
+    add_tap(pair, tap=tap, bridge=bridge)
+
+
+def add_tap(pair: NetnsPair, *, tap: str, bridge: str) -> None:
+    """In the client namespace: one more tap on ``bridge``, for one more machine."""
+    for argv in (
         ["tuntap", "add", "dev", tap, "mode", "tap"],
         ["link", "set", tap, "master", bridge],
         ["link", "set", tap, "up"],
-        ["link", "set", bridge, "up"],
     ):
         subprocess.run(["ip", "-n", pair.client, *argv], check=True, timeout=10)
 
@@ -152,26 +158,9 @@ def boot_machine(
     """
     argv = [
         str(QEMU), "-nographic", "-no-reboot", "-m", "256", "-boot", "n",
-        "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
-        "-device", f"e1000,netdev=n0,mac={mac},romfile={IPXE_ROM}",
+        *tap_nic(tap=tap, mac=mac, model="e1000", rom=str(IPXE_ROM)),
     ]  # fmt: skip
-    started = time.monotonic()
-    with console.open("wb") as stream:
-        process = popen_in(
-            pair.client, argv, stdin=subprocess.DEVNULL, stdout=stream, stderr=subprocess.STDOUT
-        )
-        pair.on_cleanup(lambda: _stop(process))
-        try:
-            deadline = started + timeout
-            while time.monotonic() < deadline:
-                match = MARKER_LINE.search(console.read_text(errors="replace"))
-                if match:
-                    process.wait(timeout=30)  # poweroff -f ends qemu
-                    return match.group(1), match.group(2), time.monotonic() - started
-                if process.poll() is not None:
-                    break
-                time.sleep(0.25)
-        finally:
-            _stop(process)
-    tail = console.read_text(errors="replace")[-3000:]
-    raise TimeoutError(f"machine {mac} printed no marker within {timeout}s; console:\n{tail}")
+    with QemuVM(argv, console=console, namespace=pair.client, pair=pair, name=mac) as vm:
+        match = vm.wait_console(MARKER_LINE, timeout=timeout)
+        vm.wait_exit(timeout=30)  # poweroff -f ends qemu
+        return match.group(1), match.group(2), vm.seconds()

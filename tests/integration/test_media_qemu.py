@@ -22,6 +22,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.boot_site import (
+    IMAGES_URL,
+    RECONCILER,
+    REPO_ROOT,
+    SERVER,
+    commit_inventory,
+    git,
+    reconcile,
+    serving,
+    site_config,
+    watching,
+)
 from tests.integration.dhcp_server import Dhcpd, write_key
 from tests.integration.media_machine import (
     OVMF_CODE,
@@ -36,23 +48,16 @@ from tests.integration.node_images import MARKER, busybox_image
 from tests.integration.node_lab import initramfs_for, kernels
 from tests.integration.pxe_machine import (
     MARKER_LINE,
-    QEMU,
+    add_tap,
     add_tap_bridge,
-    background,
     build_initramfs,
     host_kernel,
     sha256_of,
-    static_server,
-    wait_http,
 )
+from tests.integration.qemu_vm import QEMU
 
 pytestmark = pytest.mark.integration
 
-SERVER = "10.23.45.2"
-HTTP_URL = f"http://{SERVER}:8080"
-IMAGES_URL = f"http://{SERVER}:8081"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-RECONCILER = str(REPO_ROOT / ".venv" / "bin" / "reconciler")
 # Hosts of inventory-example/groups/compute.yaml (image compute@2024.10).
 HOST_MACS = {
     "node010": "52:54:00:12:34:0a",
@@ -122,60 +127,18 @@ def _live_kernel() -> Path | None:
     return None
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, timeout=30
-    ).stdout
-
-
 def _write_site(workdir: Path, images: Path, dhcpd: Dhcpd) -> tuple[Path, Path]:
     repo = workdir / "inventory"
     shutil.copytree(REPO_ROOT / "inventory-example", repo)
     (repo / "images" / "compute.yaml").write_text(_images_yaml(images))  # JSON is YAML
     group = repo / "groups" / "compute.yaml"
     group.write_text(group.read_text().replace("open: false", "open: true"))
-    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, timeout=30)
-    _git(repo, "add", ".")
-    _git(repo, "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "site")
+    commit_inventory(repo, "site")
     write_key(workdir / "omapi.key")
     config = workdir / "reconciler.toml"
-    config.write_text(
-        f"""state_dir = "state"
-max_change_fraction = 1.0
-[source]
-repo = "inventory"
-rev = "main"
-[boot]
-http_url = "{HTTP_URL}"
-tftp_server = "{SERVER}"
-[targets.dhcp-hosts]
-type = "dhcp-file"
-path = "hosts.conf"
-[targets.dhcp]
-type = "dhcp-conf"
-path = "{dhcpd.conf}"
-include = "hosts.conf"
-omapi_key_file = "omapi.key"
-restart_command = "{dhcpd.restart_script}"
-[serve]
-listen = "{SERVER}"
-port = 8080
-audit_log = "{workdir / "audit.jsonl"}"
-refresh_seconds = 0.5
-[media]
-dns = ["{SERVER}"]
-"""
-    )
+    media = f'[media]\ndns = ["{SERVER}"]\n'
+    config.write_text(site_config(workdir=workdir, dhcpd=dhcpd, extra=media))
     return config, repo
-
-
-def _reconcile(config_path: Path) -> None:
-    """``reconciler apply``: applies the head and records it as the revision serve answers from."""
-    result = subprocess.run(
-        [RECONCILER, "apply", "--force", "--config", str(config_path)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -192,12 +155,7 @@ def site(as_root: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Si
         add_tap_bridge(pair, tap=unique_name("tap"), bridge=bridge)
         taps = [unique_name("tap") for _ in range(4)]
         for tap in taps:
-            for argv in (
-                ["tuntap", "add", "dev", tap, "mode", "tap"],
-                ["link", "set", tap, "master", bridge],
-                ["link", "set", tap, "up"],
-            ):
-                subprocess.run(["ip", "-n", pair.client, *argv], check=True, timeout=10)
+            add_tap(pair, tap=tap, bridge=bridge)
         images = workdir / "images"
         images.mkdir()
         shutil.copy(kernel, images / "vmlinuz")
@@ -208,22 +166,10 @@ def site(as_root: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Si
         shutil.copy(busybox_image(LIVE_VERSION), images / "root-live.squashfs")
         dhcpd = Dhcpd(pair, workdir)
         config, repo = _write_site(workdir, images, dhcpd)
-        _reconcile(config)
+        reconcile(config)
         wait_for(dhcpd.running, timeout=10, what="dhcpd")
-        web_log, serve_log = workdir / "images.log", workdir / "serve.log"
-        with (
-            background(
-                pair, pair.server,
-                static_server(directory=images, address=SERVER, port=8081), log=web_log,
-            ),
-            background(
-                pair, pair.server,
-                [RECONCILER, "--log-level", "info", "serve", "--config", str(config)],
-                log=serve_log,
-            ),
-        ):  # fmt: skip
-            wait_http(pair, f"{HTTP_URL}/healthz", timeout=30)
-            wait_http(pair, f"{IMAGES_URL}/root.squashfs", timeout=30)
+        with serving(pair, config=config, store=images, logs=workdir):
+            web_log, serve_log = workdir / "images.log", workdir / "serve.log"
             yield Site(pair, workdir, config, repo, dhcpd, serve_log, web_log, taps)
     finally:
         pair.destroy()
@@ -306,7 +252,7 @@ def test_host_medium_boots_without_dhcp_from_its_own_address(
     requests = site.web_log.read_text()
     assert "10.23.45.10 - - " in requests
     assert re.search(r"10\.23\.45\.14 - - .*GET /root-live\.squashfs", requests)
-    console = machines["node014"].console_text()
+    console = machines["node014"].text()
     assert "static address 10.23.45.14 on eth0 (reconciler.ip, no DHCP)" in console
 
 
@@ -348,12 +294,11 @@ def test_live_medium_boots_four_ways_without_a_network_card(
 def test_unknown_machine_with_net_medium_enrols_like_pxe(site: Site) -> None:
     image = site.build(name="net-enrol.iso")
     new_mac = "52:54:00:12:34:99"
-    watch = [RECONCILER, "--log-level", "info", "watch", "--config", str(site.config)]
     # The watch loop applies the registration commit, so serve then knows the new host.
-    with background(site.pair, site.pair.server, watch, log=site.workdir / "watch.log"):
+    with watching(site.pair, config=site.config, log=site.workdir / "watch.log"):
         results = _boot_all(site, image, [("bios", "cd", new_mac)], tag="enrol")
     assert results["bios-cd"][:2] == ("node021", "compute@2024.10")
-    subject = _git(site.repo, "log", "-1", "--format=%s", "main").strip()
+    subject = git(site.repo, "log", "-1", "--format=%s", "main").strip()
     assert subject == f"register node021 ({new_mac}) in compute"
     audit = (site.workdir / "audit.jsonl").read_text().splitlines()
     decisions = [json.loads(line) for line in audit]

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.boot_site import IMAGES_URL
 from tests.integration.node_images import MARKER, busybox_image
 from tests.integration.node_lab import (
     BOOT_TIMEOUT,
     IMAGE,
-    IMAGES_URL,
     NODE_IP,
     NodeLab,
     NodeVM,

@@ -12,36 +12,38 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.integration.boot_site import (
+    IMAGES_URL,
+    SERVER,
+    commit_inventory,
+    git,
+    reconcile,
+    serving,
+    site_config,
+    watching,
+)
 from tests.integration.dhcp_server import Dhcpd, write_key
 from tests.integration.netns import NetnsPair, unique_name, wait_for
 from tests.integration.pxe_machine import (
     BUSYBOX,
     IPXE_ROM,
-    QEMU,
     add_tap_bridge,
-    background,
     boot_machine,
     build_initramfs,
     host_kernel,
     sha256_of,
-    static_server,
-    wait_http,
 )
+from tests.integration.qemu_vm import QEMU
 
 pytestmark = pytest.mark.integration
 
-SERVER = "10.23.45.2"
-HTTP_URL = f"http://{SERVER}:8080"
-IMAGES_URL = f"http://{SERVER}:8081"
 KNOWN_MAC = "52:54:00:12:34:14"  # node020
 NEW_MAC = "52:54:00:12:34:99"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 GROUP = """\
 # Rack A: the blades of the end-to-end test. The sticker on each blade is its index.
@@ -80,12 +82,6 @@ def image_yaml(images: Path) -> str:
     )
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, timeout=30
-    ).stdout
-
-
 def write_site(workdir: Path, images: Path, dhcpd: Dhcpd) -> Path:
     repo = workdir / "inventory"
     (repo / "groups").mkdir(parents=True)
@@ -93,50 +89,12 @@ def write_site(workdir: Path, images: Path, dhcpd: Dhcpd) -> Path:
     (repo / "site.yaml").write_text("domain: cluster.example\nlease_time: 600\n")
     (repo / "groups" / "compute.yaml").write_text(GROUP)
     (repo / "images" / "e2e.yaml").write_text(image_yaml(images))  # JSON is YAML
-    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, timeout=30)
-    git(repo, "add", ".")
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "site")
+    commit_inventory(repo, "site")
     write_key(workdir / "omapi.key")
     config = workdir / "reconciler.toml"
-    config.write_text(
-        f"""state_dir = "state"
-max_change_fraction = 1.0
-[source]
-repo = "inventory"
-rev = "main"
-[boot]
-http_url = "{HTTP_URL}"
-tftp_server = "{SERVER}"
-[targets.dhcp-hosts]
-type = "dhcp-file"
-path = "hosts.conf"
-[targets.dhcp]
-type = "dhcp-conf"
-path = "{dhcpd.conf}"
-include = "hosts.conf"
-omapi_key_file = "omapi.key"
-restart_command = "{dhcpd.restart_script}"
-[targets.boot]
-type = "bootfiles"
-directory = "tftp"
-[serve]
-listen = "{SERVER}"
-port = 8080
-audit_log = "{workdir / "audit.jsonl"}"
-refresh_seconds = 0.5
-"""
-    )
+    boot_target = '[targets.boot]\ntype = "bootfiles"\ndirectory = "tftp"\n'
+    config.write_text(site_config(workdir=workdir, dhcpd=dhcpd, targets=boot_target))
     return config
-
-
-def reconcile(config_path: Path) -> None:
-    """``reconciler apply``: applies the head and records it as the revision serve answers from."""
-    reconciler = str(REPO_ROOT / ".venv" / "bin" / "reconciler")
-    result = subprocess.run(
-        [reconciler, "apply", "--force", "--config", str(config_path)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.fixture
@@ -170,26 +128,10 @@ def test_machines_boot_and_enrol_themselves(
 
     reconcile(config)  # writes hosts.conf, dhcpd.conf (checked) and starts dhcpd
     wait_for(dhcpd.running, timeout=10, what="dhcpd")
-    reconciler = str(REPO_ROOT / ".venv" / "bin" / "reconciler")
-    web_log, serve_log = tmp_path / "images.log", tmp_path / "serve.log"
     with (
-        background(
-            pair, pair.server,
-            static_server(directory=images, address=SERVER, port=8081), log=web_log,
-        ),
-        background(
-            pair, pair.server,
-            [reconciler, "--log-level", "info", "serve", "--config", str(config)], log=serve_log,
-        ),
-        background(
-            pair, pair.server,
-            [reconciler, "--log-level", "info", "watch", "--config", str(config)],
-            log=tmp_path / "watch.log",
-        ),
-    ):  # fmt: skip
-        wait_http(pair, f"{HTTP_URL}/healthz", timeout=30)
-        wait_http(pair, f"{IMAGES_URL}/root.squashfs", timeout=30)
-
+        serving(pair, config=config, store=images, logs=tmp_path),
+        watching(pair, config=config, log=tmp_path / "watch.log"),
+    ):
         # 1. A registered machine boots its group's image.
         host, image, seconds = boot_machine(
             pair, mac=KNOWN_MAC, tap=tap, console=tmp_path / "known.console"
@@ -223,5 +165,5 @@ def test_machines_boot_and_enrol_themselves(
         )
         record_property("second_boot_seconds", round(seconds, 1))
         assert (host, image) == ("node021", "e2e@1")
-        requests = web_log.read_text()
+        requests = (tmp_path / "images.log").read_text()
         assert "10.23.45.21 - - " in requests and "GET /vmlinuz" in requests

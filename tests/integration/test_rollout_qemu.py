@@ -24,19 +24,18 @@ import pytest
 
 from reconciler.sandbox.netns import wait_for
 from tests.integration import node_lab as lab_module
+from tests.integration.boot_site import RECONCILER, SERVE_URL, watching
 from tests.integration.node_images import MARKER, busybox_image
 from tests.integration.node_lab import (
     BOOT_TIMEOUT,
     NODE,
     NODE_MAC,
-    REPO_ROOT,
-    SERVE_URL,
     NodeLab,
     NodeVM,
     initramfs_for,
     running_kernel,
 )
-from tests.integration.pxe_machine import background
+from tests.integration.pxe_machine import add_tap
 
 NODE2, NODE2_MAC = "node021", "52:54:00:12:34:15"
 SWAP_TIMEOUT = 240  # TCG on a shared machine: staging, sha256 and a root switch; a hang guard
@@ -85,12 +84,7 @@ def second_tap(lab: NodeLab) -> str:
     )  # fmt: skip
     bridge = json.loads(shown.stdout)[0]["master"]
     tap = lab.tap[:-1] + ("b" if lab.tap[-1] != "b" else "c")
-    for argv in (
-        ["tuntap", "add", "dev", tap, "mode", "tap"],
-        ["link", "set", tap, "master", bridge],
-        ["link", "set", tap, "up"],
-    ):
-        subprocess.run(["ip", "-n", lab.pair.client, *argv], check=True, timeout=10)
+    add_tap(lab.pair, tap=tap, bridge=bridge)
     return tap
 
 
@@ -111,7 +105,7 @@ def wait(
 
 def rollout_status(lab: NodeLab) -> dict[str, Any]:
     shown = subprocess.run(
-        [str(REPO_ROOT / ".venv" / "bin" / "reconciler"), "rollout", "status", "compute",
+        [RECONCILER, "rollout", "status", "compute",
          "--format", "json", "--config", str(lab.config)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
@@ -136,21 +130,12 @@ def test_two_real_nodes_move_one_after_the_other_and_a_failing_image_rolls_back(
     lab.start("1")
     with lab.config.open("a") as config:
         config.write("[watch]\ndebounce = 0.05\nlocal_poll_interval = 1\nrollout_interval = 1\n")
-    reconciler = str(REPO_ROOT / ".venv" / "bin" / "reconciler")
-    lab._stack.enter_context(background(
-        lab.pair, lab.pair.server,
-        [reconciler, "--log-level", "info", "watch", "--config", str(lab.config)],
-        log=lab.workdir / "watch.log",
-    ))  # fmt: skip
+    lab._stack.enter_context(watching(lab.pair, config=lab.config, log=lab.workdir / "watch.log"))
     tap2 = second_tap(lab)
     first = NodeVM(lab, kernel=kernel, initrd=initrd, append=kernel_args(lab, NODE_MAC),
                    console=tmp_path / "node020.log")  # fmt: skip
     second = NodeVM(lab, kernel=kernel, initrd=initrd, append=kernel_args(lab, NODE2_MAC),
-                    console=tmp_path / "node021.log")  # fmt: skip
-    second.argv = [
-        arg.replace(f"ifname={lab.tap},", f"ifname={tap2},").replace(NODE_MAC, NODE2_MAC)
-        for arg in second.argv
-    ]
+                    console=tmp_path / "node021.log", mac=NODE2_MAC, tap=tap2)  # fmt: skip
     with first, second:
         first.wait_console(f"{MARKER} version=1 ", timeout=BOOT_TIMEOUT)
         second.wait_console(f"{MARKER} version=1 ", timeout=BOOT_TIMEOUT)
