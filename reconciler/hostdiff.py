@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reconciler.model.inventory import Inventory
+from reconciler.model.inventory import Group, Host, Inventory
 from reconciler.rollout.preview import GroupMoves, diff_moves
 
 DISCOVERY = "(discovery)"
@@ -40,6 +40,7 @@ class HostView:
     ip: str
     boot: BootImage | None  # None: the host boots discovery
     aliases: tuple[str, ...]
+    dhcp_boot: str = ""  # what its DHCP entry names as boot file (see ``dhcp_boot_of``)
 
     @property
     def image(self) -> str:
@@ -57,7 +58,7 @@ class PartChange:
 
 @dataclass(frozen=True, slots=True)
 class HostChange:
-    kind: str  # added, removed, renamed, readdressed, mac, image, aliases, group
+    kind: str  # added, removed, renamed, readdressed, mac, image, aliases, group, dhcp-boot
     hostname: str
     detail: str
     parts: tuple[PartChange, ...] = ()  # kind "image": what the node would boot differently
@@ -106,8 +107,20 @@ def host_views(inventory: Inventory) -> dict[str, HostView]:
                 ip=str(group.address_for(host)),
                 boot=_boot_image(inventory, host.image or group.image),
                 aliases=tuple(host.aliases),
+                dhcp_boot=dhcp_boot_of(group, host),
             )
     return views
+
+
+def dhcp_boot_of(group: Group, host: Host) -> str:
+    """The boot file a host's DHCP entry gives, in words (as ``compile.dhcp_host`` decides)."""
+    if host.filename is not None:
+        said = f"filename {host.filename}"
+    elif group.dhcp_filename == "per-host":
+        said = "its iPXE script"
+    else:
+        said = "the subnet's filename"
+    return said + (f", next-server {host.next_server}" if host.next_server else "")
 
 
 def _image_change(old: HostView, new: HostView, name: str) -> HostChange | None:
@@ -151,6 +164,10 @@ def _field_changes(old: HostView, new: HostView, name: str) -> list[HostChange]:
         )
     if old.group != new.group:
         changes.append(HostChange("group", name, f"group {old.group} -> {new.group}"))
+    if old.dhcp_boot != new.dhcp_boot:
+        changes.append(
+            HostChange("dhcp-boot", name, f"DHCP boot file: {old.dhcp_boot} -> {new.dhcp_boot}")
+        )
     return changes
 
 

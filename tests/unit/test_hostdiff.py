@@ -128,3 +128,29 @@ def test_a_large_diff_fits_in_a_pull_request_comment(tmp_path: Path) -> None:
     assert "... and 800 more (`reconciler diff --format json` has all)" in markdown
     assert "**1000 nodes would reboot or swap" in markdown
     assert json.loads(render_diff_json(diff, "main", "pr"))["would_reboot_or_swap"] == 1000
+
+
+def test_a_change_of_what_the_dhcp_entry_boots_is_listed_per_host(tmp_path: Path) -> None:
+    base_hosts = [
+        host(10, "52:54:00:00:00:0a", filename="legacy/a.0"),
+        host(11, "52:54:00:00:00:0b"),
+    ]
+    head_hosts = [
+        host(10, "52:54:00:00:00:0a", filename="legacy/b.0", next_server="10.23.45.9"),
+        host(11, "52:54:00:00:00:0b"),
+    ]
+    base, head = two(
+        tmp_path,
+        {"groups": {"compute": group(hosts=base_hosts)}},
+        {"groups": {"compute": group(hosts=head_hosts, dhcp_filename="subnet")}},
+    )
+    diff = diff_inventories(base, head)
+    assert [(c.kind, c.hostname, c.detail) for c in diff.changes] == [
+        (
+            "dhcp-boot",
+            "node010",
+            "DHCP boot file: filename legacy/a.0 -> filename legacy/b.0, next-server 10.23.45.9",
+        ),
+        ("dhcp-boot", "node011", "DHCP boot file: its iPXE script -> the subnet's filename"),
+    ]
+    assert diff.image_changes == []  # no node reboots for it
