@@ -13,7 +13,8 @@ Two kinds, both squashfs files a node boots through the project's initramfs:
 
 Everything lands under ``RECONCILER_TEST_CACHE`` (default
 /var/tmp/reconciler-test-cache), keyed by a hash of what went in, so a second
-session reuses the files.
+session reuses the files; a build removes the entries unused for
+``RECONCILER_TEST_CACHE_HOURS`` (24 by default).
 """
 
 from __future__ import annotations
@@ -24,12 +25,16 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from reconciler.nodeboot import FILES
 
 CACHE = Path(os.environ.get("RECONCILER_TEST_CACHE", "/var/tmp/reconciler-test-cache"))
+# Every change of the agent's code makes new images: a build removes the entries
+# no session used for this long (a hit marks its entry used).
+UNUSED_HOURS = float(os.environ.get("RECONCILER_TEST_CACHE_HOURS", "24"))
 BUSYBOX = Path("/bin/busybox")
 PYTHON = Path("/usr/bin/python3")
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
@@ -86,7 +91,11 @@ def _digest(*parts: bytes | str) -> str:
 
 
 def cached(name: str, key: str, build: Callable[[Path], None]) -> Path:
-    """``CACHE/<name>-<key>``, built by ``build(partial_path)`` when absent."""
+    """``CACHE/<name>-<key>``, built by ``build(partial_path)`` when absent.
+
+    Using an entry touches it; after a build, entries (and abandoned partial
+    builds) no session touched for ``UNUSED_HOURS`` are removed.
+    """
     CACHE.mkdir(parents=True, exist_ok=True)
     final = CACHE / f"{name}-{key}"
     if not final.exists():
@@ -101,7 +110,23 @@ def cached(name: str, key: str, build: Callable[[Path], None]) -> Path:
             if not final.exists():
                 raise
             shutil.rmtree(partial)
+        prune(CACHE, unused_for=UNUSED_HOURS * 3600)
+    os.utime(final)  # used now
     return final
+
+
+def prune(cache: Path, *, unused_for: float) -> list[str]:
+    """Remove what in ``cache`` was not used for ``unused_for`` seconds; the names removed."""
+    removed = []
+    for path in cache.iterdir():
+        try:
+            idle = time.time() - path.stat().st_mtime
+        except FileNotFoundError:  # another session removed it
+            continue
+        if idle > unused_for:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    return removed
 
 
 def _write(path: Path, text: str, mode: int = 0o644) -> None:
