@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 # isolinux ... e2fsprogs: boot media (ISO boot loaders, EFI partition, UEFI firmware, write tests)
 # kexec-tools, linux-image-cloud-amd64 (a second kernel), debootstrap: live image swap VM tests
+# kea-admin: also perfdhcp (/usr/sbin/perfdhcp), the DHCP load of the outage test and bench
 debian_packages=(
   git iproute2 isc-dhcp-server isc-dhcp-client bind9 bind9-dnsutils
   tftpd-hpa tftp-hpa qemu-system-x86 ipxe-qemu busybox-static cpio procps
