@@ -4,10 +4,11 @@ One thread runs passes; watchers, webhooks and signals only fire the trigger.
 A pass resolves the source's revision; a new commit is verified (signature),
 loaded and compiled completely before anything is applied, so an invalid
 revision is never applied, not even in part, and the last good one stays in
-force. Targets are then planned and applied one at a time: a failing target
-is retried with backoff while the others go on, a target in ``report`` mode is
-brought to a new revision but drift found later is only reported, and a stop
-request (SIGTERM) is honoured between targets, never inside an apply.
+force. Targets are then planned and applied one at a time
+(``reconciler.watch.target_steps``): a failing target is retried with backoff
+while the others go on, a target in ``report`` mode is brought to a new
+revision but drift found later is only reported, and a stop request (SIGTERM)
+is honoured between targets, never inside an apply.
 """
 
 from __future__ import annotations
@@ -18,15 +19,13 @@ import time
 
 from reconciler.accepted import AcceptedRevision, AcceptedStore
 from reconciler.boot_templates import BootTemplateError
-from reconciler.engine import Engine, PlanRefused, refuse_unsafe
+from reconciler.engine import Engine
 from reconciler.inventory.sources import SourceError
 from reconciler.model.inventory import Inventory
 from reconciler.model.problems import InventoryError
-from reconciler.plan import Plan, TargetPlan, build_target_plan
 from reconciler.statefiles import StateFileError
 from reconciler.statelock import StateLock, StateLocked
-from reconciler.targets.base import LiveState, Target, TargetError
-from reconciler.watch.backoff import Backoff, RetryState
+from reconciler.targets.base import Target
 from reconciler.watch.conditions import PassOutcome, settle
 from reconciler.watch.debounce import Trigger
 from reconciler.watch.metrics import WatchMetrics
@@ -34,7 +33,8 @@ from reconciler.watch.revision import GoodRevision
 from reconciler.watch.rollouts import LoopRollouts
 from reconciler.watch.settings import WatchSettings
 from reconciler.watch.sources import RevisionSource, SourceUnavailable, pinned, verify_commit
-from reconciler.watch.status import StatusStore, TargetStatus
+from reconciler.watch.status import StatusStore
+from reconciler.watch.target_steps import TargetSteps
 
 log = logging.getLogger(__name__)
 LOCK_WAIT_SECONDS = 2.0  # how long a pass waits for apply or a registration to finish
@@ -53,19 +53,11 @@ class WatchLoop:
         suspended: bool = False,
     ) -> None:
         self.engine = engine
-        self.suspended = suspended  # plan and report only: the operator's spec.suspend
         self.settings = settings
         self.source = source
         self.store = store
         self.metrics = metrics or WatchMetrics()
         self.trigger = Trigger(window=settings.debounce, max_delay=settings.debounce_max)
-        self.backoff = Backoff(
-            initial=settings.backoff_initial,
-            cap=settings.backoff_max,
-            factor=settings.backoff_factor,
-            jitter=settings.backoff_jitter,
-        )
-        self.retries = {t.name: RetryState() for t in engine.targets}
         self.status = store.load()
         self.status.source = source.describe()
         self.good: GoodRevision | None = None
@@ -73,14 +65,32 @@ class WatchLoop:
         self.bad: str | None = None  # newest commit found unusable; skipped until HEAD moves
         self.bad_reason = ""
         self.source_error: str | None = None
-        self.refused: dict[str, str] = {}  # target -> why its plan was refused
         self._stop = threading.Event()
+        self.steps = TargetSteps(
+            engine=engine,
+            settings=settings,
+            status=self.status,
+            metrics=self.metrics,
+            stop=self._stop,
+            suspended=suspended,
+        )
+        self.retries = self.steps.retries  # target -> its failures and next attempt
+        self.refused = self.steps.refused  # target -> why its plan was refused
         self._next_drift = 0.0
         self.accepted = AcceptedStore(store.path.parent)
         self.state_lock = StateLock(store.path.parent, purpose="watch", timeout=LOCK_WAIT_SECONDS)
         self._postponed: tuple[float, set[str]] | None = None  # a pass that waits for the lock
         self.rollouts = LoopRollouts(store.path.parent, interval=settings.rollout_interval)
         self._reassigned = False  # node assignments changed: every target is due
+
+    @property
+    def suspended(self) -> bool:
+        """Plan and report only: the operator's spec.suspend."""
+        return self.steps.suspended
+
+    @suspended.setter
+    def suspended(self, value: bool) -> None:
+        self.steps.suspended = value
 
     # -- control -------------------------------------------------------------
 
@@ -289,155 +299,12 @@ class WatchLoop:
             extra={"commit": commit, "reason": reason, "errors": errors[:20]},
         )
 
-    def _read(self, target: Target, good: GoodRevision) -> TargetPlan:
-        desired = good.desired(target)
-        live = target.read(desired)
-        return build_target_plan(
-            target=target.name,
-            kind=target.kind,
-            desired=desired,
-            live=live,
-            adopt=self.engine.adopts(target),  # as plan and apply: hand-made objects stay
-        )
-
-    def _incremental(self, target: Target, good: GoodRevision) -> TargetPlan | None:
-        """The changes between the previous good revision and this one, without reading live.
-
-        Only when the target was brought to the previous revision and no drift check
-        is due: live state is then what that revision asked for (drift checks re-read
-        it on their own schedule). A target that finds live state otherwise fails the
-        change (value-dependent prerequisites, missing objects) and is retried with a
-        full read.
-        """
-        previous = self.previous
-        record = self.status.targets.get(target.name)
-        if previous is None or record is None or not record.ok:
-            return None
-        if record.revision != previous.commit:
-            return None
-        old = {r.key: r for r in previous.desired(target)}
-        return build_target_plan(
-            target=target.name,
-            kind=target.kind,
-            desired=good.desired(target),
-            live=LiveState(owned=old),
-        )
-
     def _reconcile(self, good: GoodRevision, targets: list[Target], *, drift: bool) -> str:
-        """Plan every due target, refuse the revision whole if any plan is too large, apply."""
         self.status.set_condition(
             "Reconciling", True, reason="Progressing", message=f"reconciling {good.commit[:12]}"
         )
         self._save()
-        failed = False
-        planned: list[tuple[Target, TargetPlan]] = []
-        for target in targets:
-            outcome = self._plan_target(good, target, drift=drift)
-            if isinstance(outcome, TargetPlan):
-                planned.append((target, outcome))
-            elif not outcome:
-                failed = True
-        if not self.settings.force:
-            fraction = self.engine.config.max_change_fraction
-            whole = Plan(good.commit, tuple(p for _, p in planned), fraction)
-            try:
-                refuse_unsafe(whole)
-            except PlanRefused as error:  # no target gets a part of a refused revision
-                for target, plan in planned:
-                    self._refuse(target.name, plan, str(error))
-                return "failure"
-        for target, plan in planned:
-            if self._stop.is_set():
-                log.info("stop requested: remaining targets left for the next run")
-                break
-            if not self._apply_target(good, target, plan, drift=drift):
-                failed = True
-        return "failure" if failed else "success"
-
-    def _refuse(self, name: str, plan: TargetPlan, reason: str) -> None:
-        self.refused[name] = reason
-        record = self.status.targets.setdefault(name, TargetStatus())
-        record.pending = len(plan.changes)
-        self._target_failed(record, self.retries[name], name, reason)
-
-    def _plan_target(self, good: GoodRevision, target: Target, *, drift: bool) -> TargetPlan | bool:
-        """The target's plan; True: nothing to apply (drift only reported); False: it failed."""
-        name = target.name
-        record = self.status.targets.setdefault(name, TargetStatus())
-        record.mode = self.settings.drift_mode(name)
-        retry = self.retries[name]
-        plan = None if drift or retry.failures else self._incremental(target, good)
-        if plan is None:
-            try:
-                plan = self._read(target, good)
-            except TargetError as error:
-                return self._target_failed(record, retry, name, str(error))
-            except Exception as error:  # unexpected: a failed target, not a dead loop
-                log.exception("target read failed unexpectedly", extra={"target": name})
-                return self._target_failed(record, retry, name, f"{type(error).__name__}: {error}")
-            record.unmanaged = len(plan.unmanaged)
-            record.conflicts = list(plan.conflicts)
-        at_revision = record.revision == good.commit and record.ok
-        if plan.changes and (self.suspended or (record.mode == "report" and at_revision)):
-            record.pending = len(plan.changes)
-            self.metrics.observe_drift(
-                target=name, unmanaged=record.unmanaged, pending=record.pending
-            )
-            log.warning("drift reported", extra={"target": name, "pending": record.pending})
-            return True
-        return plan
-
-    def _apply_target(
-        self, good: GoodRevision, target: Target, plan: TargetPlan, *, drift: bool
-    ) -> bool:
-        name = target.name
-        record = self.status.targets.setdefault(name, TargetStatus())
-        retry = self.retries[name]
-        started = time.monotonic()
-        one = Plan(good.commit, (plan,), self.engine.config.max_change_fraction)
-        try:
-            report = self.engine.apply(one, force=self.settings.force)
-        except PlanRefused as error:
-            self.refused[name] = str(error)
-            record.pending = len(plan.changes)
-            return self._target_failed(record, retry, name, str(error))
-        except Exception as error:  # unexpected: a failed target, not a dead loop
-            log.exception("target apply failed unexpectedly", extra={"target": name})
-            record.pending = len(plan.changes)
-            return self._target_failed(record, retry, name, f"{type(error).__name__}: {error}")
-        outcome = report.outcomes[0]
-        seconds = time.monotonic() - started
-        if not outcome.ok:
-            record.pending = len(plan.changes)
-            return self._target_failed(record, retry, name, outcome.error or "apply failed")
-        self.refused.pop(name, None)
-        retry.succeeded()
-        record.ok, record.error, record.failures, record.next_retry = True, None, 0, None
-        record.revision, record.pending = good.commit, 0
-        record.applied = outcome.result.applied if outcome.result else 0
-        if plan.changes:
-            record.last_apply = time.time()
-            self.metrics.observe_apply(target=name, seconds=seconds, counts=plan.counts)
-            log.info(
-                "changes applied",
-                extra={"target": name, "commit": good.commit, "drift": drift, **plan.counts},
-            )
-        self.metrics.observe_drift(target=name, unmanaged=record.unmanaged, pending=0)
-        self.metrics.target_up.labels(target=name).set(1)
-        return True
-
-    def _target_failed(
-        self, record: TargetStatus, retry: RetryState, name: str, error: str
-    ) -> bool:
-        at = retry.failed(now=time.monotonic(), backoff=self.backoff, error=error)
-        record.ok, record.error, record.failures = False, error, retry.failures
-        record.next_retry = time.time() + (at - time.monotonic())
-        self.metrics.target_up.labels(target=name).set(0)
-        log.error(
-            "target failed; will retry",
-            extra={"target": name, "error": error, "retry_in": round(at - time.monotonic(), 2)},
-        )
-        return False
+        return self.steps.reconcile(good, targets, previous=self.previous, drift=drift)
 
     # -- status ----------------------------------------------------------------
 
