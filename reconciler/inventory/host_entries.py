@@ -23,6 +23,7 @@ and must read ``hosts`` as empty (``header_mapping``).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from dataclasses import dataclass
@@ -31,8 +32,11 @@ from typing import Any
 from reconciler.inventory.yamlfile import YamlProblem, parse_yaml
 
 HOSTS_KEY = "hosts"
+_HOSTS_KEY = re.compile(r"\nhosts:")  # after a newline: the text is given one in front
 _HOSTS_LINE = re.compile(r"hosts:[ ]*(?:#.*)?\Z")
-_UNSAFE = re.compile(r"[&*!\t\r]|^(?:---|\.\.\.|%)", re.MULTILINE)
+_UNSAFE_CHARACTERS = "&*!\t\r"  # anchors, aliases, tags; tabs; carriage returns
+_MARKERS = re.compile(r"\n(?:---|\.\.\.|%)")  # document markers and directives
+_CONTENT = re.compile(r"^ *[^ #\n]", re.MULTILINE)  # a line that is not blank or a comment
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,51 +49,55 @@ class HostEntries:
     indent: int  # spaces before each entry's ``-``
 
 
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" "))
+@functools.cache
+def _entry_start(indent: int) -> re.Pattern[str]:
+    """A line that starts an entry: exactly ``indent`` spaces, then ``- ``."""
+    return re.compile(rf"\n {{{indent}}}- ")  # "\n" first: scanned far faster than "^"
 
 
-def _is_filler(line: str) -> bool:
-    """A blank or comment-only line: YAML ignores it wherever it stands."""
-    stripped = line.lstrip(" ")
-    return not stripped or stripped.startswith("#")
+@functools.cache
+def _list_end(indent: int) -> re.Pattern[str]:
+    """A line that ends the list: content no deeper than the entries, not an entry."""
+    return re.compile(rf"\n(?! {{{indent}}}- ) {{0,{indent}}}[^ #\n]")
 
 
 def split_hosts(text: str) -> HostEntries | None:
-    """The header and host entries of a group file's text; None when a cut is not safe."""
-    if _UNSAFE.search(text):
+    """The header and host entries of a group file's text; None when a cut is not safe.
+
+    Works on offsets in the text with a few regular expressions: a 10,000-host
+    file is cut in a few milliseconds.
+    """
+    if any(character in text for character in _UNSAFE_CHARACTERS):
         return None
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()  # the text ended with a newline: no empty last line
-    starts = [n for n, line in enumerate(lines) if line.startswith("hosts:")]
-    if len(starts) != 1 or not _HOSTS_LINE.match(lines[starts[0]]):
+    if not text.endswith("\n"):
+        text += "\n"
+    if text.startswith(("---", "...", "%")) or _MARKERS.search(text):
         return None
-    position = starts[0] + 1
-    while position < len(lines) and _is_filler(lines[position]):
-        position += 1
-    if position == len(lines):
+    keys = [match.start() for match in _HOSTS_KEY.finditer("\n" + text)]  # offsets in text
+    if len(keys) != 1:
+        return None
+    key_end = text.index("\n", keys[0])
+    if not _HOSTS_LINE.match(text, keys[0], key_end):
+        return None
+    first = _CONTENT.search(text, key_end + 1)
+    if first is None:
         return None  # no entries
-    indent = _indent(lines[position])
-    entry_start = " " * indent + "- "
-    if not lines[position].startswith(entry_start):
+    indent = first.end() - 1 - first.start()
+    if not text.startswith(" " * indent + "- ", first.start()):
         return None
-    entries: list[str] = []
-    entry_lines: list[int] = []
-    end = position
-    while end < len(lines):
-        line = lines[end]
-        if line.startswith(entry_start):
-            entry_lines.append(end)
-        elif not _is_filler(line) and _indent(line) <= indent:
-            break  # the list ended: the next top-level key, or something odd
-        end += 1
-    if end < len(lines) and _indent(lines[end]) != 0:
+    # Both patterns match the newline before the line: the line starts one further.
+    end_match = _list_end(indent).search(text, first.start())
+    end = end_match.start() + 1 if end_match is not None else len(text)
+    if text.startswith(" ", end):
         return None  # what follows the list must be a top-level key
-    for first, after in itertools.pairwise([*entry_lines, end]):
-        entries.append("\n".join(lines[first:after]) + "\n")
-    header = "\n".join(lines[: starts[0] + 1] + lines[end:]) + "\n"
-    return HostEntries(header, tuple(entries), tuple(entry_lines), indent)
+    entry_starts = _entry_start(indent).finditer(text, first.start(), end)
+    starts = [first.start()] + [match.start() + 1 for match in entry_starts]
+    entries = tuple(text[start:after] for start, after in itertools.pairwise([*starts, end]))
+    lines = [text.count("\n", 0, starts[0])]
+    for previous, start in itertools.pairwise(starts):
+        lines.append(lines[-1] + text.count("\n", previous, start))
+    header = text[: key_end + 1] + text[end:]
+    return HostEntries(header, entries, tuple(lines), indent)
 
 
 def entries_align(entries: HostEntries, marks: list[tuple[int, int]] | None) -> bool:
