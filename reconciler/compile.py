@@ -115,21 +115,50 @@ class HostOutput:
     boot_files: tuple[BootFile, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """One host's output and what it was compiled from."""
+
+    host: Host  # kept, so its id() is not reused while the entry lives
+    group_key: tuple[object, ...]
+    image_key: str
+    key: tuple[object, ...]  # every input, by value
+    output: HostOutput
+
+
 class CompileCache:
-    """Host outputs by their inputs, holding those of the latest compile only."""
+    """Host outputs of the latest compile, holding those of the latest compile only.
+
+    Found first by the host object itself: the load cache hands the next revision
+    the very Host objects of unchanged entries, so most hosts are found without
+    building their key. Then by the key of all their inputs (a host parsed again).
+    """
 
     def __init__(self) -> None:
-        self._previous: dict[tuple[object, ...], HostOutput] = {}
-        self._current: dict[tuple[object, ...], HostOutput] = {}
+        self._previous: dict[tuple[object, ...], _Compiled] = {}
+        self._current: dict[tuple[object, ...], _Compiled] = {}
+        self._previous_hosts: dict[int, _Compiled] = {}
+        self._current_hosts: dict[int, _Compiled] = {}
+
+    def of_host(
+        self, host: Host, group_key: tuple[object, ...], image_key: str
+    ) -> _Compiled | None:
+        entry = self._previous_hosts.get(id(host))
+        if entry is None or entry.host is not host or entry.image_key != image_key:
+            return None
+        return entry if entry.group_key == group_key else None
 
     def get(self, key: tuple[object, ...]) -> HostOutput | None:
-        return self._previous.get(key)
+        entry = self._previous.get(key)
+        return entry.output if entry is not None else None
 
-    def keep(self, key: tuple[object, ...], output: HostOutput) -> None:
-        self._current[key] = output
+    def keep(self, entry: _Compiled) -> None:
+        self._current[entry.key] = entry
+        self._current_hosts[id(entry.host)] = entry
 
     def swap(self) -> None:
         self._previous, self._current = self._current, {}
+        self._previous_hosts, self._current_hosts = self._current_hosts, {}
 
 
 class _Compiler:
@@ -144,6 +173,7 @@ class _Compiler:
         self.cache = cache
         self.assignments = assignments
         self.image_keys: dict[str, str] = {}
+        self.known_refs: dict[str, bool] = {}  # image reference -> whether this revision has it
         self.inventory = inventory
         self.templates = templates
         self.options = options
@@ -232,30 +262,41 @@ class _Compiler:
             # A rollout in progress: the node keeps the version it is assigned for now
             # (if this revision still has it).
             assigned = self.assignments.get(group.name_of(host))
-            if assigned is not None and self.inventory.has_image(assigned):
+            if assigned is not None and self._has_image(assigned):
                 ref = assigned
-        resolved = self.inventory.resolve_image(ref) if ref is not None else None
-        key = (
-            group_key,
-            host.index,
-            host.mac,
-            host.name,
-            str(host.address),
-            tuple(host.aliases),
-            host.filename,
-            str(host.next_server),
-            self._image_key(ref),
-        )
-        output = self.cache.get(key)
-        if output is None:
-            output = self._render_host(group, host, resolved)
-        self.cache.keep(key, output)
+        image_key = self._image_key(ref)
+        entry = self.cache.of_host(host, group_key, image_key)
+        if entry is None:
+            key = (
+                group_key,
+                host.index,
+                host.mac,
+                host.name,
+                str(host.address),
+                tuple(host.aliases),
+                host.filename,
+                str(host.next_server),
+                image_key,
+            )
+            output = self.cache.get(key)
+            if output is None:
+                resolved = self.inventory.resolve_image(ref) if ref is not None else None
+                output = self._render_host(group, host, resolved)
+            entry = _Compiled(host, group_key, image_key, key, output)
+        self.cache.keep(entry)
+        output = entry.output
         self.hosts_by_mac[host.mac] = output.dhcp_host.hostname
         self.dhcp_hosts.append(output.dhcp_host)
         self.records.extend(output.records)
         if output.node_image is not None:
             self.node_images.append(output.node_image)
         self.boot_files.extend(output.boot_files)
+
+    def _has_image(self, ref: str) -> bool:
+        known = self.known_refs.get(ref)
+        if known is None:
+            known = self.known_refs[ref] = self.inventory.has_image(ref)
+        return known
 
     def _image_key(self, ref: str | None) -> str:
         """The image reference and everything its version says, as one string."""

@@ -51,7 +51,7 @@ def compute_changes(
                 # Someone else's object under a key we want: take it over (even when
                 # equal, so the ledger records it and later passes may change it).
                 changes.append(Change(Action.UPDATE, key, foreign, resource, adopt=True))
-        elif owned != resource:
+        elif owned is not resource and owned != resource:  # a host's unchanged output is reused
             changes.append(Change(Action.UPDATE, key, owned, resource))
     changes.sort(key=lambda c: (ACTION_ORDER[c.action], c.key))
     return tuple(changes)

@@ -18,6 +18,7 @@ import json
 import os
 import time
 from collections.abc import Iterable
+from json.encoder import encode_basestring_ascii as _string
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,14 @@ class RolloutStateError(Exception):
 def _write_json(path: Path, data: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps(data, sort_keys=True, indent=1) + "\n")
+
+
+def assignments_text(assignments: dict[str, str]) -> str:
+    """``json.dumps(assignments, sort_keys=True, indent=1)`` and a newline, built with
+    json's C string encoder: given an indent, json.dumps falls back to its pure-Python
+    encoder, ~100 ms for 10,000 nodes on every pass that moves one."""
+    lines = [f" {_string(host)}: {_string(ref)}" for host, ref in sorted(assignments.items())]
+    return "{\n" + ",\n".join(lines) + "\n}\n" if lines else "{}\n"
 
 
 def _read_json(path: Path) -> Any:
@@ -131,7 +140,8 @@ class RolloutStore:
 
     def save_assignments(self, assignments: dict[str, str]) -> None:
         if assignments != self.assignments():
-            _write_json(self.folder / "assignments.json", assignments)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.folder / "assignments.json", assignments_text(assignments))
 
     def brakes(self) -> dict[str, Brake]:
         path = self.folder / "brakes.json"

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -107,6 +108,14 @@ class ServiceDown(TargetError):
     """The target's service does not answer at all (not running yet, on a fresh site)."""
 
 
+def ledger_text(keys: Iterable[str]) -> str:
+    """``json.dumps({"owned": sorted(keys)}, indent=0)`` and a newline, one key a line,
+    built with json's C string encoder: given an indent, json.dumps falls back to its
+    pure-Python encoder, which takes ~50 ms for a 20,000-key ledger on every apply."""
+    body = ",\n".join(map(encode_basestring_ascii, sorted(keys)))
+    return '{\n"owned": [\n' + body + "\n]\n}\n" if body else '{\n"owned": []\n}\n'
+
+
 class OwnershipLedger:
     """The keys a target created, kept in the state directory as a JSON list.
 
@@ -160,7 +169,7 @@ class OwnershipLedger:
         keys = frozenset(keys)
         self._known = None
         try:
-            atomic_write(self.path, json.dumps({"owned": sorted(keys)}, indent=0) + "\n")
+            atomic_write(self.path, ledger_text(keys))
         except OSError as error:  # e.g. disk full: the old ledger is still whole
             raise TargetError(
                 self.path.name.removesuffix(".owned.json"),

@@ -42,19 +42,35 @@ def test_a_cached_good_file_does_not_hide_a_new_problem(site: Site) -> None:
         load_inventory(FolderSource(site.inventory), cache=cache)
 
 
-@pytest.mark.parametrize(
-    ("file", "old", "new"),
-    [
-        ("groups/compute.yaml", "image: compute@2024.10", "image: compute@2024.11"),
-        ("groups/compute.yaml", '"52:54:00:12:34:0c"', '"52:54:00:12:34:99"'),
-        ("groups/gpu.yaml", 'hostname: "gpu%02d"', 'hostname: "gpu%03d"'),
-        ("site.yaml", "ttl: 300", "ttl: 600"),
-        ("images/compute.yaml", "console=ttyS0 quiet mitigations=auto", "console=ttyS1"),
-    ],
-)
+CHANGES = [
+    ("groups/compute.yaml", "image: compute@2024.10", "image: compute@2024.11"),
+    ("groups/compute.yaml", '"52:54:00:12:34:0c"', '"52:54:00:12:34:99"'),
+    ("groups/compute.yaml", "    aliases: [login]", "    aliases: [login, ssh]"),
+    ("groups/gpu.yaml", 'hostname: "gpu%02d"', 'hostname: "gpu%03d"'),
+    ("groups/gpu.yaml", "first_address: 10.23.46.100", "first_address: 10.23.46.110"),
+    ("site.yaml", "ttl: 300", "ttl: 600"),
+    ("images/compute.yaml", "console=ttyS0 quiet mitigations=auto", "console=ttyS1"),
+]
+
+
+@pytest.mark.parametrize(("file", "old", "new"), CHANGES)
 def test_a_cached_compile_equals_a_fresh_one(site: Site, file: str, old: str, new: str) -> None:
     cache = CompileCache()
     compile_inventory(load_inventory(FolderSource(site.inventory)), cache=cache)
     site.edit(file, old, new)
     inventory = load_inventory(FolderSource(site.inventory))
     assert compile_inventory(inventory, cache=cache) == compile_inventory(inventory)
+
+
+@pytest.mark.parametrize(("file", "old", "new"), CHANGES)
+def test_hosts_the_load_cache_reuses_compile_as_fresh_ones(
+    site: Site, file: str, old: str, new: str
+) -> None:
+    """The compile cache finds reused Host objects by identity: what they compile to
+    must still follow every change around them (group, site, image)."""
+    loads, compiles = LoadCache(), CompileCache()
+    source = FolderSource(site.inventory)
+    before = compile_inventory(load_inventory(source, cache=loads), cache=compiles)
+    site.edit(file, old, new)
+    cached = compile_inventory(load_inventory(source, cache=loads), cache=compiles)
+    assert cached == compile_inventory(load_inventory(source)) != before
