@@ -251,21 +251,32 @@ def _operator_run(root: Path, repo: Path, url: str, commits: int) -> dict[str, f
     }
 
 
+def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--commits", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each, medians shown")
     args = parser.parse_args()
     rows = []
     for hosts in args.hosts:
-        with tempfile.TemporaryDirectory() as first, tempfile.TemporaryDirectory() as second:
-            watch = bench_watch(Path(first), hosts, args.commits)
-            operator = bench_operator(Path(second), hosts, args.commits)
+        runs: dict[str, list[dict[str, float]]] = {"watch": [], "operator": []}
+        for _ in range(args.repeat):  # alternated, so a load spike hits both alike
+            with tempfile.TemporaryDirectory() as first, tempfile.TemporaryDirectory() as second:
+                runs["watch"].append(bench_watch(Path(first), hosts, args.commits))
+                runs["operator"].append(bench_operator(Path(second), hosts, args.commits))
+        watch, operator = median_of(runs["watch"]), median_of(runs["operator"])
         with tempfile.TemporaryDirectory() as third:
             takeover = bench_takeover(Path(third), hosts)
         rows.append((hosts, watch, operator, takeover))
         print(f"{hosts} hosts done", file=sys.stderr)
-    print(f"Site created -> Ready and commit -> lastAppliedRevision (median of {args.commits}),")
+    print(
+        f"Site created -> Ready and commit -> lastAppliedRevision (median of {args.commits} "
+        f"commits; medians of {args.repeat} run(s) each, alternated),"
+    )
     print(f"operator vs `reconciler watch` on the same inventory and source (fetch every {POLL} s)")
     print(
         "  hosts | ready: watch operator ratio | commit: watch operator ratio "

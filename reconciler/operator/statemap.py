@@ -51,17 +51,37 @@ LEDGER_SUFFIX = ".owned.json"
 VOLATILE_STATUS = ("passes", "updated", "last_success")  # change every pass, say nothing new
 
 
-def state_files(state_dir: Path) -> dict[str, bytes]:
+def state_paths(state_dir: Path) -> dict[str, Path]:
     """The files that make up the state, by path relative to ``state_dir``, sorted."""
-    files: dict[str, bytes] = {}
+    paths: dict[str, Path] = {}
     for path in sorted(state_dir.rglob("*")):
         relative = path.relative_to(state_dir)
         if relative.parts[0] in SKIPPED or not path.is_file() or path.is_symlink():
             continue
         if path.name.startswith("."):  # temporary files of an atomic write in flight
             continue
-        files[relative.as_posix()] = path.read_bytes()
-    return files
+        paths[relative.as_posix()] = path
+    return paths
+
+
+def state_files(state_dir: Path) -> dict[str, bytes]:
+    return {name: path.read_bytes() for name, path in state_paths(state_dir).items()}
+
+
+def unchanged_since(state_dir: Path) -> tuple[object, ...]:
+    """Changes when a file other than status.json is written, and with status.json's content.
+
+    A cheap first look (a stat per file): a pass that changed nothing but the
+    pass counter in status.json is then not read, hashed or packed at all.
+    """
+    seen: list[object] = []
+    for name, path in state_paths(state_dir).items():
+        if name == "status.json":
+            seen.append(hashlib.sha256(_steady_status(path.read_bytes())).digest())
+            continue
+        info = path.stat()
+        seen.append((name, info.st_ino, info.st_mtime_ns, info.st_size))
+    return tuple(seen)
 
 
 def fingerprint(files: dict[str, bytes]) -> str:
@@ -88,7 +108,8 @@ def _steady_status(data: bytes) -> bytes:
 def archive(files: dict[str, bytes]) -> bytes:
     """``files`` as a deterministic tar.gz (sorted, no times or owners)."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as packed:
+    # Level 1: at 10k hosts 3.5x faster than 6 (80 vs 280 ms) for a 4% larger archive.
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as packed:
         for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode = len(data), 0, 0o600
@@ -173,19 +194,21 @@ class StateMaps:
         self._digest: str | None = None  # the parts the head names
         self._parts = 0
         self._fingerprint: str | None = None
-        self._base: dict[str, set[str]] = {}  # ledger keys in the parts the head names
+        self._quick: tuple[object, ...] | None = None  # unchanged_since() at the last save
+        self._base_files: dict[str, bytes] = {}  # ledger files in the parts the head names
+        self._base: dict[str, set[str]] = {}  # their keys, parsed when a ledger is widened
         self._journal: dict[str, list[str]] = {}  # ledger keys added since then
         self._known: set[str] = set()  # maps that exist: patched, not created
         self._listed = False  # stale parts of other replicas looked for
         self._accepted = ""
 
     @property
-    def _base_path(self) -> str:
+    def _maps_path(self) -> str:
         return configmaps_path(self.namespace)
 
     def _map(self, name: str, *, data: dict[str, str], binary: dict[str, str]) -> None:
         """Create or update a ConfigMap; one call when this replica knows whether it exists."""
-        path = f"{self._base_path}/{name}"
+        path = f"{self._maps_path}/{name}"
         if name in self._known:
             self.client.merge_patch(path, {"data": data, "binaryData": binary})
             return
@@ -202,7 +225,7 @@ class StateMaps:
             "binaryData": binary,
         }
         try:
-            self.client.create(self._base_path, body)
+            self.client.create(self._maps_path, body)
         except KubeError as error:
             if error.status != 409:
                 raise
@@ -224,16 +247,20 @@ class StateMaps:
             "binaryData": {"part": base64.b64encode(part).decode()},
         }
         try:
-            self.client.create(self._base_path, body)
+            self.client.create(self._maps_path, body)
         except KubeError as error:
             if error.status != 409:
                 raise
 
     def save(self, state_dir: Path) -> bool:
         """Write the whole state if it changed since the last save; True when written."""
+        quick = unchanged_since(state_dir)
+        if quick == self._quick:
+            return False
         files = state_files(state_dir)
         seen = fingerprint(files)
         if seen == self._fingerprint:
+            self._quick = quick
             return False
         blob = archive(files)
         digest = hashlib.sha256(blob).hexdigest()[:16]
@@ -247,17 +274,21 @@ class StateMaps:
             self._map(self.head_name, data=head, binary={"journal": encode_journal({})})
             previous, previous_parts = self._digest, self._parts
             self._digest, self._parts, self._journal = digest, len(parts), {}
-            self._base = {n: ledger_keys(d) for n, d in files.items() if n.endswith(LEDGER_SUFFIX)}
+            self._set_base(files)
             if previous != digest:
                 self._prune(previous=previous, count=previous_parts)
             log.info("state saved", extra={"site": self.site, "bytes": len(blob)})
-        self._fingerprint = seen
+        self._fingerprint, self._quick = seen, quick
         accepted = files.get("accepted.json", b"").decode(errors="replace")
         if accepted and accepted != self._accepted:
             self._map(f"site-{self.site}-accepted", data={"accepted.json": accepted}, binary={})
             self._accepted = accepted
             written = True
         return written
+
+    def _set_base(self, files: dict[str, bytes]) -> None:
+        self._base_files = {n: d for n, d in files.items() if n.endswith(LEDGER_SUFFIX)}
+        self._base = {}
 
     def record_ledger(self, path: Path, *, state_dir: Path) -> None:
         """A ledger was written: its new keys reach the head's journal before they are created."""
@@ -270,7 +301,9 @@ class StateMaps:
         except FileNotFoundError:
             return
         journaled = set(self._journal.get(name, ()))
-        added = current - self._base.get(name, set()) - journaled
+        if name not in self._base:
+            self._base[name] = ledger_keys(self._base_files.get(name))
+        added = current - self._base[name] - journaled
         if not added:  # a narrowed ledger, or keys journaled already: nothing new to protect
             return
         journal = {**self._journal, name: sorted(journaled | added)}
@@ -279,20 +312,20 @@ class StateMaps:
             self.save(state_dir)
             return
         self.client.merge_patch(
-            f"{self._base_path}/{self.head_name}", {"binaryData": {"journal": encoded}}
+            f"{self._maps_path}/{self.head_name}", {"binaryData": {"journal": encoded}}
         )
         self._known.add(self.head_name)
         self._journal = journal
 
     def restore(self, state_dir: Path) -> int:
         """Bring the state dir to what the ConfigMaps hold; the number of files (0: none)."""
-        head = self.client.get(f"{self._base_path}/{self.head_name}")
+        head = self.client.get(f"{self._maps_path}/{self.head_name}")
         if head is None:
             return 0
         digest, parts = head["data"]["digest"], int(head["data"]["parts"])
         blob = b""
         for number in range(parts):
-            part = self.client.get(f"{self._base_path}/{self.head_name}-{digest}-{number}")
+            part = self.client.get(f"{self._maps_path}/{self.head_name}-{digest}-{number}")
             if part is None:
                 raise ValueError(f"state part {number} of {digest} is missing")
             blob += base64.b64decode(part["binaryData"]["part"])
@@ -309,9 +342,9 @@ class StateMaps:
             target.write_bytes(ledger_bytes(merged))
             target.chmod(0o600)
         self._digest, self._parts = digest, parts
-        self._base = {n: ledger_keys(d) for n, d in files.items() if n.endswith(LEDGER_SUFFIX)}
+        self._set_base(files)
         self._journal = journal
-        self._fingerprint = None
+        self._fingerprint, self._quick = None, None
         self._known.add(self.head_name)
         self._accepted = files.get("accepted.json", b"").decode(errors="replace")
         return len(files)
@@ -320,15 +353,15 @@ class StateMaps:
         """Delete the parts the head no longer names (all stale ones, the first time)."""
         if self._listed and previous is not None:
             for number in range(count):
-                self.client.delete(f"{self._base_path}/{self.head_name}-{previous}-{number}")
+                self.client.delete(f"{self._maps_path}/{self.head_name}-{previous}-{number}")
             return
         prefix = f"{self.head_name}-"
-        for item in self.client.list(self._base_path, labels=f"{LABEL}={self.site}"):
+        for item in self.client.list(self._maps_path, labels=f"{LABEL}={self.site}"):
             name = item["metadata"]["name"]
             if name.startswith(prefix) and not name.startswith(f"{prefix}{self._digest}-"):
-                self.client.delete(f"{self._base_path}/{name}")
+                self.client.delete(f"{self._maps_path}/{name}")
         self._listed = True
 
     def delete_all(self) -> None:
-        for item in self.client.list(self._base_path, labels=f"{LABEL}={self.site}"):
-            self.client.delete(f"{self._base_path}/{item['metadata']['name']}")
+        for item in self.client.list(self._maps_path, labels=f"{LABEL}={self.site}"):
+            self.client.delete(f"{self._maps_path}/{item['metadata']['name']}")
