@@ -55,18 +55,20 @@ def ipxe_path(mac: str) -> str:
 def dhcp_host(
     group: Group, host: Host, *, hostname: str, address: ipaddress.IPv4Address
 ) -> DhcpHost:
-    """A host's DHCP entry. Its boot file: the host's own ``filename`` for every client
-    if it has one, else (group ``dhcp_filename: per-host``) its iPXE script for iPXE
-    clients, else nothing, so the subnet's file holds."""
-    per_host = group.dhcp_filename == "per-host" and host.filename is None
+    """A host's DHCP entry. Its boot file: its ``filename`` (its own, else its group's)
+    for every client if it has one, else (group ``dhcp_filename: per-host``) its iPXE
+    script for iPXE clients, else nothing, so the subnet's file holds."""
+    filename = group.filename_for(host)
+    next_server = group.next_server_for(host)
+    per_host = group.dhcp_filename == "per-host" and filename is None
     return DhcpHost(
         hostname=hostname,
         mac=host.mac,
         ip=str(address),
         group=group.name,
         boot_filename=ipxe_path(host.mac) if per_host else "",
-        filename=host.filename or "",
-        next_server=str(host.next_server) if host.next_server is not None else "",
+        filename=filename or "",
+        next_server=str(next_server) if next_server is not None else "",
     )
 
 
@@ -202,6 +204,8 @@ class _Compiler:
                 str(group.first_address),
                 group.boot,
                 group.dhcp_filename,
+                group.filename,
+                str(group.next_server),
                 group.rollout.method,
             )
             for host in group.hosts:

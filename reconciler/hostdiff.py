@@ -114,13 +114,14 @@ def host_views(inventory: Inventory) -> dict[str, HostView]:
 
 def dhcp_boot_of(group: Group, host: Host) -> str:
     """The boot file a host's DHCP entry gives, in words (as ``compile.dhcp_host`` decides)."""
-    if host.filename is not None:
-        said = f"filename {host.filename}"
+    filename, next_server = group.filename_for(host), group.next_server_for(host)
+    if filename is not None:
+        said = f"filename {filename}"
     elif group.dhcp_filename == "per-host":
         said = "its iPXE script"
     else:
         said = "the subnet's filename"
-    return said + (f", next-server {host.next_server}" if host.next_server else "")
+    return said + (f", next-server {next_server}" if next_server else "")
 
 
 def _image_change(old: HostView, new: HostView, name: str) -> HostChange | None:

@@ -70,6 +70,8 @@ class InferredGroup:
     unregistered_range: tuple[IPv4, IPv4] | None = None
     image: str | None = None
     dhcp_filename: str = "per-host"  # "subnet" when its hosts come from dhcpd entries
+    filename: str | None = None  # what every member's DHCP entry has: said once
+    next_server: IPv4 | None = None
 
 
 @dataclass(slots=True)

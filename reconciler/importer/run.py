@@ -105,6 +105,12 @@ def infer_site(sources: Sources, *, domain: str | None) -> Inference:
         # Legacy host entries carry no per-host iPXE script: keep it that way.
         if any(m.machine.in_dhcp for m in group.members):
             group.dhcp_filename = "subnet"
+        # A filename all members have (a legacy ``group { filename ...; }``) is said once.
+        filenames = {m.machine.filename for m in group.members}
+        servers = {m.machine.next_server for m in group.members}
+        shared = len(group.members) > 1
+        group.filename = filenames.pop() if shared and len(filenames) == 1 else None
+        group.next_server = servers.pop() if shared and len(servers) == 1 else None
     names = {f"{m.name}.{chosen}" for m in machines}
     ttls = Counter(r.ttl for r in sources.forward if r.name in names)
     if ttls:

@@ -57,6 +57,10 @@ def render_group(group: InferredGroup) -> str:
             f"dhcp_filename: {group.dhcp_filename}  # as the legacy host entries: no per-host "
             "iPXE script, the subnet's filename"
         )
+    if group.filename is not None:
+        lines.append(f"filename: {_q(group.filename)}  # every host's, kept")
+    if group.next_server is not None:
+        lines.append(f"next_server: {group.next_server}  # every host's, kept")
     lines.append("hosts:")
     for member in group.members:
         machine = member.machine
@@ -69,9 +73,9 @@ def render_group(group: InferredGroup) -> str:
             lines.append(f"    address: {machine.address}")
         if machine.image is not None and group.image is None:
             lines.append(f"    image: {machine.image}")
-        if machine.filename is not None:
+        if machine.filename is not None and group.filename is None:
             lines.append(f"    filename: {_q(machine.filename)}  # its own, kept")
-        if machine.next_server is not None:
+        if machine.next_server is not None and group.next_server is None:
             lines.append(f"    next_server: {machine.next_server}")
     return "\n".join(lines) + "\n"
 

@@ -68,8 +68,8 @@ class Host(_File):
     filename: DhcpFilename | None = Field(
         default=None,
         description="this host's own DHCP filename, given to every client with its MAC "
-        "(PXE ROM and iPXE alike), instead of what the group's dhcp_filename gives "
-        "(kept from a legacy dhcpd.conf by `reconciler import`)",
+        "(PXE ROM and iPXE alike), instead of the group's filename or what its dhcp_filename "
+        "gives (kept from a legacy dhcpd.conf by `reconciler import`)",
     )
     next_server: ipaddress.IPv4Address | None = Field(
         default=None,
@@ -115,6 +115,15 @@ class Group(_File):
         "script (ipxe/<mac>.ipxe); subnet: the entry names no boot file, so hosts get what "
         "dhcpd.conf or Kea gives their subnet (what `reconciler import` keeps for a legacy site)",
     )
+    filename: DhcpFilename | None = Field(
+        default=None,
+        description="the DHCP filename of every host here that gives none of its own "
+        "(see a host's filename)",
+    )
+    next_server: ipaddress.IPv4Address | None = Field(
+        default=None,
+        description="the DHCP next-server of every host here that gives none of its own",
+    )
     registration: Registration | None = None
     rollout: RolloutPolicy = Field(
         default_factory=RolloutPolicy,
@@ -134,6 +143,14 @@ class Group(_File):
     def name_of(self, host: Host) -> str:
         """A host's name: its own ``name``, else the group's format filled with its index."""
         return host.name if host.name is not None else self.hostname % host.index
+
+    def filename_for(self, host: Host) -> str | None:
+        """A host's DHCP filename: its own, else the group's (None: none in its entry)."""
+        return host.filename if host.filename is not None else self.filename
+
+    def next_server_for(self, host: Host) -> ipaddress.IPv4Address | None:
+        """A host's DHCP next-server: its own, else the group's (None: the subnet's)."""
+        return host.next_server if host.next_server is not None else self.next_server
 
     def address_for(self, host: Host) -> ipaddress.IPv4Address:
         """A host's address: its own ``address``, else first_address + its index."""

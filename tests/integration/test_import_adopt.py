@@ -64,6 +64,7 @@ subnet 10.23.45.0 netmask 255.255.255.0 {{
 }}
 
 group {{
+  next-server 10.23.45.2;   # the racks' boot server, said again
 {hosts}
 }}
 group {{
@@ -246,7 +247,8 @@ def test_import_adopt_plan_and_change_one_host(legacy_site: LegacySite) -> None:
     other = (work / "inventory" / "groups" / "other.yaml").read_text()
     assert 'filename: "legacy/pxelinux.0"' in other and "next_server: 10.23.45.9" in other
     assert 'filename: "login/pxelinux.0"' in other  # inherited from its group: its own
-    assert "dhcp_filename: subnet" in (work / "inventory" / "groups" / "node.yaml").read_text()
+    node = (work / "inventory" / "groups" / "node.yaml").read_text()
+    assert "dhcp_filename: subnet" in node and "\nnext_server: 10.23.45.2" in node
     git(work / "inventory", "init", "-q", "-b", "main")
     git(work / "inventory", "add", "-A")
     git(work / "inventory", "commit", "-q", "-m", "imported from the legacy site")

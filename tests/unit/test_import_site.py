@@ -10,6 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from reconciler.cli import app
+from reconciler.compile import compile_inventory
 from reconciler.inventory.load import load_inventory
 from reconciler.inventory.sources import FolderSource
 
@@ -132,6 +133,22 @@ def test_a_hosts_own_filename_and_next_server_are_kept(tmp_path: Path) -> None:
     node = next(g for g in load_inventory(FolderSource(out)).groups if g.name == "node")
     assert node.hosts[2].filename == "legacy/x.0"  # the subnet's pxelinux.0 is not its own
     assert node.hosts[1].filename is None
+
+
+def test_a_filename_every_host_of_a_group_has_is_said_once(tmp_path: Path) -> None:
+    root = write_site(tmp_path)
+    conf = (root / "dhcpd.conf").read_text()
+    (root / "dhcpd.conf").write_text(conf.replace("group {\n", 'group {\n  filename "rack.0";\n'))
+    out = tmp_path / "inventory"
+    code, stdout, _ = run("--out", str(out), *zone_args(root))
+    assert code == 0, stdout
+    node = group_file(out, "node")
+    assert node["filename"] == "rack.0" and "next_server" not in node
+    assert not any("filename" in h for h in node["hosts"])  # type: ignore[union-attr]
+    assert "filename" not in group_file(out, "gpu")  # outside that group
+    compiled = compile_inventory(load_inventory(FolderSource(out)))
+    files = {h.hostname: h.filename for h in compiled.dhcp_hosts}
+    assert files["node010"] == "rack.0" and files["gpu01"] == "" and files["login"] == ""
 
 
 def test_hosts_off_the_pattern_keep_their_own_address(tmp_path: Path) -> None:

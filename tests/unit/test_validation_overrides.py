@@ -159,6 +159,16 @@ def test_boot_file_modes_and_a_hosts_own_boot_file(tmp_path: Path) -> None:
     assert "filename" not in entries["node010"].to_dict()  # plans stay as they were
 
 
+def test_a_groups_filename_and_next_server_hold_for_hosts_without_their_own(
+    tmp_path: Path,
+) -> None:
+    hosts = [host(10, MAC_A), host(11, MAC_B, filename="other.0", next_server="10.23.45.8")]
+    legacy = group(hosts=hosts, filename="grp.0", next_server="10.23.45.9")
+    state = compile_inventory(load(write_inventory(tmp_path, groups={"compute": legacy})))
+    own = {h.hostname: (h.boot_filename, h.filename, h.next_server) for h in state.dhcp_hosts}
+    assert own == {"node010": ("", "grp.0", "10.23.45.9"), "node011": ("", "other.0", "10.23.45.8")}
+
+
 @pytest.mark.parametrize(
     ("filename", "says"),
     [
