@@ -83,15 +83,22 @@ def target_settings(
     return conf, database
 
 
+def kea_and_database(pair: NetnsPair, workdir: Path) -> tuple[KeaServer, PostgresCluster]:
+    """Kea (in ``workdir/kea``) and a private PostgreSQL cluster in the pair's server
+    namespace, neither started; both go with the pair. Skips the test when a tool is missing."""
+    try:
+        postgres = PostgresCluster(namespace=pair.server)
+        kea = KeaServer(pair, workdir / "kea")
+    except MissingTool as error:
+        pytest.skip(str(error))
+    pair.on_cleanup(postgres.close)
+    return kea, postgres
+
+
 @pytest.fixture
 def kea_site(as_root: None, tmp_path: Path) -> Iterator[KeaSite]:
     with netns_pair(server_cidr="10.23.45.2/24") as pair:
-        try:
-            postgres = PostgresCluster(namespace=pair.server)
-            kea = KeaServer(pair, tmp_path / "kea")
-        except MissingTool as error:
-            pytest.skip(str(error))
-        pair.on_cleanup(postgres.close)
+        kea, postgres = kea_and_database(pair, tmp_path)
         postgres.start()
         postgres.write_password_file(tmp_path / "kea-db.password")
         config = make_config(tmp_path)

@@ -264,10 +264,6 @@ class NodeVM(QemuVM):
         ]  # fmt: skip
         super().__init__(argv, console=console, namespace=lab.pair.client, pair=lab.pair, name=mac)
 
-    def __enter__(self) -> NodeVM:
-        self.start()
-        return self
-
 
 def version_of(answer: str | None) -> dict[str, str]:
     """``version=.. boot_id=..`` -> dict (empty for None)."""

@@ -15,6 +15,7 @@ import re
 import subprocess
 import time
 from pathlib import Path
+from typing import Self
 
 from reconciler.sandbox.netns import NetnsPair, popen_in
 
@@ -57,13 +58,13 @@ class QemuVM:
         self.started = 0.0
         self.power_cycles = 0
 
-    def __enter__(self) -> QemuVM:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self) -> QemuVM:
+    def start(self) -> Self:
         """Start qemu with a fresh console file."""
         self.started = time.monotonic()
         self._spawn(mode="wb")

@@ -22,9 +22,10 @@ from reconciler.config import load_config
 from reconciler.engine import Engine
 from reconciler.sandbox.dhcp import KEY_NAME, OMAPI_PORT, DhcpClient, Dhcpd, write_key
 from reconciler.sandbox.kea import AGENT_USER, KeaServer
-from reconciler.sandbox.netns import MissingTool, NetnsPair, netns_pair, run_in, wait_for
+from reconciler.sandbox.netns import NetnsPair, netns_pair, run_in, wait_for
 from reconciler.sandbox.postgres import PostgresCluster
 from reconciler.targets.kea_conf import KeaConfTarget
+from tests.integration.kea_site import kea_and_database
 
 pytestmark = pytest.mark.integration
 
@@ -86,12 +87,7 @@ class Migration:
 @pytest.fixture
 def migration(as_root: None, tmp_path: Path) -> Iterator[Migration]:
     with netns_pair(server_cidr="10.23.45.2/24") as pair:
-        try:
-            postgres = PostgresCluster(namespace=pair.server)
-            kea = KeaServer(pair, tmp_path / "kea")
-        except MissingTool as error:
-            pytest.skip(str(error))
-        pair.on_cleanup(postgres.close)
+        kea, postgres = kea_and_database(pair, tmp_path)
         shutil.copytree(EXAMPLE, tmp_path / "inventory")
         (tmp_path / "dhcp").mkdir()
         dhcpd = Dhcpd(pair, tmp_path / "dhcp")

@@ -16,6 +16,7 @@ import pytest
 
 from reconciler.sandbox.demo import TOOLS
 from reconciler.sandbox.netns import MissingTool, namespaces, require
+from tests.integration.leftovers import processes_mentioning
 
 pytestmark = pytest.mark.integration
 
@@ -38,18 +39,6 @@ def start(inventory: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
     )  # fmt: skip
-
-
-def processes_mentioning(text: str) -> list[str]:
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            argv = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in argv:
-            found.append(f"{cmdline.parent.name}: {argv}")
-    return found
 
 
 def assert_nothing_left(output: str) -> None:

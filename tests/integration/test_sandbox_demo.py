@@ -15,6 +15,7 @@ import pytest
 
 from reconciler.sandbox.demo import TOOLS, exit_code, run
 from reconciler.sandbox.netns import MissingTool, namespaces, require
+from tests.integration.leftovers import alive, processes_mentioning
 
 pytestmark = pytest.mark.integration
 
@@ -22,29 +23,6 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "inventory-example"
 EXPECTED = {
     "DHCP before", "DNS before", "watch", "DHCP", "live", "DNS A", "DNS PTR", "TFTP", "HTTP",
 }  # fmt: skip
-
-
-def alive(pid: int) -> bool:
-    """Still running. A zombie is not: it has exited, and a daemon's orphaned child
-    (PostgreSQL's, say) waits there until PID 1 collects its exit status."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            state = stat.read().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
-
-
-def processes_mentioning(text: str) -> list[str]:
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            argv = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in argv:
-            found.append(f"{cmdline.parent.name}: {argv}")
-    return found
 
 
 def test_sandbox_applies_a_commit_live_and_leaves_nothing_behind(as_root: None) -> None:

@@ -17,7 +17,8 @@ import pytest
 from reconciler.sandbox.demo import KEA_TOOLS, exit_code, run
 from reconciler.sandbox.netns import MissingTool, namespaces, require
 from reconciler.sandbox.postgres import pg_bindir
-from tests.integration.test_sandbox_demo import EXAMPLE, EXPECTED, alive, processes_mentioning
+from tests.integration.leftovers import alive, processes_mentioning
+from tests.integration.test_sandbox_demo import EXAMPLE, EXPECTED
 
 pytestmark = pytest.mark.integration
 
