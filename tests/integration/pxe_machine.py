@@ -24,7 +24,9 @@ from pathlib import Path
 from tests.integration.netns import NetnsPair, popen_in, wait_for
 from tests.integration.qemu_vm import QEMU, QemuVM, tap_nic
 
-IPXE_ROM = Path("/usr/lib/ipxe/qemu/pxe-e1000.rom")
+# ipxe-qemu's e1000 boot ROM: in /usr/lib/ipxe/qemu on Debian 12, /usr/share/qemu on 13.
+_IPXE_ROMS = (Path("/usr/lib/ipxe/qemu/pxe-e1000.rom"), Path("/usr/share/qemu/pxe-e1000.rom"))
+IPXE_ROM = next((rom for rom in _IPXE_ROMS if rom.is_file()), _IPXE_ROMS[0])
 BUSYBOX = Path("/bin/busybox")
 MARKER = "RECONCILER-E2E-MARKER"
 MARKER_LINE = re.compile(MARKER + r" hostname=(\S*) image=(\S*)")
