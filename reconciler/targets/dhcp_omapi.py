@@ -238,7 +238,8 @@ class DhcpOmapiTarget:
             return result
         # A host adopted as it is needs no write: recording it in the ledger is all.
         as_is = [c for c in changes if c.adopt and c.old == c.new]
-        self.ledger.widen(c.key for c in as_is)
+        if as_is:
+            self.ledger.widen(c.key for c in as_is)
         changes = [c for c in changes if not (c.adopt and c.old == c.new)]
         result.applied = len(as_is)
         for change in as_is:
