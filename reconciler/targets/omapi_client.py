@@ -5,18 +5,33 @@ terse ``OmapiError``s. The DHCP OMAPI backend needs three things more: many
 requests in flight on one connection (dhcpd answers them in order, so a sync
 of thousands of hosts is not bound by latency), host objects with a name and
 statements, and failures turned into one exception type whose message says
-what to check and never contains the key.
+what to check and never contains the key. pypureomapi opens the connection
+and negotiates the key; the messages after that are encoded and checked by
+``omapi_wire``, at a fraction of pypureomapi's cost per message.
 """
 
 from __future__ import annotations
 
 import binascii
+import itertools
+import os
+import socket
 import struct
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pypureomapi as omapi
+
+from reconciler.targets.omapi_wire import (
+    OP_DELETE,
+    OP_OPEN,
+    OP_UPDATE,
+    Answer,
+    Request,
+    Signer,
+    WireError,
+)
 
 # Requests in flight on one connection. dhcpd 4.4.3 aborts (dst_api.c REQUIRE on
 # its signing context) with 40 signed lookups in flight; 32 held in stress runs,
@@ -24,6 +39,8 @@ import pypureomapi as omapi
 WINDOW = 16
 _HW_ETHERNET = struct.pack("!I", 1)
 _TRUE = struct.pack("!I", 1)
+_HOST = ((b"type", b"host"),)
+_CREATE_HOST = (*_HOST, (b"create", _TRUE), (b"exclusive", _TRUE))
 
 
 class OmapiFailure(Exception):
@@ -61,8 +78,7 @@ class Reply:
 _RESULTS = {18: "a host with this name or MAC already exists", 23: "not found"}
 
 
-def _status(response: Any) -> tuple[int, str]:
-    info = dict(response.message)
+def _status(info: dict[bytes, bytes]) -> tuple[int, str]:
     text = info.get(b"message", b"").decode(errors="replace")
     code = struct.unpack("!I", info[b"result"])[0] if len(info.get(b"result", b"")) == 4 else -1
     explained = f"; {_RESULTS[code]}" if code in _RESULTS else ""
@@ -77,6 +93,9 @@ class OmapiSession:
     ) -> None:
         self.where = f"{host}:{port}"
         self.key_name = key_name
+        self.answered = 0  # requests answered on this connection
+        self._signer: Signer | None = None
+        self._tid = int.from_bytes(os.urandom(4), "big")
         try:
             self._conn = omapi.Omapi(
                 host, port, key_name.encode(), secret.encode(), timeout=timeout
@@ -115,58 +134,104 @@ class OmapiSession:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def pipeline(self, messages: Iterable[Any]) -> Iterator[Reply]:
-        """Send messages with up to WINDOW in flight; yield the replies in order."""
-        in_flight: list[Any] = []
+    def _wire(self) -> tuple[socket.socket, Signer]:
+        """The authenticated socket and a signer for our messages on it."""
+        if self._signer is None:
+            protocol = self._conn.protocol
+            authenticator = protocol.authenticators[protocol.defauth]
+            self._signer = Signer(authid=protocol.defauth, secret=authenticator.key)
+        sock = self._conn.transport.connection if self._conn.transport else None
+        if sock is None:
+            raise OmapiFailure(f"the OMAPI connection to {self.where} is closed")
+        return sock, self._signer
+
+    def pipeline(self, requests: Iterable[Request]) -> Iterator[Reply]:
+        """Send requests with up to WINDOW in flight; yield the replies in order.
+
+        Requests go out in batches (one write for as many as the window has
+        room for) and answers are read as they arrive, so neither side waits
+        for the other's round trip."""
+        sock, signer = self._wire()
+        waiting: deque[int] = deque()  # tids sent and not answered, oldest first
+        answers: deque[Answer] = deque()
+        received = bytearray()
+        pending = iter(requests)
+        more = True
         try:
-            for message in messages:
-                self._conn.send_message(message)
-                in_flight.append(message)
-                if len(in_flight) >= WINDOW:
-                    yield self._reply(in_flight.pop(0))
-            while in_flight:
-                yield self._reply(in_flight.pop(0))
-        except omapi.OmapiError as error:
+            while True:
+                if more and not answers and len(waiting) < WINDOW:
+                    room = WINDOW - len(waiting)
+                    batch: list[bytes] = []
+                    for request in itertools.islice(pending, room):
+                        self._tid = (self._tid + 1) & 0xFFFFFFFF
+                        batch.append(signer.encode(request, tid=self._tid))
+                        waiting.append(self._tid)
+                    more = len(batch) == room
+                    if batch:
+                        sock.sendall(b"".join(batch))
+                if not waiting:
+                    return
+                while not answers:
+                    data = sock.recv(1 << 16)
+                    if not data:
+                        raise OSError("dhcpd closed the connection")
+                    received += data
+                    answers.extend(signer.decode(received))
+                answer, tid = answers.popleft(), waiting.popleft()
+                if answer.rid != tid:
+                    raise WireError(f"answer to request {answer.rid} where {tid} was due")
+                self.answered += 1
+                yield self._reply(answer)
+        except WireError as error:
             raise OmapiFailure(self._explain(error)) from None
         except TimeoutError:
-            raise OmapiFailure(f"dhcpd at {self.where} stopped answering") from None
+            raise OmapiFailure(
+                f"dhcpd at {self.where} stopped answering ({self.answered} requests answered "
+                "on this connection, dhcpd keeps those); run again once it answers"
+            ) from None
         except OSError as error:
-            raise OmapiFailure(f"lost the OMAPI connection to {self.where}: {error}") from None
+            raise OmapiFailure(
+                f"lost the OMAPI connection to {self.where}: {error.strerror or error} "
+                f"({self.answered} requests answered on it; dhcpd keeps those, run again for "
+                "the rest)"
+            ) from None
 
-    def _reply(self, message: Any) -> Reply:
-        response = self._conn.receive_response(message)
-        if response.opcode == omapi.OMAPI_OP_UPDATE:
-            return Reply(True, response.handle, dict(response.obj))
-        code, message = _status(response)
+    @staticmethod
+    def _reply(answer: Answer) -> Reply:
+        if answer.opcode == OP_UPDATE:
+            return Reply(True, answer.handle, answer.obj)
+        code, message = _status(answer.message)
         return Reply(code == 0, 0, {}, message)  # a status of 0 is success (delete)
 
     # --- message builders -------------------------------------------------
 
     @staticmethod
-    def open_host(*, name: str | None = None, mac: str | None = None) -> Any:
-        message = omapi.OmapiMessage.open(b"host")
+    def open_host(*, name: str | None = None, mac: str | None = None) -> Request:
+        obj: list[tuple[bytes, bytes]] = []
         if name is not None:
-            message.obj.append((b"name", name.encode()))
+            obj.append((b"name", name.encode()))
         if mac is not None:
-            message.obj.append((b"hardware-address", omapi.pack_mac(mac)))
-            message.obj.append((b"hardware-type", _HW_ETHERNET))
-        return message
+            obj.append((b"hardware-address", omapi.pack_mac(mac)))
+            obj.append((b"hardware-type", _HW_ETHERNET))
+        return Request(OP_OPEN, message=_HOST, obj=tuple(obj))
 
     @staticmethod
-    def create_host(*, name: str, mac: str, ip: str, statements: str) -> Any:
-        message = omapi.OmapiMessage.open(b"host")
-        message.message.append((b"create", _TRUE))
-        message.message.append((b"exclusive", _TRUE))
-        message.obj.append((b"name", name.encode()))
-        message.obj.append((b"hardware-address", omapi.pack_mac(mac)))
-        message.obj.append((b"hardware-type", _HW_ETHERNET))
-        message.obj.append((b"ip-address", omapi.pack_ip(ip)))
-        message.obj.append((b"statements", statements.encode()))
-        return message
+    def create_host(*, name: str, mac: str, ip: str, statements: str) -> Request:
+        return Request(
+            OP_OPEN,
+            message=_CREATE_HOST,
+            obj=(
+                (b"name", name.encode()),
+                (b"hardware-address", omapi.pack_mac(mac)),
+                (b"hardware-type", _HW_ETHERNET),
+                (b"ip-address", omapi.pack_ip(ip)),
+                (b"statements", statements.encode()),
+            ),
+        )
 
     @staticmethod
-    def delete(handle: int) -> Any:
-        return omapi.OmapiMessage.delete(handle)
+    def delete(handle: int) -> Request:
+        return Request(OP_DELETE, handle=handle)
 
     # --- reading ------------------------------------------------------------
 

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import threading
+import time
 
 import pytest
 
+from reconciler.resources import DhcpHost
 from reconciler.targets.base import Action, Change, TargetError
 from tests.integration.conftest import DhcpSite
 from tests.integration.dhcp_hosts import (
@@ -175,3 +180,51 @@ def test_refused_create_names_the_host(dhcp_site: DhcpSite) -> None:
         dhcp_site.omapi.apply([create])
     assert "dhcpd-hosts" in str(caught.value) and "node020" in str(caught.value)
     assert "already exists" in str(caught.value)
+
+
+def test_dhcpd_dying_mid_sync_loses_nothing_and_says_so(dhcp_site: DhcpSite) -> None:
+    """Thousands of pipelined creates; dhcpd is killed part-way. The pass fails with a
+    message saying how far it got; once dhcpd is back the next pass creates only the
+    rest, and every host is there exactly once."""
+    hosts = [
+        DhcpHost(
+            hostname=f"bulk{i:04d}",
+            mac=f"52:54:00:66:{i >> 8:02x}:{i & 255:02x}",
+            ip=f"10.23.{100 + i // 250}.{1 + i % 250}",
+            group="compute",
+            boot_filename=f"ipxe/bulk{i:04d}.ipxe",
+        )
+        for i in range(3000)
+    ]
+    leases, dhcpd = dhcp_site.dhcpd.leases, dhcp_site.dhcpd
+    pid = dhcpd.pid()
+    assert pid is not None
+    killed = threading.Event()
+
+    def kill_part_way() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and leases.read_bytes().count(b"host bulk") < 300:
+            time.sleep(0.002)
+        os.kill(pid, signal.SIGKILL)
+        killed.set()
+
+    killer = threading.Thread(target=kill_part_way, daemon=True)
+    killer.start()
+    with pytest.raises(TargetError) as caught:
+        dhcp_site.sync_hosts(hosts)
+    killer.join(timeout=60)
+    assert killed.is_set()
+    message = str(caught.value)
+    assert "dhcpd-hosts" in message and "127.0.0.1:7911" in message
+    assert "requests answered" in message and "run again" in message
+    created_before = leases.read_bytes().count(b"host bulk")
+    assert 300 <= created_before < len(hosts)
+
+    dhcpd.pidfile.unlink(missing_ok=True)
+    dhcpd.start()
+    plan, result = dhcp_site.sync_hosts(hosts)
+    assert [c.action for c in plan.changes] == [Action.CREATE] * (len(hosts) - created_before)
+    assert result.writes == len(plan.changes)
+    again, _ = dhcp_site.sync_hosts(hosts)
+    assert again.changes == ()
+    assert sorted(dhcp_site.omapi.leases.hosts()) == [h.hostname for h in hosts]
