@@ -31,6 +31,21 @@ class RuleContext:
     hostnames: dict[str, str] = field(default_factory=dict)
     addresses: dict[IPv4, str] = field(default_factory=dict)
     ranges: list[tuple[IPv4, IPv4, str, ipaddress.IPv4Network]] = field(default_factory=list)
+    # ``ranges`` by subnet, rebuilt when a range was added: looked up once per host, where
+    # walking every group's range (and comparing networks) cost seconds at 100,000 hosts.
+    _by_subnet: dict[ipaddress.IPv4Network, list[tuple[IPv4, IPv4, str]]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    _indexed: int = field(default=-1, init=False, repr=False)
+
+    def ranges_in(self, net: ipaddress.IPv4Network) -> list[tuple[IPv4, IPv4, str]]:
+        """The unregistered ranges (first, last, file) of the groups in subnet ``net``."""
+        if self._indexed != len(self.ranges):
+            self._by_subnet = {}
+            for first, last, file, range_net in self.ranges:
+                self._by_subnet.setdefault(range_net, []).append((first, last, file))
+            self._indexed = len(self.ranges)
+        return self._by_subnet.get(net, [])
 
     def report(self, file: str, path: tuple[PathPart, ...], message: str) -> None:
         self.problems.append(Problem(file, path, message))
@@ -54,8 +69,8 @@ def address_problem(context: RuleContext, group: Group, address: IPv4 | None) ->
         return f"address {address} is the broadcast address of {net}"
     if address == group.gateway:
         return f"address {address} is the gateway"
-    for first, last, range_file, range_net in context.ranges:
-        if range_net == net and first <= address <= last:
+    for first, last, range_file in context.ranges_in(net):
+        if first <= address <= last:
             return f"address {address} is inside the unregistered range of {range_file}"
     return None
 
