@@ -103,12 +103,15 @@ class LiveWatchSite:
         git(self.repo, "commit", "-q", "-m", message)
         return git(self.repo, "rev-parse", "HEAD")
 
-    def start_watch(self, log_name: str = "watch.log") -> subprocess.Popen[bytes]:
+    def start_watch(
+        self, log_name: str = "watch.log", *, prelude: str = ""
+    ) -> subprocess.Popen[bytes]:
+        """``reconciler watch`` in the namespace; ``prelude``: Python run before it (benchmarks)."""
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         with (self.workdir / log_name).open("ab") as log:
             return subprocess.Popen(
                 ["ip", "netns", "exec", self.pair.server, sys.executable, "-c",
-                 "from reconciler.cli import main; main()", "--log-level", "info",
+                 prelude + "from reconciler.cli import main; main()", "--log-level", "info",
                  "watch", "-c", str(self.config_path)],
                 env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
             )  # fmt: skip
