@@ -79,7 +79,9 @@ class Rfc2136Settings(BaseModel):
     key_name: str | None = Field(default=None, description="key to use if the file has several")
     algorithm: str | None = Field(default=None, description="defaults to the file's algorithm")
     timeout: float = Field(default=10.0, gt=0, description="seconds to wait for each answer")
-    transfer_timeout: float = Field(default=300.0, gt=0, description="seconds for a whole AXFR")
+    transfer_timeout: float = Field(
+        default=300.0, gt=0, description="seconds for a whole zone transfer (AXFR or IXFR)"
+    )
     max_message_bytes: int = Field(
         default=DEFAULT_MAX_BYTES,
         ge=1024,
