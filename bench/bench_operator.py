@@ -7,9 +7,10 @@ and the file targets (dhcp-file, dns-zonefile, bootfiles, node-images):
 
 - ``reconciler watch``'s loop (in this process) from start to the first revision
   applied, then the median time from a one-host commit to the revision applied;
-- the operator (kopf's KopfRunner, the stand-in apiserver of
-  tests/integration/kube_apiserver.py on loopback) from Site created to Ready,
-  then the same commits to ``status.lastAppliedRevision``;
+- the operator (``reconciler operator run`` in a process of its own, started
+  and idle first; the stand-in apiserver of tests/integration/kube_apiserver.py
+  on loopback, in another process) from Site created to Ready, then the same
+  commits to ``status.lastAppliedRevision``;
 - the size of the Site's state in ConfigMaps (compressed, in parts).
 
 The ratio operator/watch is the operator's overhead (goal: under 20%). Then
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -178,16 +180,34 @@ def bench_operator(root: Path, hosts: int, commits: int) -> dict[str, float]:
         return _operator_run(root, repo, url, commits)
 
 
-def replica(root: Path, priority: int) -> subprocess.Popen[bytes]:
-    """``reconciler operator run`` with peering, as a StatefulSet pod would run it."""
+def replica(root: Path, priority: int, *, standalone: bool = False) -> subprocess.Popen[bytes]:
+    """``reconciler operator run`` (with peering unless ``standalone``), as a pod runs it.
+
+    A process of its own, as in a cluster: the benchmark's polling of the
+    apiserver does not share its interpreter lock.
+    """
     env = {**os.environ, "PYTHONPATH": str(ROOT), "KUBECONFIG": str(root / "kubeconfig")}
+    # Warnings only: watch runs in this process without a log handler, so it does not
+    # format a line per change applied either (4,000 lines at 1k hosts).
     command = [sys.executable, "-c", "from reconciler.cli import main; main()",
-               "operator", "run", "--namespace", NS, "--work-dir", str(root / f"work-{priority}"),
+               "--log-level", "warning", "operator", "run", "--namespace", NS,
+               "--work-dir", str(root / f"work-{priority}"),
                "--priority", str(priority), "--peering-lifetime", str(PEERING_LIFETIME),
                "--liveness", f"http://127.0.0.1:{18000 + priority}/healthz"]  # fmt: skip
+    if standalone:
+        command.append("--standalone")
     return subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT
     )
+
+
+def alive(priority: int) -> bool:
+    """The replica answers its liveness probe: kopf started and watches the namespace."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{18000 + priority}/healthz", timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def bench_takeover(root: Path, hosts: int) -> float:
@@ -218,16 +238,11 @@ def bench_takeover(root: Path, hosts: int) -> float:
 
 
 def _operator_run(root: Path, repo: Path, url: str, commits: int) -> dict[str, float]:
-    from kopf.testing import KopfRunner
-
-    from reconciler.operator import handlers
-
-    os.environ["KUBECONFIG"] = str(root / "kubeconfig")
-    handlers.Settings.work_root = root / "work"
     client = KubeClient(Credentials(server=url))
     applied = applied_check(client)
-    args = ["run", "--standalone", "--namespace", NS, "-m", "reconciler.operator.handlers"]
-    with KopfRunner(args, timeout=120):
+    operator = replica(root, 100, standalone=True)
+    try:
+        wait(lambda: alive(100), timeout=120)
         started = time.monotonic()
         create_site(client, repo, root / "out")
         head = git(repo, "rev-parse", "HEAD")
@@ -240,8 +255,11 @@ def _operator_run(root: Path, repo: Path, url: str, commits: int) -> dict[str, f
         maps = client.list(f"/api/v1/namespaces/{NS}/configmaps", labels="reconciler.dev/site=lab")
         parts = [m for m in maps if "part" in (m.get("binaryData") or {})]
         size = sum(len(m["binaryData"]["part"]) for m in parts)
-        raw = sum(p.stat().st_size for p in (root / "work" / NS / "lab" / "state").rglob("*")
+        raw = sum(p.stat().st_size for p in (root / "work-100" / NS / "lab" / "state").rglob("*")
                   if p.is_file() and "watch" not in p.parts)  # fmt: skip
+    finally:
+        operator.kill()
+        operator.wait(timeout=10)
     return {
         "ready": first,
         "commit": statistics.median(latencies),

@@ -150,7 +150,7 @@ class ClusterStatusStore(StatusStore):
         super().save(status)
         try:
             if not _mid_pass(status):  # ledgers made safe by the journal; the rest at the end
-                self.maps.save(self.path.parent)
+                self.maps.save(self.path.parent, tidy=False)
             body = site_status(
                 status,
                 generation=self.generation(),
@@ -165,6 +165,7 @@ class ClusterStatusStore(StatusStore):
                 self._patched = body
             for event in events_between(self._last, status):
                 self._post(event.kind, event.reason, event.message)
+            self.maps.tidy()  # after the status: the state was durable at the head switch
         except (KubeError, OSError, ValueError) as error:
             log.error("site status not written", extra={"site": self.name, "error": str(error)})
         self._last = Status.from_dict(status.to_dict())

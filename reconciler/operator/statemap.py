@@ -201,6 +201,8 @@ class StateMaps:
         self._known: set[str] = set()  # maps that exist: patched, not created
         self._listed = False  # stale parts of other replicas looked for
         self._accepted = ""
+        self._accepted_due: str | None = None  # a new accepted record tidy() writes
+        self._stale: list[tuple[str | None, int]] = []  # parts tidy() deletes: (digest, count)
 
     @property
     def _maps_path(self) -> str:
@@ -252,8 +254,13 @@ class StateMaps:
             if error.status != 409:
                 raise
 
-    def save(self, state_dir: Path) -> bool:
-        """Write the whole state if it changed since the last save; True when written."""
+    def save(self, state_dir: Path, *, tidy: bool = True) -> bool:
+        """Write the whole state if it changed since the last save; True when written.
+
+        The head switch makes it durable; the rest (deleting the parts it no
+        longer names, the plain accepted record) is ``tidy``'s, which a caller
+        in a hurry to report the pass runs after reporting it.
+        """
         quick = unchanged_since(state_dir)
         if quick == self._quick:
             return False
@@ -276,15 +283,26 @@ class StateMaps:
             self._digest, self._parts, self._journal = digest, len(parts), {}
             self._set_base(files)
             if previous != digest:
-                self._prune(previous=previous, count=previous_parts)
+                self._stale.append((previous, previous_parts))
             log.info("state saved", extra={"site": self.site, "bytes": len(blob)})
         self._fingerprint, self._quick = seen, quick
         accepted = files.get("accepted.json", b"").decode(errors="replace")
         if accepted and accepted != self._accepted:
-            self._map(f"site-{self.site}-accepted", data={"accepted.json": accepted}, binary={})
-            self._accepted = accepted
-            written = True
+            self._accepted_due, written = accepted, True
+        if tidy:
+            self.tidy()
         return written
+
+    def tidy(self) -> None:
+        """Delete the parts the head no longer names; write the plain accepted record."""
+        while self._stale:
+            previous, count = self._stale[0]
+            self._prune(previous=previous, count=count)
+            self._stale.pop(0)
+        if self._accepted_due is not None:
+            text = self._accepted_due
+            self._map(f"site-{self.site}-accepted", data={"accepted.json": text}, binary={})
+            self._accepted, self._accepted_due = text, None
 
     def _set_base(self, files: dict[str, bytes]) -> None:
         self._base_files = {n: d for n, d in files.items() if n.endswith(LEDGER_SUFFIX)}
