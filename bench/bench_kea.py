@@ -41,7 +41,8 @@ from reconciler.plan import build_target_plan
 from reconciler.resources import DesiredState, DhcpHost, DhcpSubnet
 from reconciler.sandbox.dhcp import OMAPI_PORT, Dhcpd, write_key
 from reconciler.sandbox.kea import KeaServer
-from reconciler.sandbox.netns import entered, netns_pair, run_in
+from reconciler.sandbox.netns import NetnsPair, entered, netns_pair
+from reconciler.sandbox.perfdhcp import Perfdhcp
 from reconciler.sandbox.postgres import PostgresCluster
 from reconciler.targets.base import Action, Change, Target
 from reconciler.targets.dhcp_conf import build as build_conf
@@ -64,12 +65,6 @@ SUBNET = DhcpSubnet(
     groups=("compute",),
 )
 REPORTS = Path(tempfile.gettempdir()) / "bench-kea"  # perfdhcp's per-second reports
-STATS = re.compile(
-    r"\*\*\*Statistics for: (?P<kind>\S+)\*\*\*\s+sent packets: (?P<sent>\d+)\s+"
-    r"received packets: (?P<received>\d+)\s+drops: (?P<drops>\d+).*?"
-    r"avg delay: (?P<avg>[\d.]+) ms\s+max delay: (?P<max>[\d.]+) ms",
-    re.S,
-)
 
 
 def timed_pass(target: Target, namespace: str, state: DesiredState) -> tuple[float, float, int]:
@@ -140,30 +135,10 @@ def drive(
     }
 
 
-def perfdhcp(
-    namespace: str, interface: str, *, rate: int, seconds: int, report: Path
-) -> dict[str, Any]:
-    """perfdhcp as a relay (giaddr = the client veth), 10,000 clients; its output in ``report``."""
-    argv = [
-        "perfdhcp", "-4", "-l", interface, "-r", str(rate), "-p", str(seconds), "-R", "10000",
-        "-s", "1", "-d", "2", "-t", "1", SERVER,
-    ]  # fmt: skip
-    result = run_in(namespace, argv, timeout=seconds + 60, check=False)
-    report.write_text(result.stdout + result.stderr)
-    figures: dict[str, Any] = {}
-    for match in STATS.finditer(result.stdout):
-        figures[match["kind"]] = {
-            k: float(match[k]) for k in ("sent", "received", "drops", "avg", "max")
-        }
-    if len(figures) < 2:
-        raise RuntimeError(f"perfdhcp output not understood:\n{result.stdout}\n{result.stderr}")
-    return figures
-
-
 def run_under_load(
     label: str,
     kea: KeaServer,
-    pair_client: tuple[str, str],
+    pair: NetnsPair,
     *,
     apply: Callable[[str, DhcpHost], None],
     steps: list[tuple[str, DhcpHost]],
@@ -179,15 +154,17 @@ def run_under_load(
     )
     worker.start()
     report = REPORTS / (re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") + ".txt")
-    figures = perfdhcp(pair_client[0], pair_client[1], rate=rate, seconds=seconds, report=report)
+    # perfdhcp as a relay (giaddr = the client veth), 10,000 clients, as long as the changes
+    figures = Perfdhcp(pair, rate=rate, seconds=seconds, report_every=1).wait()
+    report.write_text(figures.output)
     worker.join(timeout=600)
-    do, ra = figures["DISCOVER-OFFER"], figures["REQUEST-ACK"]
-    unanswered = int(do["drops"] + ra["drops"])
+    do, ra = figures.discover, figures.request
+    unanswered = figures.unanswered
     print(
-        f"  {label:34s} | {int(do['sent'])}/{int(do['received'])}/{int(do['drops'])} | "
-        f"{int(ra['sent'])}/{int(ra['received'])}/{int(ra['drops'])} | {unanswered} "
-        f"({unanswered / max(1, do['sent']):.2%}) | {do['avg']:.2f}/{do['max']:.1f} | "
-        f"{ra['avg']:.2f}/{ra['max']:.1f} | {outcome.get('applied', 0)} "
+        f"  {label:34s} | {do.sent}/{do.received}/{do.unanswered} | "
+        f"{ra.sent}/{ra.received}/{ra.unanswered} | {unanswered} "
+        f"({unanswered / max(1, do.sent):.2%}) | {do.avg_ms:.2f}/{do.max_ms:.1f} | "
+        f"{ra.avg_ms:.2f}/{ra.max_ms:.1f} | {outcome.get('applied', 0)} "
         f"({outcome.get('avg_ms', 0):.0f}/{outcome.get('max_ms', 0):.0f} ms) | "
         f"{'same' if kea.pid() == pid else 'restarted'}"
     )
@@ -264,7 +241,6 @@ def main() -> None:
             "drops | unanswered | D-O avg/max ms | R-A avg/max ms | changes applied "
             "(avg/max ms each) | kea-dhcp4"
         )
-        client = (pair.client, pair.client_if)
         steps = changes_for(hosts)
         timed_pass(
             kea_hosts, pair.server, DesiredState(dhcp_hosts=tuple(hosts), dhcp_subnets=(SUBNET,))
@@ -280,7 +256,7 @@ def main() -> None:
 
         REPORTS.mkdir(exist_ok=True)
         fresh_kea()
-        run_under_load("baseline, reservations in PostgreSQL", kea, client, apply=lambda a, h: None,
+        run_under_load("baseline, reservations in PostgreSQL", kea, pair, apply=lambda a, h: None,
                        steps=steps, rate=args.rate, seconds=args.seconds)  # fmt: skip
 
         def db_apply(action: str, host: DhcpHost) -> None:
@@ -299,7 +275,7 @@ def main() -> None:
                 DesiredState(dhcp_hosts=tuple(hosts), dhcp_subnets=(SUBNET,)),
             )  # back to the starting reservations
             fresh_kea()
-            run_under_load(f"(a) kea-hosts: a row per change #{run + 1}", kea, client,
+            run_under_load(f"(a) kea-hosts: a row per change #{run + 1}", kea, pair,
                            apply=db_apply, steps=steps, rate=args.rate,
                            seconds=args.seconds)  # fmt: skip
 
@@ -342,10 +318,10 @@ def main() -> None:
 
         kea.conf.write_text(json.dumps(json_config()))
         fresh_kea()
-        run_under_load("baseline, reservations in JSON", kea, client, apply=lambda a, h: None,
+        run_under_load("baseline, reservations in JSON", kea, pair, apply=lambda a, h: None,
                        steps=steps, rate=args.rate, seconds=args.seconds)  # fmt: skip
         fresh_kea()
-        run_under_load("(b) JSON file + config-set per change", kea, client, apply=config_set,
+        run_under_load("(b) JSON file + config-set per change", kea, pair, apply=config_set,
                        steps=steps, rate=args.rate, seconds=args.seconds)  # fmt: skip
 
         reserved.clear()
@@ -357,7 +333,7 @@ def main() -> None:
 
         kea.conf.write_text(json.dumps(json_config()))
         fresh_kea()
-        run_under_load("(c) JSON file + restart per change", kea, client, apply=restart,
+        run_under_load("(c) JSON file + restart per change", kea, pair, apply=restart,
                        steps=steps, rate=args.rate, seconds=args.seconds)  # fmt: skip
 
 

@@ -89,14 +89,17 @@ class Perfdhcp:
         clients: int = 10_000,
         drop_after: float = 2.0,
         nice: int = 0,
+        report_every: int = 0,
     ) -> None:
+        """``report_every`` s: a report each that often besides the final one (0: none)."""
         require(PERFDHCP)
         self.seconds = int(seconds)
         argv = (["nice", "-n", str(nice)] if nice else []) + [
             PERFDHCP, "-4", "-l", pair.client_if, "-r", str(rate), "-p", str(int(seconds)),
             "-R", str(clients), "-s", "1", "-d", str(drop_after),
             # after the period, wait for answers still on their way before counting
-            "-W", str(int(drop_after * 1_000_000)), pair.server_ip,
+            "-W", str(int(drop_after * 1_000_000)),
+            *(["-t", str(report_every)] if report_every else []), pair.server_ip,
         ]  # fmt: skip
         self.process = popen_in(pair.client, argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         pair.on_cleanup(self.stop)
