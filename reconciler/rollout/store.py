@@ -94,6 +94,9 @@ class RolloutStore:
     def __init__(self, state_dir: Path) -> None:
         self.folder = state_dir / "rollouts"
         self.reports_folder = state_dir / "reports"
+        # assignments.json as last read or written, by its stamp: the watch loop reads it
+        # twice a pass, and at 10,000 nodes each parse costs.
+        self._assignments: tuple[tuple[int, int, int], dict[str, str]] | None = None
 
     def rollout(self, group: str) -> GroupRollout | None:
         path = self.folder / f"{group}.json"
@@ -119,6 +122,15 @@ class RolloutStore:
                 path.unlink(missing_ok=True)
 
     def assignments(self) -> dict[str, str]:
+        stamp = self.assignments_stamp()
+        if stamp is not None and self._assignments is not None and self._assignments[0] == stamp:
+            return dict(self._assignments[1])
+        assignments = self._read_assignments()
+        if stamp is not None and stamp == self.assignments_stamp():
+            self._assignments = (stamp, dict(assignments))
+        return assignments
+
+    def _read_assignments(self) -> dict[str, str]:
         path = self.folder / "assignments.json"
         data = _read_json(path)
         if data is None:
@@ -142,6 +154,8 @@ class RolloutStore:
         if assignments != self.assignments():
             self.folder.mkdir(parents=True, exist_ok=True)
             atomic_write(self.folder / "assignments.json", assignments_text(assignments))
+            stamp = self.assignments_stamp()
+            self._assignments = (stamp, dict(assignments)) if stamp is not None else None
 
     def brakes(self) -> dict[str, Brake]:
         path = self.folder / "brakes.json"
