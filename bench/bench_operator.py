@@ -253,7 +253,9 @@ def _operator_run(root: Path, repo: Path, url: str, commits: int) -> dict[str, f
             commit = one_host_commit(repo, round_)
             latencies.append(wait(lambda c=commit: applied(c)))
         maps = client.list(f"/api/v1/namespaces/{NS}/configmaps", labels="reconciler.dev/site=lab")
-        parts = [m for m in maps if "part" in (m.get("binaryData") or {})]
+        head = next(m for m in maps if m["metadata"]["name"] == "site-lab-state")
+        current = f"site-lab-state-{head['data']['digest']}-"  # older parts may not be gone yet
+        parts = [m for m in maps if m["metadata"]["name"].startswith(current)]
         size = sum(len(m["binaryData"]["part"]) for m in parts)
         raw = sum(p.stat().st_size for p in (root / "work-100" / NS / "lab" / "state").rglob("*")
                   if p.is_file() and "watch" not in p.parts)  # fmt: skip

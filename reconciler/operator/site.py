@@ -211,12 +211,19 @@ def build_site_loop(
         suspended=suspended,
     )
 
+    counted: list[
+        tuple[object, object, dict[str, Any]]
+    ] = []  # one pass over 10k hosts per revision
+
     def counts() -> dict[str, Any]:
         good = loop.good
         if good is None:
             return {}
         assignments = good.rollouts.assignments if good.rollouts is not None else {}
-        return inventory_counts(good.inventory, assignments)
+        if counted and counted[0][0] is good.inventory and counted[0][1] is assignments:
+            return counted[0][2]
+        counted[:] = [(good.inventory, assignments, inventory_counts(good.inventory, assignments))]
+        return counted[0][2]
 
     store.counts = counts
     return loop
