@@ -1,6 +1,7 @@
 """Operator benchmark: Site created -> Ready and commit -> lastAppliedRevision, beside watch.
 
-Run by hand: ``.venv/bin/python bench/bench_operator.py [--hosts 1000 10000] [--commits 5]``.
+Run by hand: ``.venv/bin/python bench/bench_operator.py [--hosts 1000 10000] [--commits 5]
+[--repeat 2]`` (the machine's load moves single runs by tens of percent: repeat).
 
 For each size, one generated inventory (bench/generate.py) in a git repository
 and the file targets (dhcp-file, dns-zonefile, bootfiles, node-images):

@@ -297,7 +297,8 @@ class StateMaps:
         """Delete the parts the head no longer names; write the plain accepted record."""
         while self._stale:
             previous, count = self._stale[0]
-            self._prune(previous=previous, count=count)
+            if previous != self._digest:  # the state may have come back to the same bytes
+                self._prune(previous=previous, count=count)
             self._stale.pop(0)
         if self._accepted_due is not None:
             text = self._accepted_due

@@ -299,3 +299,18 @@ def test_the_webhook_secret_file_missing_turns_webhooks_off_and_a_bad_one_is_an_
         load_secret(shared)
     shared.chmod(0o600)
     assert load_secret(shared) == b"s3cret"
+
+
+def test_tidying_late_never_deletes_the_parts_the_head_names(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    api = FakeMaps()
+    maps = state_maps(api)
+    for text in ("first\n", "second\n", "first\n"):  # back to the same bytes: the same parts
+        (state / "accepted.json").write_text(text)
+        maps.save(state, tidy=False)  # the status patch after each save failed: no tidy yet
+    maps.tidy()
+    restored = tmp_path / "restored"
+    assert state_maps(api).restore(restored) == 1
+    assert (restored / "accepted.json").read_text() == "first\n"
+    assert len([n for n in api.maps if n.startswith("site-lab-state-")]) == 1
