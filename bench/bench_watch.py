@@ -90,7 +90,7 @@ def commit(repo: Path, hosts: dict[int, str], message: str) -> str:
 # parsed and validated whole, every site-wide rule run over every host, every host's
 # compile key built.
 OLD_WAY = (
-    "import reconciler.inventory.load_cache as c, reconciler.compile as k; "
+    "import reconciler.inventory.load_cache as c, reconciler.compile_cache as k; "
     "c.LoadCache.incremental = lambda *a, **kw: None; "
     "c.LoadCache.group_file = lambda *a, **kw: None; "
     "k.CompileCache.of_host = lambda *a, **kw: None; "

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 from reconciler.boot_templates import BootTemplates
+from reconciler.compile_cache import CompileCache, CompiledHost, HostOutput
 from reconciler.model.inventory import Group, Host, ImageVersion, Inventory
 from reconciler.resources import (
     BootFile,
@@ -105,62 +106,6 @@ def _image_context(name: str, version: str, image: ImageVersion) -> dict[str, st
         "rootfs_sha256": image.rootfs.sha256,
         "cmdline": image.cmdline,
     }
-
-
-@dataclass(frozen=True, slots=True)
-class HostOutput:
-    """Everything one host compiles to."""
-
-    dhcp_host: DhcpHost
-    records: tuple[DnsRecord, ...]
-    node_image: NodeImage | None
-    boot_files: tuple[BootFile, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Compiled:
-    """One host's output and what it was compiled from."""
-
-    host: Host  # kept, so its id() is not reused while the entry lives
-    group_key: tuple[object, ...]
-    image_key: str
-    key: tuple[object, ...]  # every input, by value
-    output: HostOutput
-
-
-class CompileCache:
-    """Host outputs of the latest compile, holding those of the latest compile only.
-
-    Found first by the host object itself: the load cache hands the next revision
-    the very Host objects of unchanged entries, so most hosts are found without
-    building their key. Then by the key of all their inputs (a host parsed again).
-    """
-
-    def __init__(self) -> None:
-        self._previous: dict[tuple[object, ...], _Compiled] = {}
-        self._current: dict[tuple[object, ...], _Compiled] = {}
-        self._previous_hosts: dict[int, _Compiled] = {}
-        self._current_hosts: dict[int, _Compiled] = {}
-
-    def of_host(
-        self, host: Host, group_key: tuple[object, ...], image_key: str
-    ) -> _Compiled | None:
-        entry = self._previous_hosts.get(id(host))
-        if entry is None or entry.host is not host or entry.image_key != image_key:
-            return None
-        return entry if entry.group_key == group_key else None
-
-    def get(self, key: tuple[object, ...]) -> HostOutput | None:
-        entry = self._previous.get(key)
-        return entry.output if entry is not None else None
-
-    def keep(self, entry: _Compiled) -> None:
-        self._current[entry.key] = entry
-        self._current_hosts[id(entry.host)] = entry
-
-    def swap(self) -> None:
-        self._previous, self._current = self._current, {}
-        self._previous_hosts, self._current_hosts = self._current_hosts, {}
 
 
 class _Compiler:
@@ -286,7 +231,7 @@ class _Compiler:
             if output is None:
                 resolved = self.inventory.resolve_image(ref) if ref is not None else None
                 output = self._render_host(group, host, resolved)
-            entry = _Compiled(host, group_key, image_key, key, output)
+            entry = CompiledHost(host, group_key, image_key, key, output)
         self.cache.keep(entry)
         output = entry.output
         self.hosts_by_mac[host.mac] = output.dhcp_host.hostname

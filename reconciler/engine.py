@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.boot_templates import BootTemplates
-from reconciler.compile import CompileCache, CompileOptions, compile_inventory
+from reconciler.compile import CompileOptions, compile_inventory
+from reconciler.compile_cache import CompileCache
 from reconciler.config import ConfigError, RuntimeConfig
 from reconciler.inventory.load import load_inventory
 from reconciler.inventory.load_cache import LoadCache

@@ -7,7 +7,8 @@ from site_fixture import Site
 
 import reconciler.inventory.load as load_module
 import reconciler.inventory.load_cache as load_cache_module
-from reconciler.compile import CompileCache, compile_inventory
+from reconciler.compile import compile_inventory
+from reconciler.compile_cache import CompileCache
 from reconciler.inventory.load import load_inventory
 from reconciler.inventory.load_cache import LoadCache
 from reconciler.inventory.sources import FolderSource
