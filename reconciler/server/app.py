@@ -27,6 +27,7 @@ from reconciler.server.neighbours import neighbour_mac
 from reconciler.server.nodereports import ReportStore
 from reconciler.server.nodes import NodeHandlers
 from reconciler.server.ops import ops_routes
+from reconciler.server.push import RegistrationRemote
 from reconciler.server.ratelimit import RateLimiter
 from reconciler.server.registration import (
     NeighbourLookup,
@@ -51,22 +52,45 @@ class Outside:
     neighbour_mac: NeighbourLookup = neighbour_mac
 
 
+def push_url_of(config: RuntimeConfig, settings: ServeSettings) -> str | None:
+    """Where registrations are pushed: push_url, else the remote the site is applied from."""
+    return settings.push_url or settings.mirror_url or config.watch.remote
+
+
+def _remote(config: RuntimeConfig, settings: ServeSettings) -> RegistrationRemote | None:
+    url = push_url_of(config, settings)
+    if url is None:
+        return None
+    credentials = settings.push_credentials_file
+    return RegistrationRemote(
+        url,
+        work=config.resolve(config.state_dir) / "serve" / "registration.git",
+        branch=settings.branch or config.source.rev,
+        credentials_file=config.resolve(credentials) if credentials else None,
+        timeout=settings.push_timeout,
+    )
+
+
 def _enroller(config: RuntimeConfig, settings: ServeSettings, engine: Engine) -> Enroller | None:
     source = config.source
-    if source.repo is None:
+    remote = _remote(config, settings)
+    if source.repo is None and remote is None:
         log.warning("registration disabled: the inventory source is a folder, not git")
         return None
     signing_key = config.resolve(settings.signing_key) if settings.signing_key else None
     if signing_key is not None and not check_key_file(signing_key, setting="serve.signing_key"):
         raise ConfigError(f"serve.signing_key: {signing_key} does not exist")
+    if remote is not None:
+        log.warning("registrations are pushed", extra={"remote": remote.shown_url})
     try:
         return Enroller(
-            repo=config.resolve(source.repo),
+            repo=remote.work if remote is not None else config.resolve(source.repo or Path()),
             branch=settings.branch or source.rev,
             subdir=source.subdir,
             author=Author(settings.author_name, settings.author_email),
             boot_profiles=engine.templates.profiles,
             signing_key=signing_key,
+            remote=remote,
         )
     except CommitError as error:
         log.error("registration disabled", extra={"error": str(error)})

@@ -22,10 +22,12 @@ from reconciler.inventory.load import load_inventory
 from reconciler.inventory.sources import GitSource, SourceError
 from reconciler.model.inventory import Group, Inventory
 from reconciler.model.problems import InventoryError
+from reconciler.server.push import PushRejected, RegistrationRemote, RemoteUnavailable
 
 log = logging.getLogger(__name__)
 
-ATTEMPTS = 3
+ATTEMPTS = 5
+RETRY_AFTER = 5  # seconds a client is asked to wait after a 503
 
 
 class Refused(Exception):
@@ -35,6 +37,11 @@ class Refused(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+    @property
+    def retry_after(self) -> int | None:
+        """Seconds to ask the client to wait: a 503 is a passing state (busy, unreachable)."""
+        return RETRY_AFTER if self.status == 503 else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +119,11 @@ def commit_message(hostname: str, mac: str, group: str) -> str:
 
 
 class Enroller:
-    """Enrols MACs into the inventory on one branch. Not thread-safe: run one at a time."""
+    """Enrols MACs into the inventory on one branch. Not thread-safe: run one at a time.
+
+    With a ``remote``, ``repo`` is its work repository: every attempt fetches the
+    remote branch into it first and pushes the commit afterwards.
+    """
 
     def __init__(
         self,
@@ -123,9 +134,12 @@ class Enroller:
         author: Author,
         boot_profiles: frozenset[str] | None,
         signing_key: Path | None = None,
+        remote: RegistrationRemote | None = None,
     ) -> None:
         self.repo_path = repo
-        self.branch = InventoryBranch(repo, branch)
+        self.remote = remote
+        self.branch_name = branch
+        self.branch = None if remote is not None else InventoryBranch(repo, branch)
         self.subdir = subdir.strip("/")
         self.author = author
         self.boot_profiles = boot_profiles
@@ -145,14 +159,48 @@ class Enroller:
                 return self._attempt(mac, ipaddress.IPv4Address(address), routed=routed)
             except BranchMoved:
                 log.info("registration branch moved; trying again", extra={"mac": mac})
+            except RemoteUnavailable as error:
+                raise Refused(503, f"cannot register now: {error}") from None
             except OSError as error:  # a full disk, a vanished repository
                 raise Refused(
                     503, f"cannot commit the registration: {error.strerror or error}"
                 ) from None
-        raise Refused(503, f"branch {self.branch.branch} keeps moving; try again")
+        raise Refused(503, f"branch {self.branch_name} keeps moving; try again")
+
+    def _current(self) -> InventoryBranch:
+        """The branch to enrol on; with a remote, fetched from it just now."""
+        if self.remote is not None:
+            name = self.remote.fetch()
+            if self.branch is None or self.branch.branch != name:
+                self.branch = InventoryBranch(self.repo_path, name)
+            self.branch_name = name
+        assert self.branch is not None
+        return self.branch
+
+    def _publish(self, branch: InventoryBranch, sha: str, parent: str) -> None:
+        """Push ``sha`` to the remote; BranchMoved if someone pushed first, Refused if refused."""
+        if self.remote is None:
+            return
+        try:
+            self.remote.push(sha)
+            return
+        except PushRejected as error:
+            problem = str(error)
+        self.remote.fetch()  # what is there now decides: ours, someone else's, or unchanged
+        now = branch.head().hexsha
+        if now == sha:  # the push went through; only its answer was lost
+            return
+        if now != parent:
+            raise BranchMoved(f"{self.remote.shown_url} {branch.branch} moved; read it again")
+        raise Refused(
+            503,
+            f"{self.remote.shown_url} refused the registration commit on {branch.branch}: "
+            f"{problem}; check [serve] push_url and its credentials",
+        )
 
     def _attempt(self, mac: str, address: ipaddress.IPv4Address, *, routed: bool) -> Enrolled:
-        head = self.branch.head()
+        branch = self._current()
+        head = branch.head()
         try:
             files = GitSource(self.repo_path, head.hexsha, self.subdir).read_files()
             inventory = load_inventory(
@@ -160,9 +208,9 @@ class Enroller:
             )
         except (SourceError, InventoryError) as error:
             raise Refused(
-                503, f"the inventory at the head of {self.branch.branch} is not usable: {error}"
+                503, f"the inventory at the head of {branch.branch} is not usable: {error}"
             ) from None
-        existing = self._existing(inventory, mac, address)
+        existing = self._existing(branch, inventory, mac, address)
         if existing is not None:
             return existing
         group, index = self._choose(inventory, address, routed=routed)
@@ -180,7 +228,7 @@ class Enroller:
                 409, f"enrolling {mac} as {hostname} would make the inventory invalid: {error}"
             ) from None
         try:
-            sha = self.branch.commit_file(
+            sha = branch.commit_file(
                 parent=head,
                 path=self._repo_path(relative),
                 content=proposed[relative],
@@ -192,6 +240,7 @@ class Enroller:
             raise
         except CommitError as error:
             raise Refused(503, str(error)) from None
+        self._publish(branch, sha, head.hexsha)
         log.info(
             "registered",
             extra={"host": hostname, "mac": mac, "group": group.name, "commit": sha},
@@ -199,7 +248,11 @@ class Enroller:
         return Enrolled(hostname, str(group.address_of(index)), index, group.name, sha, new=True)
 
     def _existing(
-        self, inventory: Inventory, mac: str, address: ipaddress.IPv4Address
+        self,
+        branch: InventoryBranch,
+        inventory: Inventory,
+        mac: str,
+        address: ipaddress.IPv4Address,
     ) -> Enrolled | None:
         for group in inventory.groups:
             for host in group.hosts:
@@ -212,7 +265,7 @@ class Enroller:
                         f"{mac} is already registered as {hostname} in group {group.name} "
                         f"({group.subnet}), not in the subnet of {address}",
                     )
-                commit = self.branch.last_commit_mentioning(f"({mac})")
+                commit = branch.last_commit_mentioning(f"({mac})")
                 return Enrolled(
                     hostname, str(group.address_for(host)), host.index, group.name,
                     commit, new=False,

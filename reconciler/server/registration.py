@@ -161,6 +161,8 @@ class RegistrationHandler:
             headers = {}
             if refused.status == 429 and remote is not None:
                 headers["Retry-After"] = str(max(1, round(self._retry_after(remote))))
+            elif refused.retry_after is not None:
+                headers["Retry-After"] = str(refused.retry_after)
             return web.json_response(
                 {"error": refused.reason}, status=refused.status, headers=headers
             )

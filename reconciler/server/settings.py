@@ -107,6 +107,24 @@ class ServeSettings(BaseModel):
         "(state_dir/serve/mirror.git), when it cannot read the git folder accepted.json names "
         "(a pod beside the Kubernetes operator); only that exact commit is read, never a head",
     )
+    push_url: str | None = Field(
+        default=None,
+        description="git URL registration commits are pushed to (plain push, never forced; "
+        "on a race serve fetches and enrols again on the new head). Default: mirror_url, "
+        "else [watch] remote, the repository the site is applied from; with neither, "
+        "registrations are committed to the local [source] repo. Credentials as for "
+        "[watch] remote: https://user:token@... (given to git through GIT_ASKPASS) or "
+        "push_credentials_file",
+    )
+    push_credentials_file: Path | None = Field(
+        default=None,
+        description="file holding 'user:token' for an http(s) push_url (in Kubernetes the "
+        "mounted git-credentials Secret), so the token is in neither the URL nor the config. "
+        "Relative: to the config file",
+    )
+    push_timeout: float = Field(
+        default=60.0, gt=0, description="seconds one fetch or push of a registration may take"
+    )
     accepted_file: Path | None = Field(
         default=None,
         description="the accepted-revision record to follow (default: state_dir/accepted.json; "
