@@ -122,6 +122,7 @@ def test_serve_follows_the_accepted_configmap_and_fetches_the_sites_repository(
     tmp_path: Path,
 ) -> None:
     from reconciler.config import load_config
+    from reconciler.server.app import push_url_of
 
     kinds = {(d["kind"], d["metadata"]["name"]): d for _, d in documents()}
     toml = tmp_path / "reconciler.toml"
@@ -134,3 +135,9 @@ def test_serve_follows_the_accepted_configmap_and_fetches_the_sites_repository(
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert settings.accepted_file == Path(mounts["accepted"]) / "accepted.json"
     assert volumes["accepted"]["configMap"]["name"] == "site-example-accepted"
+    # Registrations are pushed to the Site's repository with the mounted git-credentials.
+    assert push_url_of(load_config(toml), settings) == site["spec"]["source"]["url"]
+    secret = volumes["git-credentials"]["secret"]
+    assert secret["secretName"] == "git-credentials"
+    (item,) = secret["items"]
+    assert settings.push_credentials_file == Path(mounts["git-credentials"]) / item["path"]
