@@ -172,8 +172,13 @@ class RegistrationHandler:
         return web.json_response(body)
 
     def _enrol_locked(self, enroller: Enroller, mac: str, remote: str, *, routed: bool) -> Enrolled:
-        """Enrol under the state dir's lock: one writer at a time (apply, watch, this)."""
-        if self.state_lock is None:
+        """Enrol under the state dir's lock: one writer at a time (apply, watch, this).
+
+        A registration pushed to a remote writes nothing apply or watch use (its
+        work repository is serve's own, the remote's fast-forward check serialises
+        writers), so it does not wait behind a long watch pass.
+        """
+        if self.state_lock is None or enroller.remote is not None:
             return enroller.enrol(mac, remote, routed=routed)
         try:
             self.state_lock.acquire()

@@ -32,6 +32,7 @@ from reconciler.server.audit import AuditLog
 from reconciler.server.enrol import Enroller
 from reconciler.server.push import RegistrationRemote
 from reconciler.server.settings import ServeSettings
+from reconciler.statelock import StateLock
 from reconciler.watch.settings import WatchSettings
 
 MAC = "52:54:00:12:34:15"
@@ -217,5 +218,16 @@ def test_the_remote_default_branch_is_used_for_rev_head(tmp_path: Path) -> None:
     accept(config)
     app = serve_app(config, settings(tmp_path, push_url=url), FakeNeighbours())
     status, body, _ = register(app)
+    assert status == 200, body
+    assert body["commit"] == git(remote, "rev-parse", "main").strip()
+
+
+def test_a_pushed_registration_does_not_wait_for_a_watch_pass(tmp_path: Path) -> None:
+    remote, url = remote_site(tmp_path)
+    config = make_config(tmp_path, remote)
+    accept(config)
+    app = serve_app(config, settings(tmp_path, push_url=url), FakeNeighbours())
+    with StateLock(tmp_path / "state", purpose="watch pass", timeout=1):  # a long apply
+        status, body, _ = register(app)
     assert status == 200, body
     assert body["commit"] == git(remote, "rev-parse", "main").strip()
