@@ -29,6 +29,7 @@ from serve_site import (
 
 from reconciler.inventory.commit import Author
 from reconciler.server.audit import AuditLog
+from reconciler.server.enrol import ATTEMPTS as ENROL_ATTEMPTS
 from reconciler.server.enrol import Enroller
 from reconciler.server.push import RegistrationRemote
 from reconciler.server.settings import ServeSettings
@@ -231,3 +232,27 @@ def test_a_pushed_registration_does_not_wait_for_a_watch_pass(tmp_path: Path) ->
         status, body, _ = register(app)
     assert status == 200, body
     assert body["commit"] == git(remote, "rev-parse", "main").strip()
+
+
+def test_a_branch_that_keeps_moving_is_answered_503_after_bounded_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remote, url = remote_site(tmp_path)
+    config = make_config(tmp_path, remote)
+    accept(config)
+    app = serve_app(config, settings(tmp_path, push_url=url), FakeNeighbours())
+    real_push = RegistrationRemote.push
+    raced: list[str] = []
+
+    def always_beaten(self: RegistrationRemote, commit: str) -> None:
+        index = 21 + len(raced)  # someone always takes the index serve chose, just before
+        raced.append(human_push(tmp_path, remote, index=index, mac=f"52:54:00:99:00:{index:02x}"))
+        real_push(self, commit)
+
+    monkeypatch.setattr(RegistrationRemote, "push", always_beaten)
+    status, body, headers = register(app)
+    assert status == 503, body
+    assert "keeps moving" in body["error"] and headers["Retry-After"].isdigit()
+    assert len(raced) == ENROL_ATTEMPTS
+    assert git(remote, "rev-parse", "main").strip() == raced[-1]  # only the people's commits
+    assert MAC not in compute(remote)
