@@ -62,11 +62,16 @@ def _remote(config: RuntimeConfig, settings: ServeSettings) -> RegistrationRemot
     if url is None:
         return None
     credentials = settings.push_credentials_file
+    if credentials is not None:
+        credentials = config.resolve(credentials)
+        # Checked like every key file; a missing one (an optional Secret not created
+        # yet) is said in the 503 of each registration, boot scripts are still served.
+        check_key_file(credentials, setting="serve.push_credentials_file")
     return RegistrationRemote(
         url,
         work=config.resolve(config.state_dir) / "serve" / "registration.git",
         branch=settings.branch or config.source.rev,
-        credentials_file=config.resolve(credentials) if credentials else None,
+        credentials_file=credentials,
         timeout=settings.push_timeout,
     )
 

@@ -21,6 +21,8 @@ import pytest
 from serve_site import FakeNeighbours, accept, git, make_config, make_repo, serve_app
 from test_registration_push import register, settings
 
+from reconciler.config import ConfigError
+
 USER, TOKEN = "registration-bot", "s3cr3t-t0ken-4242"
 
 
@@ -139,3 +141,22 @@ def test_wrong_credentials_answer_503_without_showing_them(
     assert f"http://***@127.0.0.1:{port}/" in body["error"]
     assert "wr0ng" not in body["error"] and "wr0ng" not in (tmp_path / "audit.jsonl").read_text()
     assert git(remote, "rev-parse", "main").strip() == before
+
+
+def test_a_credentials_file_anyone_may_write_is_refused_and_a_missing_one_is_a_503(
+    tmp_path: Path,
+) -> None:
+    remote = make_repo(tmp_path, bare=True)
+    config = make_config(tmp_path, remote)
+    accept(config)
+    secret = tmp_path / "push-token"
+    secret.write_text(f"{USER}:{TOKEN}\n")
+    secret.chmod(0o666)
+    url = remote.as_uri()
+    with pytest.raises(ConfigError, match=r"serve\.push_credentials_file: every user may write"):
+        serve_app(
+            config, settings(tmp_path, push_url=url, push_credentials_file=secret), FakeNeighbours()
+        )
+    missing = settings(tmp_path, push_url=url, push_credentials_file=tmp_path / "absent")
+    status, body, _ = register(serve_app(config, missing, FakeNeighbours()))
+    assert status == 503 and "cannot read [serve] push_credentials_file" in body["error"]
