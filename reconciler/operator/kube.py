@@ -12,12 +12,12 @@ no second Kubernetes library. Every call has a timeout; an API error is a
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import ssl
 import tempfile
-import urllib.error
+import threading
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,11 +63,20 @@ class Credentials:
 
 
 class KubeClient:
-    """JSON over HTTP(S) to the apiserver: get, create, merge-patch, delete, list."""
+    """JSON over HTTP(S) to the apiserver: get, create, merge-patch, delete, list.
+
+    One kept-alive connection per thread (the loop of each Site, its store's
+    thread, the webhook receiver): a pass makes several calls in a row, and a
+    new TCP (and TLS) handshake for each would cost more than the call.
+    """
 
     def __init__(self, credentials: Credentials) -> None:
         self.credentials = credentials
         self._context = self._ssl_context() if credentials.server.startswith("https") else None
+        server = urllib.parse.urlsplit(credentials.server)
+        self._host, self._port = server.hostname or "localhost", server.port
+        self._prefix = server.path.rstrip("/")  # a server URL may carry a path (a proxy's)
+        self._local = threading.local()
 
     def _ssl_context(self) -> ssl.SSLContext:
         creds = self.credentials
@@ -84,6 +93,24 @@ class KubeClient:
             context.load_cert_chain(creds.certificate_path, creds.private_key_path)
         return context
 
+    def _connection(self) -> http.client.HTTPConnection:
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            if self._context is not None:
+                connection = http.client.HTTPSConnection(
+                    self._host, self._port, timeout=TIMEOUT, context=self._context
+                )
+            else:
+                connection = http.client.HTTPConnection(self._host, self._port, timeout=TIMEOUT)
+            self._local.connection = connection
+        return connection
+
+    def _drop(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
     def request(
         self,
         method: str,
@@ -93,28 +120,48 @@ class KubeClient:
         content_type: str = "application/json",
         query: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        url = self.credentials.server + path
+        target = self._prefix + path
         if query:
-            url += "?" + urllib.parse.urlencode(query)
+            target += "?" + urllib.parse.urlencode(query)
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(url, data=data, method=method)
-        request.add_header("Accept", "application/json")
+        headers = {"Accept": "application/json"}
         if data is not None:
-            request.add_header("Content-Type", content_type)
+            headers["Content-Type"] = content_type
         if self.credentials.token:
-            request.add_header(
-                "Authorization", f"{self.credentials.scheme or 'Bearer'} {self.credentials.token}"
+            headers["Authorization"] = (
+                f"{self.credentials.scheme or 'Bearer'} {self.credentials.token}"
             )
-        try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT, context=self._context) as answer:
-                text = answer.read()
-        except urllib.error.HTTPError as error:
-            detail = error.read()[:500].decode(errors="replace")
-            raise KubeError(error.code, f"{method} {path}: {detail}") from None
-        except (urllib.error.URLError, OSError) as error:
-            raise KubeError(0, f"{method} {path}: {error}") from None
+        status, text = self._exchange(method, target, data, headers)
+        if status >= 400:
+            detail = text[:500].decode(errors="replace")
+            raise KubeError(status, f"{method} {path}: {detail}")
         parsed: dict[str, Any] = json.loads(text) if text else {}
         return parsed
+
+    def _exchange(
+        self, method: str, target: str, data: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
+        for attempt in (1, 2):
+            connection = self._connection()
+            reused = connection.sock is not None
+            try:
+                connection.request(method, target, body=data, headers=headers)
+                answer = connection.getresponse()
+                text = answer.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as error:
+                self._drop()
+                # A kept-alive connection the server closed while idle: it never saw this
+                # request, so it is sent once more on a new one.
+                if reused and attempt == 1:
+                    continue
+                raise KubeError(0, f"{method} {target}: {error}") from None
+            except (http.client.HTTPException, OSError) as error:
+                self._drop()
+                raise KubeError(0, f"{method} {target}: {error}") from None
+            if answer.will_close:
+                self._drop()
+            return answer.status, text
+        raise AssertionError("unreachable")
 
     def get(self, path: str) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""

@@ -4,10 +4,13 @@ The reconcile loop is ``reconciler watch``'s own ``WatchLoop``, built from the
 runtime config a Site's spec makes (``spec.to_runtime_config``): same engine,
 targets, gates (signatures, validation, change threshold) and accepted
 revision. What differs is where state lives: ``ClusterStatusStore`` saves each
-status to disk as ``watch`` does, then patches the Site's ``.status``, posts
-Events and writes the state dir to ConfigMaps (``statemap``), so a standby
-replica that takes over restores exactly what was applied. Secret values are
-written to 0600 files and are never logged, put in status or in Events.
+status to disk as ``watch`` does, writes the state dir to ConfigMaps
+(``statemap``) and only then patches the Site's ``.status``, so a standby
+replica that takes over restores exactly what was applied. What a successor
+does not need (Events, deleting stale parts, the Reconciling status while the
+targets apply) runs in a thread of the store, off the pass's critical path.
+Secret values are written to 0600 files and are never logged, put in status
+or in Events.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +31,7 @@ from reconciler.config import ConfigError, RuntimeConfig, describe_errors
 from reconciler.operator.kube import KubeClient, KubeError, events_path, site_path
 from reconciler.operator.spec import SiteSpec, to_runtime_config
 from reconciler.operator.statemap import StateMaps
-from reconciler.operator.status import events_between, inventory_counts, site_status
+from reconciler.operator.status import Event, events_between, inventory_counts, site_status
 from reconciler.statefiles import mirror_state
 from reconciler.watch.loop import WatchLoop
 from reconciler.watch.service import build_source
@@ -139,36 +143,68 @@ class ClusterStatusStore(StatusStore):
         self.suspended_since = time.time()  # a store lives as long as its spec
         self._last: Status | None = None
         self._patched: dict[str, Any] | None = None  # the .status last written
+        # What need not delay a pass (Events, tidying, the Reconciling status) runs here, in
+        # order; each save waits for what the one before left, so patches never overtake.
+        self._later = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"site-{name}")
+        self._pending: Future[None] | None = None
         # Ledger keys reach the ConfigMaps before the objects they name are created.
         resolved = state_dir.resolve()
         mirror_state(resolved, lambda path: maps.record_ledger(path, state_dir=resolved))
 
     def close(self) -> None:
         mirror_state(self.path.parent, None)
+        self._later.shutdown(wait=True)  # the last pass's Events and tidy are not dropped
 
     def save(self, status: Status) -> None:
         super().save(status)
+        self._drain()  # the previous pass's late work first: the status patches stay in order
+        body = site_status(
+            status,
+            generation=self.generation(),
+            counts=self.counts(),
+            suspended=self.suspended,
+            suspended_since=self.suspended_since,
+        )
+        events = events_between(self._last, status)
+        self._last = Status.from_dict(status.to_dict())
+        if _mid_pass(status):  # Reconciling while the targets apply: in the meantime
+            self._pending = self._later.submit(self._guarded, self._report, body, events)
+            return
         try:
-            if not _mid_pass(status):  # ledgers made safe by the journal; the rest at the end
-                self.maps.save(self.path.parent, tidy=False)
-            body = site_status(
-                status,
-                generation=self.generation(),
-                counts=self.counts(),
-                suspended=self.suspended,
-                suspended_since=self.suspended_since,
-            )
-            if body != self._patched:  # a pass that changed nothing writes nothing
-                self.client.merge_patch(
-                    site_path(self.namespace, self.name) + "/status", {"status": body}
-                )
-                self._patched = body
-            for event in events_between(self._last, status):
-                self._post(event.kind, event.reason, event.message)
-            self.maps.tidy()  # after the status: the state was durable at the head switch
+            self.maps.save(self.path.parent, tidy=False)  # durable before it is reported
+            self._patch(body)
         except (KubeError, OSError, ValueError) as error:
             log.error("site status not written", extra={"site": self.name, "error": str(error)})
-        self._last = Status.from_dict(status.to_dict())
+            return
+        # Neither is state a successor needs: Events, stale parts, the plain accepted record.
+        self._pending = self._later.submit(self._guarded, self._after_status, events)
+
+    def _patch(self, body: dict[str, Any]) -> None:
+        if body != self._patched:  # a pass that changed nothing writes nothing
+            self.client.merge_patch(
+                site_path(self.namespace, self.name) + "/status", {"status": body}
+            )
+            self._patched = body
+
+    def _report(self, body: dict[str, Any], events: list[Event]) -> None:
+        self._patch(body)
+        self._after_status(events)
+
+    def _after_status(self, events: list[Event]) -> None:
+        for event in events:
+            self._post(event.kind, event.reason, event.message)
+        self.maps.tidy()
+
+    def _guarded(self, work: Callable[..., None], *args: Any) -> None:
+        try:
+            work(*args)
+        except (KubeError, OSError, ValueError) as error:
+            log.error("site status not written", extra={"site": self.name, "error": str(error)})
+
+    def _drain(self) -> None:
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
 
     def _post(self, kind: str, reason: str, message: str) -> None:
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -36,7 +36,9 @@ import hashlib
 import io
 import json
 import logging
+import os
 import tarfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -54,14 +56,19 @@ VOLATILE_STATUS = ("passes", "updated", "last_success")  # change every pass, sa
 def state_paths(state_dir: Path) -> dict[str, Path]:
     """The files that make up the state, by path relative to ``state_dir``, sorted."""
     paths: dict[str, Path] = {}
-    for path in sorted(state_dir.rglob("*")):
-        relative = path.relative_to(state_dir)
-        if relative.parts[0] in SKIPPED or not path.is_file() or path.is_symlink():
-            continue
-        if path.name.startswith("."):  # temporary files of an atomic write in flight
-            continue
-        paths[relative.as_posix()] = path
-    return paths
+    for folder, folders, names in os.walk(state_dir):
+        here = Path(folder)
+        if here == state_dir:  # the git mirror is not walked at all: it grows with every fetch
+            folders[:] = [f for f in folders if f not in SKIPPED]
+        for name in names:
+            path = here / name
+            relative = path.relative_to(state_dir)
+            if relative.parts[0] in SKIPPED or path.is_symlink() or not path.is_file():
+                continue
+            if name.startswith("."):  # temporary files of an atomic write in flight
+                continue
+            paths[relative.as_posix()] = path
+    return dict(sorted(paths.items(), key=lambda item: item[1]))  # as Paths sort
 
 
 def state_files(state_dir: Path) -> dict[str, bytes]:
@@ -203,6 +210,7 @@ class StateMaps:
         self._accepted = ""
         self._accepted_due: str | None = None  # a new accepted record tidy() writes
         self._stale: list[tuple[str | None, int]] = []  # parts tidy() deletes: (digest, count)
+        self._lock = threading.RLock()  # tidy() may run in a thread of its own
 
     @property
     def _maps_path(self) -> str:
@@ -259,8 +267,12 @@ class StateMaps:
 
         The head switch makes it durable; the rest (deleting the parts it no
         longer names, the plain accepted record) is ``tidy``'s, which a caller
-        in a hurry to report the pass runs after reporting it.
+        in a hurry to report the pass runs after reporting it, in another thread.
         """
+        with self._lock:
+            return self._save(state_dir, tidy=tidy)
+
+    def _save(self, state_dir: Path, *, tidy: bool) -> bool:
         quick = unchanged_since(state_dir)
         if quick == self._quick:
             return False
@@ -290,11 +302,15 @@ class StateMaps:
         if accepted and accepted != self._accepted:
             self._accepted_due, written = accepted, True
         if tidy:
-            self.tidy()
+            self._tidy()
         return written
 
     def tidy(self) -> None:
         """Delete the parts the head no longer names; write the plain accepted record."""
+        with self._lock:
+            self._tidy()
+
+    def _tidy(self) -> None:
         while self._stale:
             previous, count = self._stale[0]
             if previous != self._digest:  # the state may have come back to the same bytes
@@ -311,9 +327,13 @@ class StateMaps:
 
     def record_ledger(self, path: Path, *, state_dir: Path) -> None:
         """A ledger was written: its new keys reach the head's journal before they are created."""
+        with self._lock:
+            self._record_ledger(path, state_dir=state_dir)
+
+    def _record_ledger(self, path: Path, *, state_dir: Path) -> None:
         name = path.relative_to(state_dir).as_posix()
         if self._digest is None or not name.endswith(LEDGER_SUFFIX):
-            self.save(state_dir)  # nothing to journal against yet: the whole (small) state
+            self._save(state_dir, tidy=True)  # nothing to journal against yet: the whole state
             return
         try:
             current = ledger_keys(path.read_bytes())
@@ -328,7 +348,7 @@ class StateMaps:
         journal = {**self._journal, name: sorted(journaled | added)}
         encoded = encode_journal(journal)
         if len(encoded) > PART_BYTES:  # a huge first apply: a full save is the smaller write
-            self.save(state_dir)
+            self._save(state_dir, tidy=True)
             return
         self.client.merge_patch(
             f"{self._maps_path}/{self.head_name}", {"binaryData": {"journal": encoded}}
@@ -365,7 +385,9 @@ class StateMaps:
         self._journal = journal
         self._fingerprint, self._quick = None, None
         self._known.add(self.head_name)
-        self._accepted = files.get("accepted.json", b"").decode(errors="replace")
+        # Unknown: a replica killed after the head switch may not have written the plain
+        # record yet, so the first save after a takeover writes it again.
+        self._accepted = ""
         return len(files)
 
     def _prune(self, *, previous: str | None, count: int) -> None:
