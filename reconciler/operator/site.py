@@ -142,7 +142,7 @@ class ClusterStatusStore(StatusStore):
         self.suspended = False
         self.suspended_since = time.time()  # a store lives as long as its spec
         self._last: Status | None = None
-        self._patched: dict[str, Any] | None = None  # the .status last written
+        self._reported: dict[str, Any] | None = None  # the .status last written (or queued)
         # What need not delay a pass (Events, tidying, the Reconciling status) runs here, in
         # order; each save waits for what the one before left, so patches never overtake.
         self._later = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"site-{name}")
@@ -157,7 +157,6 @@ class ClusterStatusStore(StatusStore):
 
     def save(self, status: Status) -> None:
         super().save(status)
-        self._drain()  # the previous pass's late work first: the status patches stay in order
         body = site_status(
             status,
             generation=self.generation(),
@@ -168,23 +167,28 @@ class ClusterStatusStore(StatusStore):
         events = events_between(self._last, status)
         self._last = Status.from_dict(status.to_dict())
         if _mid_pass(status):  # Reconciling while the targets apply: in the meantime
-            self._pending = self._later.submit(self._guarded, self._report, body, events)
+            self._reported = body
+            self._submit(self._report, body, events)  # one worker: in order
             return
         try:
             self.maps.save(self.path.parent, tidy=False)  # durable before it is reported
-            self._patch(body)
+            if body != self._reported:  # a pass that changed nothing writes nothing
+                self._drain()  # what the worker still has to patch goes first
+                self._reported = body
+                self._patch(body)
         except (KubeError, OSError, ValueError) as error:
+            self._reported = None
             log.error("site status not written", extra={"site": self.name, "error": str(error)})
             return
         # Neither is state a successor needs: Events, stale parts, the plain accepted record.
-        self._pending = self._later.submit(self._guarded, self._after_status, events)
+        if events or self.maps.untidy:
+            self._submit(self._after_status, events)
+
+    def _submit(self, work: Callable[..., None], *args: Any) -> None:
+        self._pending = self._later.submit(self._guarded, work, *args)
 
     def _patch(self, body: dict[str, Any]) -> None:
-        if body != self._patched:  # a pass that changed nothing writes nothing
-            self.client.merge_patch(
-                site_path(self.namespace, self.name) + "/status", {"status": body}
-            )
-            self._patched = body
+        self.client.merge_patch(site_path(self.namespace, self.name) + "/status", {"status": body})
 
     def _report(self, body: dict[str, Any], events: list[Event]) -> None:
         self._patch(body)
@@ -199,6 +203,7 @@ class ClusterStatusStore(StatusStore):
         try:
             work(*args)
         except (KubeError, OSError, ValueError) as error:
+            self._reported = None  # the next pass patches its status, changed or not
             log.error("site status not written", extra={"site": self.name, "error": str(error)})
 
     def _drain(self) -> None:

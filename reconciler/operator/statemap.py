@@ -269,11 +269,16 @@ class StateMaps:
         longer names, the plain accepted record) is ``tidy``'s, which a caller
         in a hurry to report the pass runs after reporting it, in another thread.
         """
-        with self._lock:
-            return self._save(state_dir, tidy=tidy)
-
-    def _save(self, state_dir: Path, *, tidy: bool) -> bool:
         quick = unchanged_since(state_dir)
+        if quick == self._quick:  # without the lock: only the loop's thread saves
+            return False
+        with self._lock:
+            return self._save(state_dir, tidy=tidy, quick=quick)
+
+    def _save(
+        self, state_dir: Path, *, tidy: bool, quick: tuple[object, ...] | None = None
+    ) -> bool:
+        quick = unchanged_since(state_dir) if quick is None else quick
         if quick == self._quick:
             return False
         files = state_files(state_dir)
@@ -304,6 +309,11 @@ class StateMaps:
         if tidy:
             self._tidy()
         return written
+
+    @property
+    def untidy(self) -> bool:
+        """Stale parts to delete or a plain accepted record to write: ``tidy`` has work."""
+        return bool(self._stale) or self._accepted_due is not None
 
     def tidy(self) -> None:
         """Delete the parts the head no longer names; write the plain accepted record."""
