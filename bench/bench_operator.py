@@ -1,13 +1,14 @@
 """Operator benchmark: Site created -> Ready and commit -> lastAppliedRevision, beside watch.
 
-Run by hand: ``.venv/bin/python bench/bench_operator.py [--hosts 1000 10000] [--commits 5]
+Run by hand: ``.venv/bin/python bench/bench_operator.py [--hosts 1000 10000] [--commits 10]
 [--repeat 2]`` (the machine's load moves single runs by tens of percent: repeat).
 
 For each size, one generated inventory (bench/generate.py) in a git repository
 and the file targets (dhcp-file, dns-zonefile, bootfiles, node-images):
 
 - ``reconciler watch``'s loop (in this process) from start to the first revision
-  applied, then the median time from a one-host commit to the revision applied;
+  applied, then the median time from a one-host commit (made at a random point
+  of the fetch cycle) to the revision applied;
 - the operator (``reconciler operator run`` in a process of its own, started
   and idle first; the stand-in apiserver of tests/integration/kube_apiserver.py
   on loopback, in another process) from Site created to Ready, then the same
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -73,7 +75,16 @@ def make_repo(root: Path, hosts: int) -> Path:
 
 
 def one_host_commit(repo: Path, round_: int) -> str:
-    """One more host in the first group (at 10k hosts the groups are full up to 2500)."""
+    """One more host in the first group (at 10k hosts the groups are full up to 2500).
+
+    First a pause of random length, so that the commit lands at a random point of
+    the fetch cycle, as a push does. Committing the moment the previous revision
+    shows as applied would tie the wait for the next fetch to how fast this
+    script sees the status (a file read for watch, an API call for the
+    operator): a few milliseconds more or less then decide between catching the
+    next fetch and waiting a whole interval, whatever the reconciler costs.
+    """
+    time.sleep(2 * POLL + random.uniform(0, POLL))
     group = next((repo / "groups").glob("*.yaml"))
     group.write_text(group.read_text() + f"  - index: {3000 + round_}\n"
                      f'    mac: "52:54:ff:00:{round_ >> 8:02x}:{round_ & 0xFF:02x}"\n')  # fmt: skip
@@ -279,7 +290,7 @@ def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, nargs="+", default=[1000, 10000])
-    parser.add_argument("--commits", type=int, default=5)
+    parser.add_argument("--commits", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=1, help="runs of each, medians shown")
     args = parser.parse_args()
     rows = []
