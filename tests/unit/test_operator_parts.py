@@ -314,3 +314,17 @@ def test_tidying_late_never_deletes_the_parts_the_head_names(tmp_path: Path) -> 
     assert state_maps(api).restore(restored) == 1
     assert (restored / "accepted.json").read_text() == "first\n"
     assert len([n for n in api.maps if n.startswith("site-lab-state-")]) == 1
+
+
+def test_a_takeover_writes_the_plain_accepted_record_again(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "accepted.json").write_text('{"revision": "c1"}\n')
+    api = FakeMaps()
+    state_maps(api).save(state)
+    del api.maps["site-lab-accepted"]  # killed after the head switch, before the record
+    restored = tmp_path / "restored"
+    successor = state_maps(api)
+    successor.restore(restored)
+    successor.save(restored)
+    assert api.maps["site-lab-accepted"]["data"]["accepted.json"] == '{"revision": "c1"}\n'
