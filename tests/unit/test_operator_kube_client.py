@@ -33,7 +33,7 @@ class Handler(BaseHTTPRequestHandler):
         super().setup()
         self.server.connections += 1
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         self.server.requests += 1
         status = 404 if self.path.endswith("/absent") else 200
         body = json.dumps({"path": self.path}).encode()
