@@ -1,19 +1,15 @@
 """Registration pushes over smart HTTP with Basic credentials, as to a real git host.
 
-The remote is git's own ``git http-backend`` (the CGI program git hosts and
-Apache setups run) behind a small HTTP server on 127.0.0.1 that demands Basic
-credentials, so git must ask for them (``GIT_ASKPASS``) exactly as with a git
-host. The tests check the token reaches the server, and never the answer, the
-audit log or the files serve keeps.
+The remote is git's own ``git http-backend`` behind a small HTTP server on
+127.0.0.1 that demands Basic credentials (``reconciler.sandbox.git_http``), so
+git must ask for them (``GIT_ASKPASS``) exactly as with a git host. The tests
+check the token reaches the server, and never the answer, the audit log or the
+files serve keeps.
 """
 
 from __future__ import annotations
 
-import base64
-import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,64 +18,9 @@ from serve_site import FakeNeighbours, accept, git, make_config, make_repo, serv
 from test_registration_push import register, settings
 
 from reconciler.config import ConfigError
+from reconciler.sandbox.git_http import git_http_host
 
 USER, TOKEN = "registration-bot", "s3cr3t-t0ken-4242"
-
-
-class GitHost(BaseHTTPRequestHandler):
-    """Basic authentication in front of ``git http-backend`` for every request."""
-
-    root: Path
-    seen_users: list[str]
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep pytest's output clean
-        return None
-
-    def _authorised(self) -> bool:
-        header = self.headers.get("Authorization", "")
-        if not header.startswith("Basic "):
-            return False
-        user, _, password = base64.b64decode(header[6:]).decode().partition(":")
-        self.seen_users.append(user)
-        return user == USER and password == TOKEN
-
-    def _serve(self) -> None:
-        if not self._authorised():
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="git"')
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        path, _, query = self.path.partition("?")
-        env = {
-            "GIT_PROJECT_ROOT": str(self.root),
-            "GIT_HTTP_EXPORT_ALL": "1",
-            "REMOTE_USER": USER,
-            "REQUEST_METHOD": self.command,
-            "PATH_INFO": path,
-            "QUERY_STRING": query,
-            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
-            "CONTENT_LENGTH": str(length),
-            "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
-            "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
-        }
-        done = subprocess.run(
-            ["git", "http-backend"], input=body, env=env, capture_output=True, timeout=60
-        )
-        head, _, payload = done.stdout.partition(b"\r\n\r\n")
-        headers = [line.split(": ", 1) for line in head.decode().split("\r\n") if ": " in line]
-        status = next((int(v.split()[0]) for k, v in headers if k == "Status"), 200)
-        self.send_response(status)
-        for key, value in headers:
-            if key != "Status":
-                self.send_header(key, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = do_POST = _serve
 
 
 @pytest.fixture
@@ -87,15 +28,8 @@ def git_host(tmp_path: Path) -> Iterator[tuple[Path, int, list[str]]]:
     """The bare remote under a served root, the port on 127.0.0.1, and the users that came."""
     remote = make_repo(tmp_path, bare=True)
     git(remote, "config", "http.receivepack", "true")
-    seen: list[str] = []
-    handler = type("Host", (GitHost,), {"root": remote.parent, "seen_users": seen})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield remote, server.server_address[1], seen
-    server.shutdown()
-    thread.join(timeout=10)
-    server.server_close()
+    with git_http_host(remote.parent, user=USER, password=TOKEN) as host:
+        yield remote, host.port, host.seen_users
 
 
 def files_under(folder: Path) -> str:
