@@ -109,12 +109,51 @@ def runtime_config(
         signers = _write_secret(
             folder / "allowed_signers", _secret_value(secrets, namespace, ref.name, ref.key)
         )
+    git_files = _git_credentials(spec, namespace=namespace, folder=folder, secrets=secrets)
     try:
         return to_runtime_config(
-            spec, work_dir=work_dir, secret_files=files, allowed_signers=signers
+            spec,
+            work_dir=work_dir,
+            secret_files=files,
+            allowed_signers=signers,
+            git_files=git_files,
         )
     except ValidationError as error:
         raise SpecError(describe_errors(error, prefix="spec.")) from None
+
+
+def _git_credentials(
+    spec: SiteSpec, *, namespace: str, folder: Path, secrets: SecretData
+) -> dict[str, Path]:
+    """The source Secret's keys as 0600 files, by the ``[watch]`` setting that names them.
+
+    As Flux's GitRepository: an http(s) URL takes ``username`` + ``password`` (a token),
+    an ssh URL ``identity`` + ``known_hosts`` (required: a host key is never taken on trust).
+    """
+    ref = spec.source.secret_ref
+    if ref is None:
+        return {}
+    data = secrets.get((namespace, ref.name)) or {}
+    if spec.source.url.startswith(("http://", "https://")):
+        user = _secret_value(secrets, namespace, ref.name, "username").strip()
+        password = _secret_value(secrets, namespace, ref.name, "password").rstrip(b"\r\n")
+        if b":" in user or b"\n" in user + password:
+            raise SpecError(
+                f"Secret {ref.name!r}: username may not hold ':' and neither key a line break"
+            )
+        path = _write_secret(folder / "git" / "credentials", user + b":" + password)
+        return {"credentials_file": path}
+    identity = _secret_value(secrets, namespace, ref.name, "identity")
+    if "known_hosts" not in data:
+        raise SpecError(
+            f"Secret {ref.name!r} has no key 'known_hosts': an ssh source needs the host keys "
+            "of the git server (ssh-keyscan HOST), as Flux does"
+        )
+    known = _secret_value(secrets, namespace, ref.name, "known_hosts")
+    return {
+        "ssh_identity": _write_secret(folder / "git" / "identity", identity),
+        "ssh_known_hosts": _write_secret(folder / "git" / "known_hosts", known),
+    }
 
 
 class ClusterStatusStore(StatusStore):

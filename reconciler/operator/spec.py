@@ -38,6 +38,12 @@ class SecretKeyRef(_Spec):
     key: str = Field(min_length=1, description="key inside the Secret")
 
 
+class SecretName(_Spec):
+    """A whole Secret in the Site's namespace; the keys it must hold are documented per use."""
+
+    name: str = Field(min_length=1, description="Secret name (labelled reconciler.dev/secret)")
+
+
 class SecretFiles(_Spec):
     """A Secret whose keys become files that target settings name."""
 
@@ -64,8 +70,11 @@ class Source(_Spec):
     url: str = Field(min_length=1, description="git URL the operator clones and fetches")
     ref: str = Field(default="main", min_length=1, description="branch, tag or commit")
     path: str = Field(default="", description="inventory folder inside the repository")
-    secret_ref: SecretKeyRef | None = Field(
-        default=None, description="Secret key with git credentials: an SSH private key"
+    secret_ref: SecretName | None = Field(
+        default=None,
+        description="Secret with git credentials, as Flux's GitRepository: username and "
+        "password (a token) for an http(s) URL; identity (SSH private key) and known_hosts "
+        "for an ssh URL",
     )
     verify: Verify | None = Field(default=None, description="require signed commits")
 
@@ -111,11 +120,14 @@ def to_runtime_config(
     work_dir: Path,
     secret_files: dict[str, dict[str, Path]],
     allowed_signers: Path | None,
+    git_files: dict[str, Path] | None = None,
 ) -> RuntimeConfig:
     """The runtime config of one Site: its repository mirror, its state dir, its targets.
 
     ``secret_files`` maps a target name to setting name -> the file its Secret key
-    was written to. Raises pydantic's ValidationError on settings that do not fit.
+    was written to; ``git_files`` maps a ``[watch]`` setting (credentials_file,
+    ssh_identity, ssh_known_hosts) to the file holding the source's credentials.
+    Raises pydantic's ValidationError on settings that do not fit.
     """
     targets: dict[str, dict[str, Any]] = {}
     for target in spec.targets:
@@ -126,6 +138,7 @@ def to_runtime_config(
         "remote": spec.source.url,
         "poll_interval": spec.interval,
         "drift_interval": spec.drift_interval,
+        **(git_files or {}),
     }
     if spec.source.verify is not None and spec.source.verify.mode == "ssh":
         watch["verify_signatures"] = "ssh"

@@ -11,6 +11,7 @@ environment of that one git process (readable by its owner only).
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -61,3 +62,58 @@ def split_credentials(url: str) -> RemoteCredentials | None:
         username=unquote(user),
         password=unquote(password),
     )
+
+
+def read_credentials_file(path: Path, *, url: str) -> RemoteCredentials:
+    """``user:token`` from a file (a mounted Secret): the token is in neither URL nor config.
+
+    Raises OSError when it cannot be read.
+    """
+    text = path.read_text().strip()
+    user, _, password = text.partition(":")
+    return RemoteCredentials(url=url, username=user, password=password)
+
+
+def ssh_command(identity: Path, known_hosts: Path | None = None) -> str:
+    """``GIT_SSH_COMMAND`` using only ``identity``; host keys from ``known_hosts`` when given.
+
+    git runs the value through the shell, so each word is shell-quoted. ssh splits a
+    ``UserKnownHostsFile`` value on blanks itself, so that path is also put in double
+    quotes for ssh (a path holding a double quote is refused: ssh cannot take it).
+    Without ``known_hosts`` ssh checks host keys as it always does (~/.ssh/known_hosts,
+    /etc/ssh/ssh_known_hosts) and, in batch mode, refuses a host it does not know.
+    """
+    words = ["ssh", "-i", str(identity), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"]
+    if known_hosts is not None:
+        if '"' in str(known_hosts):
+            raise ValueError(
+                f"ssh cannot use a known_hosts path with a double quote: {known_hosts}"
+            )
+        words += ["-o", f'UserKnownHostsFile="{known_hosts}"', "-o", "StrictHostKeyChecking=yes"]
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def git_transport(
+    url: str,
+    *,
+    folder: Path,
+    credentials_file: Path | None = None,
+    ssh_identity: Path | None = None,
+    ssh_known_hosts: Path | None = None,
+) -> tuple[str, dict[str, str] | None]:
+    """The URL to hand git and the environment carrying its credentials (None: git's own).
+
+    Credentials in an http(s) URL win over ``credentials_file``; both go through
+    ``GIT_ASKPASS`` (its script written to ``folder``). ``ssh_identity`` sets
+    ``GIT_SSH_COMMAND``, which git uses for ssh:// and scp-like URLs only.
+    Raises OSError when the credentials file cannot be read.
+    """
+    env: dict[str, str] | None = None
+    credentials = split_credentials(url)
+    if credentials is None and credentials_file is not None:
+        credentials = read_credentials_file(credentials_file, url=url)
+    if credentials is not None:
+        url, env = credentials.url, credentials.environment(folder)
+    if ssh_identity is not None:
+        env = {**(env or os.environ), "GIT_SSH_COMMAND": ssh_command(ssh_identity, ssh_known_hosts)}
+    return url, env

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from pathlib import Path
 from types import FrameType
 
 from reconciler.config import ConfigError, RuntimeConfig
@@ -23,6 +24,16 @@ from reconciler.watch.wakeup import WakeupWatcher
 from reconciler.watch.webhooks import load_webhook_secret
 
 log = logging.getLogger(__name__)
+
+
+def _remote_credentials(config: RuntimeConfig, settings: WatchSettings) -> dict[str, Path | None]:
+    """The [watch] credential files, relative ones resolved against the config file."""
+    files = {
+        "credentials_file": settings.credentials_file,
+        "ssh_identity": settings.ssh_identity,
+        "ssh_known_hosts": settings.ssh_known_hosts,
+    }
+    return {key: None if path is None else config.resolve(path) for key, path in files.items()}
 
 
 def build_source(config: RuntimeConfig, settings: WatchSettings) -> RevisionSource:
@@ -42,6 +53,7 @@ def build_source(config: RuntimeConfig, settings: WatchSettings) -> RevisionSour
                 cap=min(settings.backoff_max, settings.poll_interval),
                 jitter=settings.backoff_jitter,
             ),
+            **_remote_credentials(config, settings),
         )
     if src.repo is None:
         raise ConfigError(

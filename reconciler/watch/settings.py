@@ -32,6 +32,23 @@ class WatchSettings(BaseModel):
         default=0.1, ge=0, le=1, description="fraction of poll_interval added at random"
     )
     fetch_timeout: float = Field(default=60.0, gt=0, description="seconds a fetch may take")
+    credentials_file: Path | None = Field(
+        default=None,
+        description="file holding 'user:token' for an http(s) remote (in Kubernetes a mounted "
+        "Secret), given to git through GIT_ASKPASS, so the token is in neither the URL nor "
+        "the config. Relative: to the config file",
+    )
+    ssh_identity: Path | None = Field(
+        default=None,
+        description="SSH private key for an ssh:// or scp-like remote: git runs "
+        "ssh -i <file> -o IdentitiesOnly=yes. Relative: to the config file",
+    )
+    ssh_known_hosts: Path | None = Field(
+        default=None,
+        description="known_hosts file holding the remote's host key, used with ssh_identity "
+        "(StrictHostKeyChecking=yes); unset: ssh's own known_hosts files. "
+        "Relative: to the config file",
+    )
     local_poll_interval: float = Field(
         default=5.0,
         gt=0,

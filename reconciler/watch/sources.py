@@ -25,7 +25,7 @@ from watchdog.observers import Observer
 
 from reconciler.inventory.sources import GitSource
 from reconciler.watch.backoff import Backoff, RetryState
-from reconciler.watch.credentials import split_credentials
+from reconciler.watch.credentials import git_transport
 from reconciler.watch.debounce import Trigger
 
 log = logging.getLogger(__name__)
@@ -206,8 +206,14 @@ class RemoteSource:
         jitter: float = 0.1,
         timeout: float = 60.0,
         backoff: Backoff | None = None,
+        credentials_file: Path | None = None,
+        ssh_identity: Path | None = None,
+        ssh_known_hosts: Path | None = None,
     ) -> None:
         self.url = url  # handed to git only; everything shown uses shown_url
+        self.credentials_file = credentials_file
+        self.ssh_identity = ssh_identity
+        self.ssh_known_hosts = ssh_known_hosts
         self.shown_url = redact_url(url)
         self.repo = mirror
         self.rev = rev
@@ -224,10 +230,21 @@ class RemoteSource:
 
     def fetch(self) -> None:
         """Bring the mirror up to date with the remote (clone it the first time)."""
-        url, env = self.url, None
-        credentials = split_credentials(self.url)
-        if credentials is not None:  # given to git through GIT_ASKPASS, not its arguments
-            url, env = credentials.url, credentials.environment(self.repo.parent)
+        try:  # credentials go to git through GIT_ASKPASS / GIT_SSH_COMMAND, not its arguments
+            url, env = git_transport(
+                self.url,
+                folder=self.repo.parent,
+                credentials_file=self.credentials_file,
+                ssh_identity=self.ssh_identity,
+                ssh_known_hosts=self.ssh_known_hosts,
+            )
+        except OSError as error:
+            raise SourceUnavailable(
+                f"cannot read [watch] credentials_file {self.credentials_file}: "
+                f"{error.strerror or error}"
+            ) from None
+        except ValueError as error:  # a known_hosts path ssh cannot take
+            raise SourceUnavailable(f"[watch] ssh_known_hosts: {error}") from None
         try:
             if not (self.repo / "HEAD").exists():
                 self.repo.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ with the operator's own spec model, which is what the CRD is generated from.
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +142,28 @@ def test_serve_follows_the_accepted_configmap_and_fetches_the_sites_repository(
     assert secret["secretName"] == "git-credentials"
     (item,) = secret["items"]
     assert settings.push_credentials_file == Path(mounts["git-credentials"]) / item["path"]
+
+
+def test_the_sample_sites_git_secret_holds_what_the_operator_and_serve_read(
+    tmp_path: Path,
+) -> None:
+    """username/password for the https source (the operator), push-token for serve."""
+    from reconciler.operator.site import runtime_config
+
+    kinds = {(d["kind"], d["metadata"]["name"]): d for _, d in documents()}
+    spec = SiteSpec.model_validate(kinds[("Site", "example")]["spec"])
+    assert spec.source.secret_ref is not None and spec.source.url.startswith("https://")
+    secret = kinds[("Secret", spec.source.secret_ref.name)]
+    assert secret["metadata"]["labels"]["reconciler.dev/secret"] == "true"  # or it is not read
+    pod = kinds[("Deployment", "reconciler-serve")]["spec"]["template"]["spec"]
+    (item,) = next(v for v in pod["volumes"] if v["name"] == "git-credentials")["secret"]["items"]
+    assert {"username", "password", item["key"]} <= set(secret["stringData"])
+    data = {k: base64.b64encode(v.encode()).decode() for k, v in secret["stringData"].items()}
+    namespace = secret["metadata"]["namespace"]
+    keys = {(namespace, n): {"omapi-key": "a2V5", "tsig-key": "a2V5"} for n in ["example-keys"]}
+    keys[(namespace, secret["metadata"]["name"])] = data
+    config = runtime_config(spec, namespace=namespace, work_dir=tmp_path, secrets=keys)
+    assert config.watch.credentials_file is not None
+    token = config.watch.credentials_file.read_text()
+    assert token == f"{secret['stringData']['username']}:{secret['stringData']['password']}"
+    assert config.watch.credentials_file.stat().st_mode & 0o777 == 0o600
