@@ -92,3 +92,31 @@ def test_without_known_hosts_ssh_keeps_its_own_and_a_quote_in_the_path_is_refuse
     assert "StrictHostKeyChecking" not in ssh_command(tmp_path / "id")
     with pytest.raises(ValueError, match="double quote"):
         ssh_command(tmp_path / "id", tmp_path / 'known"hosts')
+
+
+def test_an_ssh_secret_of_a_site_becomes_the_watch_ssh_settings(tmp_path: Path) -> None:
+    """The operator's one code path: Secret keys -> 0600 files -> [watch] ssh_* -> ssh command."""
+    import base64
+
+    from reconciler.operator.site import runtime_config
+    from reconciler.operator.spec import SiteSpec
+    from reconciler.watch.credentials import git_transport
+
+    spec = SiteSpec.model_validate(
+        {"source": {"url": "git@git.example.org:site/inventory.git", "secretRef": {"name": "g"}}}
+    )
+    values = {"identity": b"-----BEGIN OPENSSH PRIVATE KEY-----\n", "known_hosts": b"host key\n"}
+    data = {k: base64.b64encode(v).decode() for k, v in values.items()}
+    config = runtime_config(spec, namespace="ns", work_dir=tmp_path, secrets={("ns", "g"): data})
+    identity, known = config.watch.ssh_identity, config.watch.ssh_known_hosts
+    assert identity is not None and known is not None and config.watch.credentials_file is None
+    assert (identity.read_bytes(), known.read_bytes()) == (
+        values["identity"],
+        values["known_hosts"],
+    )
+    assert {identity.stat().st_mode & 0o777, known.stat().st_mode & 0o777} == {0o600}
+    url, env = git_transport(
+        config.watch.remote or "", folder=tmp_path, ssh_identity=identity, ssh_known_hosts=known
+    )
+    assert url == "git@git.example.org:site/inventory.git" and env is not None
+    assert env["GIT_SSH_COMMAND"] == ssh_command(identity, known)
