@@ -20,7 +20,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from reconciler.watch.credentials import RemoteCredentials, split_credentials
+from reconciler.watch.credentials import read_credentials_file, split_credentials
 from reconciler.watch.sources import redact_url, scrub_secrets
 
 
@@ -57,14 +57,12 @@ class RegistrationRemote:
         credentials = split_credentials(self.url)
         if credentials is None and self.credentials_file is not None:
             try:
-                text = self.credentials_file.read_text().strip()
+                credentials = read_credentials_file(self.credentials_file, url=self.url)
             except OSError as error:
                 raise RemoteUnavailable(
                     f"cannot read [serve] push_credentials_file {self.credentials_file}: "
                     f"{error.strerror or error}"
                 ) from None
-            user, _, password = text.partition(":")
-            credentials = RemoteCredentials(url=self.url, username=user, password=password)
         if credentials is None:
             return self.url, None
         return credentials.url, credentials.environment(self.work.parent)
