@@ -70,7 +70,14 @@ class BootTemplates:
                 template = self.environment.get_template(name)
                 compiled = self._compiled[name] = (template, dict(template.globals))
             template, template_globals = compiled
-            variables = template.new_context({**template_globals, **context}, shared=True)
+            variables = jinja2.runtime.new_context(
+                template.environment,
+                template.name,
+                template.blocks,
+                {**template_globals, **context},
+                shared=True,
+                globals=template_globals,  # only its keys are kept: the same as the ChainMap's
+            )
             try:
                 return "".join(template.root_render_func(variables))
             except Exception:

@@ -132,6 +132,8 @@ class _Compiler:
         self.node_images: list[NodeImage] = []
         self.hosts_by_mac: dict[str, str] = {}
         self.reverse: list[str] = []
+        # A group's gateway and netmask as text, made once rather than once per host.
+        self.group_text: dict[str, tuple[str, str]] = {}
 
     def run(self) -> DesiredState:
         subnets = self._subnets()
@@ -264,8 +266,9 @@ class _Compiler:
         hostname = group.name_of(host)
         address = group.address_for(host)
         fqdn = f"{hostname}.{self.domain}"
+        ip = str(address)
         records = [
-            DnsRecord(self.domain, fqdn, "A", self.ttl, (str(address),)),
+            DnsRecord(self.domain, fqdn, "A", self.ttl, (ip,)),
             DnsRecord(
                 reverse_zone_of(address, group.subnet),
                 reverse_name(address),
@@ -300,17 +303,23 @@ class _Compiler:
                 cmdline=image.cmdline,
                 swap=group.rollout.method,
             )
+        group_text = self.group_text.get(group.name)
+        if group_text is None:
+            group_text = self.group_text[group.name] = (
+                str(group.gateway),
+                str(group.subnet.netmask),
+            )
         context = {
             # Namespaces rather than dicts: jinja2 finds attributes on the first try.
             "host": SimpleNamespace(
                 hostname=hostname,
                 fqdn=fqdn.rstrip("."),
                 mac=host.mac,
-                ip=str(address),
+                ip=ip,
                 group=group.name,
                 index=host.index,
-                gateway=str(group.gateway),
-                netmask=str(group.subnet.netmask),
+                gateway=group_text[0],
+                netmask=group_text[1],
             ),
             "image": SimpleNamespace(**image_context) if image_context else None,
             "http_url": self.options.http_url,
