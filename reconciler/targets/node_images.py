@@ -19,6 +19,11 @@ from reconciler.resources import AnyResource, DesiredState, NodeImage
 from reconciler.targets import parse_settings
 from reconciler.targets.filetree import FileTreeTarget
 
+# Compact JSON by the C encoder (indenting would fall back to Python). One encoder
+# for every file: json.dumps with options builds a new one per call, which at
+# 100,000 node files was a third of a no-op read.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
 
 class NodeImagesSettings(BaseModel):
     """What each node must run, as ``nodes/<host>.json`` files the node agent compares with."""
@@ -69,8 +74,7 @@ class NodeImagesTarget(FileTreeTarget):
 
     def encode(self, resource: AnyResource) -> str:
         assert isinstance(resource, NodeImage)
-        # Compact JSON: the C encoder does it; indenting would fall back to Python.
-        return json.dumps(resource.to_dict(), sort_keys=True, separators=(",", ":")) + "\n"
+        return _ENCODER.encode(resource.to_dict()) + "\n"
 
     def decode(self, relative: str, content: str) -> AnyResource:
         host = relative.removeprefix("nodes/").removesuffix(".json")
