@@ -216,26 +216,30 @@ class StateMaps:
     def _maps_path(self) -> str:
         return configmaps_path(self.namespace)
 
+    def _body(self, name: str, *, data: dict[str, str], binary: dict[str, str]) -> dict[str, Any]:
+        """A ConfigMap of this Site's state: labelled for it and owned by it."""
+        metadata = {
+            "name": name,
+            "namespace": self.namespace,
+            "labels": {LABEL: self.site},
+            "ownerReferences": [self.owner],
+        }
+        return {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": metadata,
+            "data": data,
+            "binaryData": binary,
+        }
+
     def _map(self, name: str, *, data: dict[str, str], binary: dict[str, str]) -> None:
         """Create or update a ConfigMap; one call when this replica knows whether it exists."""
         path = f"{self._maps_path}/{name}"
         if name in self._known:
             self.client.merge_patch(path, {"data": data, "binaryData": binary})
             return
-        body: dict[str, Any] = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": name,
-                "namespace": self.namespace,
-                "labels": {LABEL: self.site},
-                "ownerReferences": [self.owner],
-            },
-            "data": data,
-            "binaryData": binary,
-        }
         try:
-            self.client.create(self._maps_path, body)
+            self.client.create(self._maps_path, self._body(name, data=data, binary=binary))
         except KubeError as error:
             if error.status != 409:
                 raise
@@ -245,19 +249,9 @@ class StateMaps:
     def _part(self, digest: str, number: int, part: bytes) -> None:
         """A part is named by the digest of the whole: one that exists already holds these bytes."""
         name = f"{self.head_name}-{digest}-{number}"
-        body: dict[str, Any] = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": name,
-                "namespace": self.namespace,
-                "labels": {LABEL: self.site},
-                "ownerReferences": [self.owner],
-            },
-            "binaryData": {"part": base64.b64encode(part).decode()},
-        }
+        binary = {"part": base64.b64encode(part).decode()}
         try:
-            self.client.create(self._maps_path, body)
+            self.client.create(self._maps_path, self._body(name, data={}, binary=binary))
         except KubeError as error:
             if error.status != 409:
                 raise

@@ -19,7 +19,6 @@ normalised exactly as ``dns_wire.transfer_zone`` does.
 from __future__ import annotations
 
 import dns.exception
-import dns.query
 import dns.rdatatype
 import dns.rrset
 
@@ -39,21 +38,12 @@ def _value(rrset: dns.rrset.RRset) -> RecordValue:
 
 def changes_since(endpoint: Endpoint, zone: str, serial: int) -> Incremental:
     """The server's IXFR answer for ``zone`` from ``serial``, signed with the key."""
-    key = endpoint.key.to_dnspython()
     answer: list[dns.rrset.RRset] = []
     try:
-        for message in dns.query.xfr(
-            endpoint.host,
+        for message in endpoint.transfer(
             zone,
             rdtype=dns.rdatatype.IXFR,
             serial=serial,
-            port=endpoint.port,
-            timeout=endpoint.timeout,
-            lifetime=endpoint.transfer_lifetime,
-            keyring={key.name: key},
-            keyname=key.name,
-            keyalgorithm=key.algorithm,
-            relativize=False,
             # a serial behind ours (zone file restored, journal lost): answered with the
             # SOA alone, which sends the caller to a full transfer
             raise_on_serial_went_backwards=False,

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import dns.exception
 import dns.message
@@ -72,6 +73,22 @@ class Endpoint:
     @property
     def where(self) -> str:
         return f"{self.host}:{self.port}"
+
+    def transfer(self, zone: str, **extra: Any) -> Iterator[dns.message.Message]:
+        """A zone transfer (AXFR, or what ``extra`` asks for) signed with the key."""
+        key = self.key.to_dnspython()
+        return dns.query.xfr(  # type: ignore[no-any-return]
+            self.host,
+            zone,
+            port=self.port,
+            timeout=self.timeout,
+            lifetime=self.transfer_lifetime,
+            keyring={key.name: key},
+            keyname=key.name,
+            keyalgorithm=key.algorithm,
+            relativize=False,
+            **extra,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,19 +288,8 @@ class UpdateSession:
 def transfer_zone(endpoint: Endpoint, zone: str) -> list[DnsRecord]:
     """Every RRset of ``zone`` by AXFR signed with the key (DNSSEC records left out)."""
     rrsets: dict[tuple[dns.name.Name, int], tuple[int, set[str]]] = {}
-    key = endpoint.key.to_dnspython()
     try:
-        for message in dns.query.xfr(
-            endpoint.host,
-            zone,
-            port=endpoint.port,
-            timeout=endpoint.timeout,
-            lifetime=endpoint.transfer_lifetime,
-            keyring={key.name: key},
-            keyname=key.name,
-            keyalgorithm=key.algorithm,
-            relativize=False,
-        ):
+        for message in endpoint.transfer(zone):
             for rrset in message.answer:
                 entry = rrsets.get((rrset.name, rrset.rdtype))
                 texts = {rd.to_text() for rd in rrset}
