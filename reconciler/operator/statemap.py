@@ -24,6 +24,16 @@ ledger write:
   ledgers, so a replica killed mid-apply leaves no object its successor does
   not know it owns. A full save resets the journal in the same head switch.
 
+The file targets' manifests (``*.files.json``: size, mtime and sha256 of each
+file written, over half of the state at 10k hosts) are only a cache: without
+them a file target reads and digests its files again, with the same result.
+So they stay out of the parts a commit waits for: ``save`` only takes a copy,
+and ``tidy`` (after the status patch) writes it to ``site-<name>-cache-<n>``
+maps, each naming the digest and part count of the whole. ``restore`` unpacks
+them first when they are whole and match, and otherwise goes on without them:
+a missing, torn or old cache costs reads, never a wrong plan (a manifest entry
+is trusted only while the file's size and mtime are still the recorded ones).
+
 The accepted revision is also written in plain form to ``site-<name>-accepted``
 (key ``accepted.json``), which ``reconciler serve`` can mount.
 """
@@ -39,6 +49,7 @@ import logging
 import os
 import tarfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +61,7 @@ PART_BYTES = 675_000  # raw bytes per part: 900 kB as base64, under the 1 MiB ob
 SKIPPED = ("watch", "lock")  # the git mirror, wake-up file and lock: not state
 LABEL = "reconciler.dev/site"
 LEDGER_SUFFIX = ".owned.json"
+CACHE_SUFFIX = ".files.json"  # file targets' manifests: a cache, see the module docstring
 VOLATILE_STATUS = ("passes", "updated", "last_success")  # change every pass, say nothing new
 
 
@@ -140,15 +152,29 @@ def _inside(state_dir: Path, name: str) -> Path:
     return target
 
 
-def unpack(blob: bytes, state_dir: Path) -> dict[str, bytes]:
-    """Write the files of ``blob`` under ``state_dir``; refuses paths that leave it."""
+def is_cache(name: str) -> bool:
+    return name.endswith(CACHE_SUFFIX)
+
+
+def unpack(
+    blob: bytes, state_dir: Path, *, allowed: Callable[[str], bool] | None = None
+) -> dict[str, bytes]:
+    """Write the files of ``blob`` under ``state_dir``; refuses paths that leave it.
+
+    ``allowed`` (when given) refuses the whole archive if any entry's name fails it.
+    """
     state_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, bytes] = {}
     with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as packed:
-        for member in packed.getmembers():
-            target = _inside(state_dir, member.name)
+        members = packed.getmembers()
+        for member in members:
+            _inside(state_dir, member.name)
             if not member.isfile():
                 raise ValueError(f"state archive entry {member.name!r} is not a file")
+            if allowed is not None and not allowed(member.name):
+                raise ValueError(f"state archive entry {member.name!r} is not allowed here")
+        for member in members:
+            target = _inside(state_dir, member.name)
             extracted = packed.extractfile(member)
             assert extracted is not None
             data = extracted.read()
@@ -198,6 +224,7 @@ class StateMaps:
         self.site = site
         self.owner = owner  # ownerReference to the Site: the maps go when the Site goes
         self.head_name = f"site-{site}-state"
+        self.cache_name = f"site-{site}-cache"  # the manifests, as parts -0, -1, ...
         self._digest: str | None = None  # the parts the head names
         self._parts = 0
         self._fingerprint: str | None = None
@@ -211,6 +238,10 @@ class StateMaps:
         self._accepted_due: str | None = None  # a new accepted record tidy() writes
         self._stale: list[tuple[str | None, int]] = []  # parts tidy() deletes: (digest, count)
         self._lock = threading.RLock()  # tidy() may run in a thread of its own
+        self._cache_seen: str | None = None  # fingerprint of the manifests last taken
+        self._cache_due: dict[str, bytes] | None = None  # manifests tidy() writes
+        self._cache_parts = 0  # parts the cache maps hold now
+        self._cache_lock = threading.Lock()  # one cache write at a time, outside _lock
 
     @property
     def _maps_path(self) -> str:
@@ -267,7 +298,10 @@ class StateMaps:
         if quick == self._quick:  # without the lock: only the loop's thread saves
             return False
         with self._lock:
-            return self._save(state_dir, tidy=tidy, quick=quick)
+            written = self._save(state_dir, tidy=tidy, quick=quick)
+        if tidy:
+            self._write_cache()
+        return written
 
     def _save(
         self, state_dir: Path, *, tidy: bool, quick: tuple[object, ...] | None = None
@@ -276,6 +310,11 @@ class StateMaps:
         if quick == self._quick:
             return False
         files = state_files(state_dir)
+        cache = {name: data for name, data in files.items() if is_cache(name)}
+        files = {name: data for name, data in files.items() if not is_cache(name)}
+        cache_seen = fingerprint(cache)
+        if cache_seen != self._cache_seen:  # written by tidy(), after the status patch
+            self._cache_seen, self._cache_due = cache_seen, cache
         seen = fingerprint(files)
         if seen == self._fingerprint:
             self._quick = quick
@@ -307,12 +346,38 @@ class StateMaps:
     @property
     def untidy(self) -> bool:
         """Stale parts to delete or a plain accepted record to write: ``tidy`` has work."""
-        return bool(self._stale) or self._accepted_due is not None
+        due = self._accepted_due is not None or self._cache_due is not None
+        return bool(self._stale) or due
 
     def tidy(self) -> None:
-        """Delete the parts the head no longer names; write the plain accepted record."""
+        """Delete the parts the head no longer names; write the plain record and the cache."""
         with self._lock:
             self._tidy()
+        self._write_cache()
+
+    def _write_cache(self) -> None:
+        """The manifests last taken by a save, packed here and not on a commit's path."""
+        with self._cache_lock:
+            with self._lock:
+                cache, self._cache_due = self._cache_due, None
+            if cache is None:
+                return
+            try:
+                blob = archive(cache)
+                digest = hashlib.sha256(blob).hexdigest()[:16]
+                parts = [blob[i : i + PART_BYTES] for i in range(0, len(blob), PART_BYTES)]
+                head = {"digest": digest, "parts": str(len(parts))}
+                for number, part in enumerate(parts):
+                    binary = {"part": base64.b64encode(part).decode()}
+                    self._map(f"{self.cache_name}-{number}", data=head, binary=binary)
+                for number in range(len(parts), self._cache_parts):
+                    self.client.delete(f"{self._maps_path}/{self.cache_name}-{number}")
+                self._cache_parts = len(parts)
+            except BaseException:
+                with self._lock:  # the next tidy tries again, unless a newer copy is due
+                    if self._cache_due is None:
+                        self._cache_due = cache
+                raise
 
     def _tidy(self) -> None:
         while self._stale:
@@ -365,6 +430,7 @@ class StateMaps:
         head = self.client.get(f"{self._maps_path}/{self.head_name}")
         if head is None:
             return 0
+        self._restore_cache(state_dir)  # first: manifests in an older state's parts win
         digest, parts = head["data"]["digest"], int(head["data"]["parts"])
         blob = b""
         for number in range(parts):
@@ -393,6 +459,30 @@ class StateMaps:
         # record yet, so the first save after a takeover writes it again.
         self._accepted = ""
         return len(files)
+
+    def _restore_cache(self, state_dir: Path) -> None:
+        """Unpack the manifests when the cache maps are whole; without them, files get read."""
+        path = f"{self._maps_path}/{self.cache_name}"
+        try:
+            first = self.client.get(f"{path}-0")
+            if first is None:
+                return
+            digest, count = first["data"]["digest"], int(first["data"]["parts"])
+            blob = b""
+            for number in range(count):
+                part = first if number == 0 else self.client.get(f"{path}-{number}")
+                if part is None or part["data"]["digest"] != digest:
+                    raise ValueError(f"cache part {number} of {digest} is missing or newer")
+                blob += base64.b64decode(part["binaryData"]["part"])
+            if hashlib.sha256(blob).hexdigest()[:16] != digest:
+                raise ValueError(f"cache {digest} does not match its digest")
+            unpack(blob, state_dir, allowed=is_cache)
+            self._cache_parts = count
+            self._known.update(f"{self.cache_name}-{n}" for n in range(count))
+        except (KeyError, TypeError, ValueError, tarfile.TarError, EOFError, OSError) as error:
+            log.warning(  # only a cache: files are read again instead
+                "file manifests not restored", extra={"site": self.site, "error": str(error)}
+            )
 
     def _prune(self, *, previous: str | None, count: int) -> None:
         """Delete the parts the head no longer names (all stale ones, the first time)."""
