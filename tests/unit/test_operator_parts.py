@@ -18,7 +18,8 @@ import pytest
 from reconciler.operator.kube import KubeError
 from reconciler.operator.site import SpecError, runtime_config, secrets_digest
 from reconciler.operator.spec import SiteSpec
-from reconciler.operator.statemap import PART_BYTES, StateMaps, ledger_bytes, pack, unpack
+from reconciler.operator.statefiles import PART_BYTES, ledger_bytes, pack, unpack
+from reconciler.operator.statemap import StateMaps
 from reconciler.operator.status import events_between, site_status
 from reconciler.watch.status import Status, TargetStatus
 
