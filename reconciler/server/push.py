@@ -20,7 +20,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from reconciler.watch.credentials import read_credentials_file, split_credentials
+from reconciler.watch.credentials import git_transport
 from reconciler.watch.sources import redact_url, scrub_secrets
 
 
@@ -54,18 +54,15 @@ class RegistrationRemote:
 
     def _transport(self) -> tuple[str, dict[str, str] | None]:
         """The URL to give git and the environment carrying its credentials."""
-        credentials = split_credentials(self.url)
-        if credentials is None and self.credentials_file is not None:
-            try:
-                credentials = read_credentials_file(self.credentials_file, url=self.url)
-            except OSError as error:
-                raise RemoteUnavailable(
-                    f"cannot read [serve] push_credentials_file {self.credentials_file}: "
-                    f"{error.strerror or error}"
-                ) from None
-        if credentials is None:
-            return self.url, None
-        return credentials.url, credentials.environment(self.work.parent)
+        try:
+            return git_transport(
+                self.url, folder=self.work.parent, credentials_file=self.credentials_file
+            )
+        except OSError as error:
+            raise RemoteUnavailable(
+                f"cannot read [serve] push_credentials_file {self.credentials_file}: "
+                f"{error.strerror or error}"
+            ) from None
 
     def _git(self, *args: str) -> subprocess.CompletedProcess[str]:
         url, env = self._transport()
