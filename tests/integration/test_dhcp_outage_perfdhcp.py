@@ -19,19 +19,13 @@ from reconciler.resources import DhcpHost
 from reconciler.sandbox.netns import run_in
 from reconciler.sandbox.perfdhcp import PERFDHCP, Perfdhcp
 from tests.integration.conftest import DhcpSite
+from tests.integration.dhcp_hosts import node as dhcp_node
 
 pytestmark = pytest.mark.integration
 
 
 def node(index: int) -> DhcpHost:
-    mac = f"52:54:00:77:00:{index:02x}"
-    return DhcpHost(
-        hostname=f"node{index:03d}",
-        mac=mac,
-        ip=f"10.23.45.{index}",
-        group="compute",
-        boot_filename=f"ipxe/{mac.replace(':', '-')}.ipxe",
-    )
+    return dhcp_node(index, f"52:54:00:77:00:{index:02x}")
 
 
 def test_omapi_host_changes_under_dhcp_load_lose_no_answer(dhcp_site: DhcpSite) -> None:

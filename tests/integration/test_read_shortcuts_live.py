@@ -17,6 +17,7 @@ from reconciler.resources import DhcpHost, DnsRecord
 from reconciler.targets.dns_rfc2136 import Rfc2136Target
 from reconciler.targets.dns_wire import transfer_zone, zone_serial
 from tests.integration.conftest import DhcpSite
+from tests.integration.dhcp_hosts import node as dhcp_node
 from tests.integration.named import NamedServer
 from tests.integration.netns import entered
 from tests.integration.test_dns_rfc2136_named import FWD, make_target, plan_for, site, sync
@@ -96,14 +97,7 @@ def test_a_zone_reloaded_without_its_journal_falls_back_to_a_full_transfer(
 
 
 def node(index: int) -> DhcpHost:
-    mac = f"52:54:00:12:35:{index:02x}"
-    return DhcpHost(
-        hostname=f"node{index:03d}",
-        mac=mac,
-        ip=f"10.23.45.{index}",
-        group="compute",
-        boot_filename=f"ipxe/{mac.replace(':', '-')}.ipxe",
-    )
+    return dhcp_node(index, f"52:54:00:12:35:{index:02x}")
 
 
 def test_dhcpd_rewriting_its_leases_file_is_seen(dhcp_site: DhcpSite) -> None:
