@@ -8,26 +8,29 @@ shows a traceback.
 
 from __future__ import annotations
 
-import functools
 import gc
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from reconciler.cli_errors import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    stderr_console,
+    user_errors,
+)
 from reconciler.lazycli import DeferredGroup, defer
 from reconciler.logs import setup_logging
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from reconciler.engine import ApplyReport, Engine
     from reconciler.inventory.sources import InventorySource
     from reconciler.model.inventory import Inventory
@@ -36,7 +39,6 @@ if TYPE_CHECKING:
 # Heavy modules (pydantic models, jinja2, YAML, network clients) are imported by
 # the commands that need them, so `reconciler --help` starts fast (issue 17).
 
-EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
 log = logging.getLogger(__name__)
 DEFAULT_CONFIG = Path(os.environ.get("RECONCILER_CONFIG", "/etc/reconciler/reconciler.toml"))
 
@@ -47,15 +49,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-
-@functools.cache
-def stderr_console() -> Console:
-    """rich's Console on stderr, made on first use: rich takes ~40 ms to import, which
-    a command that succeeds quietly (``validate``) need not pay."""
-    from rich.console import Console
-
-    return Console(stderr=True)
 
 
 class OutputFormat(StrEnum):
@@ -71,70 +64,6 @@ FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="outp
 RevOption = Annotated[
     str | None, typer.Option("--rev", help="inventory revision (git source) instead of config's")
 ]
-
-
-def fail(message: str) -> NoReturn:
-    from rich.markup import escape
-
-    stderr_console().print(
-        f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True
-    )
-    raise typer.Exit(EXIT_ERROR)
-
-
-# Errors a user can cause, by the module that defines them. A module that was never
-# imported cannot have raised its error, so the classes are looked up only among the
-# modules already loaded: ``validate`` does not import the engine to catch PlanRefused.
-USER_ERRORS = (
-    ("reconciler.boot_templates", "BootTemplateError"),
-    ("reconciler.config", "ConfigError"),
-    ("reconciler.engine", "PlanRefused"),
-    ("reconciler.inventory.sources", "SourceError"),
-    ("reconciler.rollout.store", "RolloutStateError"),
-    ("reconciler.settings_doc", "SettingsDocError"),
-    ("reconciler.statefiles", "StateFileError"),
-    ("reconciler.targets.base", "TargetError"),
-)
-
-
-def _is_user_error(error: Exception) -> bool:
-    for module_name, class_name in USER_ERRORS:
-        module = sys.modules.get(module_name)
-        if module is not None and isinstance(error, getattr(module, class_name)):
-            return True
-    return False
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn every error a user can cause into a message and exit code 2."""
-    from reconciler.model.problems import InventoryError
-
-    try:
-        yield
-    except InventoryError as error:
-        fail(str(error))
-    except (typer.Exit, typer.Abort, KeyboardInterrupt):
-        raise
-    except Exception as error:
-        if _is_user_error(error):
-            fail(str(error))
-        _unexpected(error)
-
-
-def _unexpected(error: Exception) -> NoReturn:
-    """An error no user input explains: OSError named with its file, anything else a bug."""
-    if isinstance(error, OSError):  # disk full, permissions: name the file, never a traceback
-        where = f"{error.filename}: " if error.filename else ""
-        fail(
-            f"{where}{error.strerror or error}; free space or fix permissions and run again "
-            "(files are replaced whole: nothing was half-written)"
-        )
-    # a bug or a damaged file: still exit 2, the traceback in the log
-    log.debug("unexpected error", exc_info=error)
-    fail(
-        f"unexpected {type(error).__name__}: {error} (run with --log-level debug for the traceback)"
-    )
 
 
 @app.callback()

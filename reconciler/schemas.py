@@ -62,7 +62,7 @@ def schema_command(
 ) -> None:
     """Write the JSON Schemas of the inventory files and the runtime-config reference
     (or check they are current)."""
-    from reconciler.cli import EXIT_CHANGES, stderr_console, user_errors
+    from reconciler.cli_errors import EXIT_CHANGES, stderr_console, user_errors
     from reconciler.settings_doc import settings_doc_is_stale, write_settings_doc
 
     with user_errors():

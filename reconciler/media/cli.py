@@ -46,7 +46,7 @@ def _bar(progress: Progress) -> ProgressCallback:
 
 
 def _progress_bar() -> Progress:
-    from reconciler.cli import stderr_console
+    from reconciler.cli_errors import stderr_console
 
     stderr = stderr_console()
 
@@ -74,7 +74,8 @@ def build(
     ] = None,
 ) -> None:
     """Write one hybrid image (CD or USB, BIOS or UEFI); print its sha256, size, revision."""
-    from reconciler.cli import DEFAULT_CONFIG, fail, user_errors
+    from reconciler.cli import DEFAULT_CONFIG
+    from reconciler.cli_errors import fail, user_errors
     from reconciler.media.build import MediaKind, MediaRequest, build_medium
 
     if kind not in {k.value for k in MediaKind}:
@@ -142,7 +143,7 @@ def write(
     ] = False,
 ) -> None:
     """Write an image to a USB stick, safely, and verify it by reading it back."""
-    from reconciler.cli import fail
+    from reconciler.cli_errors import fail
     from reconciler.media.write import WriteRefused, write_image
 
     try:

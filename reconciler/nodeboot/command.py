@@ -40,7 +40,7 @@ def initramfs(
     address by DHCP, downloads reconciler.rootfs=, checks reconciler.rootfs_sha256=,
     mounts it under a tmpfs overlay and switches to it. Exit 2 on an error.
     """
-    from reconciler.cli import fail
+    from reconciler.cli_errors import fail
 
     if kernel_version is None and modules_dir is None:
         fail("give --kernel-version (uname -r of the node's kernel) or --modules-dir")

@@ -36,7 +36,7 @@ DEFAULT_CONFIG = Path(os.environ.get("RECONCILER_CONFIG", "/etc/reconciler/recon
 
 
 def _store_and_pass(config_path: Path) -> tuple[RolloutStore, RolloutPass]:
-    from reconciler.cli import fail, user_errors
+    from reconciler.cli_errors import fail, user_errors
     from reconciler.config import load_config
     from reconciler.engine import Engine
 
@@ -84,7 +84,7 @@ def status_command(
     store, result = _store_and_pass(config)
     rows = result.rows(store.brakes(), group=group)
     if group is not None and not rows:
-        from reconciler.cli import fail
+        from reconciler.cli_errors import fail
 
         fail(f"no group {group!r} with an image in the inventory")
     if output == "json":
@@ -98,7 +98,7 @@ def status_command(
 def _set_brake(config_path: Path, group: str, change: dict[str, Any], said: str) -> None:
     store, result = _store_and_pass(config_path)
     if group not in result.decisions:
-        from reconciler.cli import fail
+        from reconciler.cli_errors import fail
 
         fail(f"no group {group!r} with an image in the inventory")
     brake = store.brakes().get(group, Brake())

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli import fail
+from reconciler.cli_errors import fail
 
 
 class SandboxDhcp(StrEnum):

@@ -12,15 +12,8 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli import (
-    DEFAULT_CONFIG,
-    EXIT_ERROR,
-    EXIT_OK,
-    ConfigOption,
-    FormatOption,
-    OutputFormat,
-    user_errors,
-)
+from reconciler.cli import DEFAULT_CONFIG, ConfigOption, FormatOption, OutputFormat
+from reconciler.cli_errors import EXIT_ERROR, EXIT_OK, user_errors
 
 
 def watch(
