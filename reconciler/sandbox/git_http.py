@@ -5,7 +5,8 @@ watch loop's remote, the operator's source Secret, serve's registration push)
 need a server that, like a real git host, answers 401 until git sends the
 right user and token. This is git's own CGI program (what git hosts and Apache
 setups run) behind a small threaded HTTP server; it serves every repository
-under ``root`` and records the user names it was sent.
+under ``root``, records the user names it was sent and counts the requests it
+let in.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from typing import Any
 
 @dataclass
 class GitHttpHost:
-    """What a running host serves, where, and who came."""
+    """What a running host serves, where, who came, and how many requests it let in."""
 
     root: Path
     port: int
     seen_users: list[str] = field(default_factory=list)
+    authorised: int = 0
 
     def url(self, repo: Path) -> str:
         """The http URL of ``repo`` (a folder under root), without credentials."""
@@ -50,7 +52,10 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         user, _, password = base64.b64decode(header[6:]).decode().partition(":")
         self.host.seen_users.append(user)
-        return user == self.user and password == self.password
+        if user != self.user or password != self.password:
+            return False
+        self.host.authorised += 1
+        return True
 
     def _serve(self) -> None:
         if not self._authorised():

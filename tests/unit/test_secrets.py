@@ -23,6 +23,7 @@ from watch_fixture import WatchSite, git, wait_status
 
 from reconciler.config import ConfigError, load_config
 from reconciler.engine import Engine
+from reconciler.sandbox.git_http import git_http_host
 from reconciler.watch.http import status_routes
 from reconciler.watch.loop import WatchLoop
 from reconciler.watch.sources import redact_url, scrub_secrets
@@ -118,58 +119,17 @@ def test_a_private_key_file_gives_no_warning(
     assert not [r for r in caplog.records if "SECRET" in r.getMessage()]
 
 
-class AuthGitServer:
-    """A "dumb HTTP" git server on loopback that wants a user name and password."""
-
-    def __init__(self, repo: Path, *, user: str, password: str) -> None:
-        import base64
-        import threading
-
-        self.repo = repo
-        self.expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-        self.authorised = 0
-        self.loop = asyncio.new_event_loop()
-        app = web.Application()
-        app.router.add_get("/inv.git/{path:.*}", self.serve)
-        self.runner = web.AppRunner(app, shutdown_timeout=1)
-        self.loop.run_until_complete(self.runner.setup())
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        self.loop.run_until_complete(site.start())
-        self.port = int(self.runner.addresses[0][1])
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    async def serve(self, request: web.Request) -> web.StreamResponse:
-        if request.headers.get("Authorization") != self.expected:
-            return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="git"'})
-        self.authorised += 1
-        path = (self.repo / request.match_info["path"]).resolve()
-        if not path.is_file() or self.repo.resolve() not in path.parents:
-            raise web.HTTPNotFound()
-        return web.FileResponse(path)
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(timeout=10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-
-
 def test_credentials_reach_git_through_askpass_not_its_arguments_or_config(
     watch_site: WatchSite, running: Start
 ) -> None:
-    bare = watch_site.root / "served.git"
+    bare = watch_site.root / "served" / "inv.git"
     git(watch_site.root, "clone", "-q", "--bare", str(watch_site.repo), str(bare))
-    git(bare, "repack", "-q", "-a", "-d")
-    git(bare, "update-server-info")
-    server = AuthGitServer(bare, user="reconciler", password=TOKEN)
-    try:
+    with git_http_host(bare.parent, user="reconciler", password=TOKEN) as server:
         remote = f"http://reconciler:{TOKEN}@127.0.0.1:{server.port}/inv.git"
         loop = running(watch_site.loop(remote=remote, poll_interval=3600))
         head = git(watch_site.repo, "rev-parse", "main")
         status = wait_status(loop, lambda s: s.accepted_revision == head)
         loop.stop()
-    finally:
-        server.stop()
     assert server.authorised > 0  # git really logged in
     mirror = watch_site.root / "state" / "watch"
     config_text = (mirror / "mirror.git" / "config").read_text()
