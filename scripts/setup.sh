@@ -35,6 +35,9 @@ fi
 # architecture-independent package, fetched without changing the system's package
 # sources, on Debian 12 and 13 alike (scripts/fetch-ipxe.sh).
 bash scripts/fetch-ipxe.sh
+# The ssh git fetch tests run a real sshd (in a namespace of their own): the package's
+# binaries unpacked, not installed, so no system sshd is started (scripts/fetch-sshd.sh).
+bash scripts/fetch-sshd.sh
 # The packaged daemons must not run on their own: the reconciler's tests start them.
 for service in isc-dhcp-server bind9 named tftpd-hpa kea-dhcp4-server kea-ctrl-agent \
   kea-dhcp6-server kea-dhcp-ddns-server postgresql; do

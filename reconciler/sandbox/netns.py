@@ -190,6 +190,22 @@ def netns_pair(
         pair.destroy()
 
 
+@contextlib.contextmanager
+def lone_namespace(prefix: str = "rt") -> Iterator[str]:
+    """One namespace with only loopback up: a server in it is reached through loopback alone.
+
+    Whatever still runs in it is killed and the namespace removed on the way out.
+    """
+    name = unique_name(prefix)
+    _ip("netns", "add", name)
+    try:
+        _ip("-n", name, "link", "set", "lo", "up")
+        yield name
+    finally:
+        _kill_all_in(name)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
+
+
 def wait_for(
     predicate: Callable[[], bool], *, timeout: float, interval: float = 0.05, what: str = ""
 ) -> None:

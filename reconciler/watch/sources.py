@@ -82,9 +82,29 @@ def git_command(
     except FileNotFoundError:
         raise SourceUnavailable(f"{repo}: no such folder") from None
     if result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip().splitlines()
-        raise SourceUnavailable(f"git {args[0]} in {repo}: {detail[-1] if detail else 'failed'}")
+        detail = git_failure(result.stderr or result.stdout)
+        raise SourceUnavailable(f"git {args[0]} in {repo}: {detail}")
     return result.stdout.strip()
+
+
+TRANSPORT_FAILED = "fatal: Could not read from remote repository."
+
+
+def git_failure(output: str) -> str:
+    """The lines of a failed git command's output that say why.
+
+    Usually git's last line (``fatal: Authentication failed for ...``). When the
+    transport failed (ssh), git ends with a generic hint and the reason is ssh's,
+    just before git's ``Could not read from remote repository``: for example
+    ``Host key for [host]:port has changed ... Host key verification failed.`` or
+    ``Permission denied (publickey).``; those lines are kept, banners dropped.
+    """
+    lines = [line.strip() for line in output.splitlines()]
+    lines = [line for line in lines if line and not line.startswith("@")]
+    if TRANSPORT_FAILED not in lines:
+        return lines[-1] if lines else "failed"
+    end = lines.index(TRANSPORT_FAILED)
+    return " ".join(lines[max(0, end - 2) : end + 1])
 
 
 def resolve_commit(repo: Path, rev: str) -> str:

@@ -1,9 +1,12 @@
 """A Site whose repository needs credentials: its ``source.secretRef`` Secret reaches git.
 
 The Kubernetes API is the stand-in of test_operator_kmock.py (kube_apiserver.py
-says why); the git host is real: ``git http-backend`` behind HTTP Basic
-authentication on 127.0.0.1 (``reconciler.sandbox.git_http``), so git gets in
-only with the user and token of the Secret, exactly as with a private git host.
+says why: no real apiserver can run on these machines); the git hosts are real:
+``git http-backend`` behind HTTP Basic authentication on 127.0.0.1
+(``reconciler.sandbox.git_http``), so git gets in only with the user and token of
+the Secret, and Debian's sshd in a namespace of its own (``reconciler.sandbox.sshd``),
+which lets in only the Secret's deploy key and proves a host key that the Secret's
+``known_hosts`` must pin, exactly as with a private git host.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from test_operator_kmock import NS, Cluster, applied, cluster, condition, operat
 
 from reconciler.sandbox.git_http import git_http_host
 from reconciler.sandbox.site import git
+from reconciler.sandbox.sshd import make_key, ssh_git_host
 
 __all__ = ["cluster"]  # the fixture, shared with test_operator_kmock.py
 
@@ -24,7 +28,10 @@ SECRETS = f"/api/v1/namespaces/{NS}/secrets"
 
 
 def git_secret(cluster: Cluster, password: str) -> None:
-    data = {"username": USER, "password": password}
+    secret(cluster, {"username": USER, "password": password})
+
+
+def secret(cluster: Cluster, data: dict[str, str]) -> None:
     cluster.client.create(SECRETS, {
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "git-credentials", "namespace": NS,
@@ -85,3 +92,48 @@ def test_a_secret_without_the_keys_stalls_with_what_is_missing(cluster: Cluster)
         site = cluster.wait("Stalled", lambda s: condition(s, "Stalled").get("status") == "True")
         assert condition(site, "Stalled")["reason"] == "InvalidSpec"
         assert "no key 'known_hosts'" in condition(site, "Stalled")["message"]
+
+
+def test_an_ssh_source_is_fetched_with_the_deploy_key_and_a_pinned_host_key(
+    cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    head = git(cluster.repo, "rev-parse", "HEAD")
+    deploy_key = make_key(cluster.root / "deploy-key", comment="site-deploy-key")
+    private = (cluster.root / "deploy-key").read_text()
+    key_body = "".join(private.splitlines()[1:-1])  # the key itself, without its armour
+    key = private.splitlines()[1].encode()  # one line of it, as it is in a key file
+    impostor = make_key(cluster.root / "impostor", comment="impostor-host-key")
+    with ssh_git_host(cluster.root / "sshd", authorized_keys=[deploy_key], lifetime=300) as host:
+        wrong_pin = f"[127.0.0.1]:{host.port} {impostor}\n"
+        secret(cluster, {"identity": private, "known_hosts": wrong_pin})
+        source = {"url": host.url(cluster.repo), "ref": "main",
+                  "secretRef": {"name": "git-credentials"}}  # fmt: skip
+        with operator() as runner:
+            cluster.site(source=source)
+            site = cluster.wait(
+                "not ready: the host key is not the pinned one",
+                lambda s: (
+                    "Host key verification failed" in condition(s, "Ready").get("message", "")
+                ),
+            )
+            assert condition(site, "Ready")["status"] == "False" and applied(site) is None
+            assert f"[127.0.0.1]:{host.port} has changed" in condition(site, "Ready")["message"]
+            assert "Accepted publickey" not in host.log()  # no key offered to an impostor
+
+            pin = base64.b64encode(host.known_hosts().encode()).decode()
+            cluster.client.merge_patch(f"{SECRETS}/git-credentials", {"data": {"known_hosts": pin}})
+            site = cluster.wait(
+                "Ready with the right host key",
+                lambda s: condition(s, "Ready").get("status") == "True" and applied(s) == head,
+            )
+            newer = cluster.commit("groups/compute.yaml", "index: 13", "index: 19")
+            cluster.wait("new commit fetched over ssh", lambda s: applied(s) == newer)
+            assert "node019" in (cluster.out / "dhcpd.hosts.conf").read_text()
+            events = cluster.client.list(f"/api/v1/namespaces/{NS}/events", labels="")
+            folder = cluster.root / "work"
+            kept = [p for p in folder.rglob("*") if p.is_file() and key in p.read_bytes()]
+            assert kept and all(p.stat().st_mode & 0o077 == 0 for p in kept), kept  # 0600
+        assert "Accepted publickey for root from 127.0.0.1" in host.log()
+    shown = str(cluster.get()) + str(events) + runner.output + caplog.text
+    assert key_body not in shown and "PRIVATE KEY" not in shown  # status, Events, logs

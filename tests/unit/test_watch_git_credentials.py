@@ -120,3 +120,34 @@ def test_an_ssh_secret_of_a_site_becomes_the_watch_ssh_settings(tmp_path: Path) 
     )
     assert url == "git@git.example.org:site/inventory.git" and env is not None
     assert env["GIT_SSH_COMMAND"] == ssh_command(identity, known)
+
+
+def test_a_failed_ssh_fetch_says_what_ssh_said_not_git_s_generic_hint() -> None:
+    from reconciler.watch.sources import git_failure
+
+    hint = (
+        "fatal: Could not read from remote repository.\n\n"
+        "Please make sure you have the correct access rights\nand the repository exists.\n"
+    )
+    changed = (
+        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
+        "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n"
+        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
+        "Offending ED25519 key in /k:1\n"
+        "Host key for [git.example.org]:22 has changed and you have requested strict checking.\n"
+        "Host key verification failed.\n" + hint
+    )
+    assert git_failure(changed) == (
+        "Host key for [git.example.org]:22 has changed and you have requested strict checking. "
+        "Host key verification failed. fatal: Could not read from remote repository."
+    )
+    denied = "git@git.example.org: Permission denied (publickey).\n" + hint
+    assert git_failure(denied) == (
+        "git@git.example.org: Permission denied (publickey). "
+        "fatal: Could not read from remote repository."
+    )
+    http = "fatal: Authentication failed for 'https://git.example.org/site.git/'\n"
+    assert (
+        git_failure(http) == "fatal: Authentication failed for 'https://git.example.org/site.git/'"
+    )
+    assert git_failure("") == "failed"
