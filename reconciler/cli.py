@@ -150,31 +150,49 @@ def _progress() -> Callable[[str], None]:
     return report
 
 
-def _plan_from_source(engine: Engine, source: InventorySource) -> tuple[Plan, Callable[[], None]]:
+def _plan_from_source(
+    engine: Engine, source: InventorySource, *, cached: bool = False
+) -> tuple[Plan, Callable[[], None]]:
     """Load, compile and plan as the runtime config says: what plan and apply share.
 
     Nodes of a group whose image changes get the version its rollout assigns them
     now (the state dir's rollout state, as the watch loop keeps it); the second
     value records that decision, for ``apply`` to call once it applied the plan.
+    ``cached`` (``plan`` only): reuse the last no-op plan while nothing it depends
+    on changed, and remember a new one (``reconciler/plan_cache.py``).
     """
     from reconciler.gc_pause import collector_paused
+    from reconciler.plan_cache import PlanCache
     from reconciler.rollout.preview import with_node_moves
     from reconciler.rollout.runner import run_rollouts, save_pass
     from reconciler.rollout.store import RolloutStore
 
     with collector_paused():  # see reconciler/gc_pause.py: 5 s of CPU at 100k hosts
+        cache = PlanCache(engine, source) if cached else None
+        if cache is not None:
+            source = cache.source  # its files read once, for the fingerprint and the load
+            reused = cache.before_load()
+            if reused is not None:
+                return reused, lambda: None
         inventory = engine.load(source)
         store = RolloutStore(engine.config.resolve(engine.config.state_dir))
         rollouts = run_rollouts(inventory, store, persist=False)
+        reused = cache.after_rollouts(rollouts) if cache is not None else None
+        if reused is not None:
+            return reused, lambda: save_pass(store, rollouts)
         state = engine.compile(inventory, assignments=rollouts.assignments)
-        the_plan = engine.plan(state, revision=inventory.revision, progress=_progress())
+        the_plan = engine.plan(
+            state, revision=inventory.revision, progress=_progress(), recorder=cache
+        )
         moved = with_node_moves(the_plan, inventory)
+        if cache is not None:
+            cache.record(moved, rollouts)
     return moved, lambda: save_pass(store, rollouts)
 
 
-def _plan_from_config(config_path: Path, rev: str | None) -> tuple[Engine, Plan]:
+def _plan_from_config(config_path: Path, rev: str | None, *, cached: bool) -> tuple[Engine, Plan]:
     engine, source = _load_engine(config_path, rev)
-    return engine, _plan_from_source(engine, source)[0]
+    return engine, _plan_from_source(engine, source, cached=cached)[0]
 
 
 @app.command()
@@ -182,12 +200,20 @@ def plan(
     config: ConfigOption = DEFAULT_CONFIG,
     output: FormatOption = OutputFormat.text,
     rev: RevOption = None,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="compute the plan in full even when the last no-op plan's inputs and "
+            "output files are unchanged (state_dir/plan-cache.json), and remember nothing",
+        ),
+    ] = False,
 ) -> None:
     """Show what apply would change. Exit 0: nothing; 1: changes; 2: error or conflict."""
     from reconciler.render import RENDERERS
 
     with user_errors():
-        _, the_plan = _plan_from_config(config, rev)
+        _, the_plan = _plan_from_config(config, rev, cached=not no_cache)
     sys.stdout.write(RENDERERS[output.value](the_plan))
     _report_conflicts(the_plan)
     if the_plan.has_errors or the_plan.has_conflicts:

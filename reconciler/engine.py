@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.boot_templates import BootTemplates
 from reconciler.compile import CompileOptions, compile_inventory
@@ -25,6 +25,9 @@ from reconciler.plan import Plan, TargetPlan, build_target_plan
 from reconciler.resources import AnyResource, DesiredState
 from reconciler.targets import build_target
 from reconciler.targets.base import ApplyResult, LiveState, ServiceDown, Target, TargetError
+
+if TYPE_CHECKING:
+    from reconciler.plan_cache import PlanCache
 
 log = logging.getLogger(__name__)
 
@@ -146,14 +149,22 @@ class Engine:
         )
 
     def plan(
-        self, state: DesiredState, *, revision: str, progress: ProgressCallback | None = None
+        self,
+        state: DesiredState,
+        *,
+        revision: str,
+        progress: ProgressCallback | None = None,
+        recorder: PlanCache | None = None,
     ) -> Plan:
+        """Read and diff every target; ``recorder`` (``plan`` only) signs the files read."""
         plans = []
         starting: set[str] = set()  # services a target planned before will (re)start
         for target in self.targets:
             if progress:
                 progress(f"reading {target.name}")
             desired = target.desired(state)
+            if recorder is not None:
+                recorder.before_read(target, desired)
             try:
                 live = self._read(target, desired, starting=starting)
             except TargetError as error:
@@ -167,6 +178,8 @@ class Engine:
                 live=live,
                 adopt=self.adopts(target),
             )
+            if recorder is not None:
+                recorder.after_read(target, desired)
             plans.append(plan)
             service = getattr(target, "provides_service", None)
             if service is not None and plan.changes:

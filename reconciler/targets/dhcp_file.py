@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.config import RuntimeConfig
+from reconciler.plan_cache import LiveFiles
 from reconciler.resources import AnyResource, DesiredState, DhcpHost
 from reconciler.targets import parse_settings
 from reconciler.targets.base import (
@@ -64,6 +65,10 @@ class DhcpFileTarget:
 
     def desired(self, state: DesiredState) -> Sequence[AnyResource]:
         return state.dhcp_hosts
+
+    def live_files(self, desired: Sequence[AnyResource]) -> LiveFiles:
+        """What ``read`` looks at (``reconciler.plan_cache`` signs it)."""
+        return LiveFiles((str(self.ledger.path), str(self.path)))
 
     def _blocks(self) -> list[HostBlock]:
         try:

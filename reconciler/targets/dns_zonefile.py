@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.config import RuntimeConfig
+from reconciler.plan_cache import LiveFiles
 from reconciler.resources import AnyResource, DesiredState, DnsRecord
 from reconciler.targets import parse_settings
 from reconciler.targets.base import (
@@ -113,9 +114,17 @@ class ZoneFileTarget:
         self._zones = tuple(sorted(set(zones) | {r.zone for r in records}))
         return records
 
+    def live_files(self, desired: Sequence[AnyResource]) -> LiveFiles:
+        """The ledger and every zone file ``read`` reads (``reconciler.plan_cache`` signs them)."""
+        zones = self._zones_to_read(desired, self.ledger.load())
+        return LiveFiles((str(self.ledger.path), *(str(self.path_of(zone)) for zone in zones)))
+
+    def _zones_to_read(self, desired: Sequence[AnyResource], owned_keys: set[str]) -> list[str]:
+        return zones_to_read(self._zones or tuple(zones_of(desired)), owned_keys)
+
     def read(self, desired: Sequence[AnyResource]) -> LiveState:
         owned_keys = self.ledger.load()
-        zones = zones_to_read(self._zones or tuple(zones_of(desired)), owned_keys)
+        zones = self._zones_to_read(desired, owned_keys)
         records: list[DnsRecord] = []
         for zone in zones:
             parsed = self._read_zone(zone)

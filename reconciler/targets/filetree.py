@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
+from reconciler.plan_cache import LiveFiles
 from reconciler.resources import AnyResource, DesiredState
 from reconciler.targets.base import (
     Action,
@@ -112,6 +113,20 @@ class FileTreeTarget:
             return
         if stat.S_ISLNK(mode):
             raise self._outside(key, self.path_of(key), "is a symbolic link under")
+
+    def live_files(self, desired: Sequence[AnyResource]) -> LiveFiles:
+        """Every file and folder ``read`` looks at (``reconciler.plan_cache`` signs them)."""
+        root = str(self.root)
+        folders = tuple(f"{root}/{folder}" for folder in self.managed_folders)
+        managed = set(self.managed_folders)
+        elsewhere = set()  # files read one by one, not found by listing a managed folder
+        for keys in (self.ledger.load(), (resource.key for resource in desired)):
+            for key in keys:
+                relative = self.path_of(key)
+                if relative.rpartition("/")[0] not in managed:
+                    elsewhere.add(f"{root}/{relative}")
+        files = (str(self.ledger.path), root, *folders, *sorted(elsewhere))
+        return LiveFiles(files, folders)
 
     # -- the Target protocol -----------------------------------------------
     def read(self, desired: Sequence[AnyResource]) -> LiveState:
