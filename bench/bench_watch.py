@@ -16,6 +16,8 @@ network namespace (the integration tests' fixtures, tests/integration/watch_live
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import os
 import statistics
 import subprocess
@@ -30,9 +32,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from generate import generate  # noqa: E402
 
-from reconciler.config import RuntimeConfig  # noqa: E402
+from reconciler.compile_cache import CompileCache  # noqa: E402
+from reconciler.config import load_config  # noqa: E402
 from reconciler.engine import Engine  # noqa: E402
 from reconciler.inventory.sources import GitSource  # noqa: E402
+from reconciler.watch.revision import GoodRevision  # noqa: E402
+from reconciler.watch.rollouts import LoopRollouts  # noqa: E402
 from reconciler.watch.status import StatusStore  # noqa: E402
 from tests.integration.watch_live import (  # noqa: E402
     LiveWatchSite,
@@ -86,14 +91,22 @@ def commit(repo: Path, hosts: dict[int, str], message: str) -> str:
     return git(repo, "rev-parse", "HEAD")
 
 
+# Group reuse and the key-map plan off (issue 17 at 100k): every group compiled host by
+# host, and the plan between two revisions diffed over every key.
+BEFORE_GROUPS = (
+    "import reconciler.compile_cache as k, reconciler.watch.revision as r, "
+    "reconciler.plan as p, reconciler.targets.base as b; "
+    "k.CompileCache.reusable = lambda *a, **kw: None; "
+    "r.GoodRevision.changes_since = lambda self, old, t: p.compute_changes("
+    "self.desired(t), b.LiveState(owned=old.keys(t))); "
+)
 # The way before issue 17's incremental load, in the same run: a changed group file
-# parsed and validated whole, every site-wide rule run over every host, every host's
-# compile key built.
-OLD_WAY = (
-    "import reconciler.inventory.load_cache as c, reconciler.compile_cache as k; "
+# parsed and validated whole, every site-wide rule run over every host (so no Host object
+# is reused and every host's compile key is built), and the above.
+OLD_WAY = BEFORE_GROUPS + (
+    "import reconciler.inventory.load_cache as c; "
     "c.LoadCache.incremental = lambda *a, **kw: None; "
     "c.LoadCache.group_file = lambda *a, **kw: None; "
-    "k.CompileCache.of_host = lambda *a, **kw: None; "
 )
 
 
@@ -164,7 +177,13 @@ def summary(latencies: list[float]) -> str:
 
 
 def measure(
-    *, repo: Path, store: StatusStore, start_watch: object, layout: Layout, commits: int
+    *,
+    repo: Path,
+    config_path: Path,
+    store: StatusStore,
+    start_watch: object,
+    layout: Layout,
+    commits: int,
 ) -> None:
     """The new way, then the old way (``OLD_WAY``), each a fresh ``reconciler watch``."""
     first = layout.initial()
@@ -188,22 +207,62 @@ def measure(
         print(f"  {label}: {summary(results[label])}")
     ratio = statistics.median(results["old"]) / statistics.median(results["new"])
     print(f"  median old/new: {ratio:.1f}x (goal: p90 <= 300 ms at 10k, <= 1 s at 100k)")
-    breakdown(repo)
+    breakdown(config_path)
 
 
-def breakdown(repo: Path) -> None:
-    """Where a pass's time goes: loading and compiling a one-host change, in this process."""
-    engine = Engine(RuntimeConfig.model_validate({"source": {"repo": str(repo)}}))
-    engine.compile(engine.load(GitSource(repo, "HEAD~1")))  # the revision before, in force
-    started = time.perf_counter()
-    inventory = engine.load(GitSource(repo, "HEAD"))
-    loaded = time.perf_counter()
-    engine.compile(inventory)
-    compiled = time.perf_counter()
-    print(
-        f"one-host change in this process: load (git blobs, YAML, rules) "
-        f"{(loaded - started) * 1000:.0f} ms, compile {(compiled - loaded) * 1000:.0f} ms"
-    )
+def breakdown(config_path: Path) -> None:
+    """Where a watch pass's time goes for a one-host commit, in this process: load, the
+    rollout decision, compile, and each target's plan from the previous revision (as
+    ``watch/target_steps`` plans a target brought to it, without reading live state);
+    this way, then with group reuse and the key-map plan off (``BEFORE_GROUPS``)."""
+    for label in ("new", "before"):
+        with contextlib.ExitStack() as patches:
+            if label == "before":
+                exec(BEFORE_GROUPS, {})
+                patches.callback(restore, dict(vars(CompileCache)), dict(vars(GoodRevision)))
+            figures = [one_pass(config_path) for _ in range(3)]
+        best = min(figures, key=lambda f: f["total"])
+        split = ", ".join(f"{name} {ms:.0f} ms" for name, ms in best.items())
+        print(f"one-host commit in this process, {label} (best of 3): {split}")
+
+
+def restore(compile_cache: dict[str, object], revision: dict[str, object]) -> None:
+    CompileCache.reusable = compile_cache["reusable"]  # type: ignore[method-assign]
+    GoodRevision.changes_since = revision["changes_since"]  # type: ignore[method-assign]
+
+
+def one_pass(config_path: Path) -> dict[str, float]:
+    """HEAD~2 in force, then HEAD~1 (so the caches hold what a running watch holds), then
+    HEAD timed step by step."""
+    config = load_config(config_path)
+    engine = Engine(config)
+    rollouts = LoopRollouts(config.resolve(config.state_dir), interval=60)
+    repo = config.resolve(config.source.repo or ".")
+
+    def compiled(rev: str, previous: GoodRevision | None) -> tuple[GoodRevision, dict[str, float]]:
+        times = {"start": time.perf_counter()}
+        inventory = engine.load(GitSource(repo, rev))
+        times["load"] = time.perf_counter()
+        decided = rollouts.decide(inventory)
+        times["rollouts"] = time.perf_counter()
+        state = engine.compile(inventory, assignments=decided.assignments if decided else None)
+        times["compile"] = time.perf_counter()
+        good = GoodRevision(rev, state, inventory, decided)
+        for target in engine.targets:
+            if previous is None:
+                good.keys(target)
+            else:
+                good.changes_since(previous, target)
+            times[f"plan {target.name}"] = time.perf_counter()
+        return good, times
+
+    first, _ = compiled("HEAD~2", None)
+    second, _ = compiled("HEAD~1", first)
+    _, times = compiled("HEAD", second)
+    steps = list(times)
+    result = {b: (times[b] - times[a]) * 1000 for a, b in itertools.pairwise(steps)}
+    result["total"] = (times[steps[-1]] - times["start"]) * 1000
+    return result
 
 
 def run_files(workdir: Path, *, layout: str, hosts: int, commits: int) -> None:
@@ -222,7 +281,8 @@ def run_files(workdir: Path, *, layout: str, hosts: int, commits: int) -> None:
             )  # fmt: skip
 
     measure(
-        repo=repo, store=StatusStore(workdir / "state"), start_watch=start,
+        repo=repo, config_path=workdir / "reconciler.toml",
+        store=StatusStore(workdir / "state"), start_watch=start,
         layout=LAYOUTS[layout](repo, hosts), commits=commits,
     )  # fmt: skip
 
@@ -231,9 +291,46 @@ def run_live(workdir: Path, *, layout: str, hosts: int, commits: int) -> None:
     with live_watch_site(workdir) as site:
         live: LiveWatchSite = site
         measure(
-            repo=live.repo, store=live.store, start_watch=live.start_watch,
+            repo=live.repo, config_path=live.config_path, store=live.store,
+            start_watch=live.start_watch,
             layout=LAYOUTS[layout](live.repo, hosts), commits=commits,
         )  # fmt: skip
+
+
+# The live targets for the in-process split alone: planned from revisions, never contacted.
+LIVE_TARGETS = """\
+[targets.dhcp]
+type = "dhcp-omapi"
+key_file = "omapi.key"
+leases_file = "dhcpd.leases"
+[targets.dns]
+type = "dns-rfc2136"
+server = "127.0.0.1"
+key_file = "tsig.key"
+"""
+
+
+def run_breakdown(workdir: Path, *, layout: str, hosts: int, targets: str) -> None:
+    """The in-process split alone, on a generated site: no watch process, no server."""
+    repo = workdir / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    config = FILE_CONFIG
+    if targets == "live":
+        config = config[: config.index("[targets.dhcp]")] + LIVE_TARGETS
+        for key in ("omapi.key", "tsig.key"):
+            (workdir / key).touch(mode=0o600)
+        (workdir / "omapi.key").write_text("c2VjcmV0IGZvciBhIGJlbmNobWFyaw==\n")
+        (workdir / "tsig.key").write_text(
+            'key "bench" { algorithm hmac-sha256; secret "c2VjcmV0IGZvciBhIGJlbmNobWFyaw=="; };\n'
+        )
+        (workdir / "dhcpd.leases").touch()
+    (workdir / "reconciler.toml").write_text(config)
+    site = LAYOUTS[layout](repo, hosts)
+    site.initial()
+    for _ in range(2):
+        site.change()
+    breakdown(workdir / "reconciler.toml")
 
 
 LAYOUTS: dict[str, type[OneGroup] | type[Racks]] = {"one-group": OneGroup, "racks": Racks}
@@ -245,13 +342,19 @@ def main() -> None:
     parser.add_argument("--commits", type=int, default=20)
     parser.add_argument("--targets", choices=["live", "files"], default="live")
     parser.add_argument(
+        "--breakdown-only", action="store_true",
+        help="only the in-process split of a one-host commit (no watch process, no server)",
+    )  # fmt: skip
+    parser.add_argument(
         "--layout", choices=list(LAYOUTS), default="one-group",
         help="racks: bench/generate.py's racks of 2,500 hosts (the 100k site)",
     )  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-watch-") as tmp:
         print(f"targets: {args.targets}")
-        if args.targets == "live":
+        if args.breakdown_only:
+            run_breakdown(Path(tmp), layout=args.layout, hosts=args.hosts, targets=args.targets)
+        elif args.targets == "live":
             run_live(Path(tmp), layout=args.layout, hosts=args.hosts, commits=args.commits)
         else:
             run_files(Path(tmp), layout=args.layout, hosts=args.hosts, commits=args.commits)

@@ -13,8 +13,19 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 from reconciler.boot_templates import BootTemplates
-from reconciler.compile_cache import CompileCache, CompiledHost, HostOutput
+from reconciler.compile_cache import (
+    CompileCache,
+    CompiledGroup,
+    CompiledHost,
+    GroupOutput,
+    HostOutput,
+)
 from reconciler.model.inventory import Group, Host, ImageVersion, Inventory
+from reconciler.names import ipxe_path as ipxe_path
+from reconciler.names import pxelinux_path as pxelinux_path
+from reconciler.names import reverse_name as reverse_name
+from reconciler.names import reverse_zone_of as reverse_zone_of
+from reconciler.names import reverse_zones as reverse_zones
 from reconciler.resources import (
     BootFile,
     DesiredState,
@@ -40,19 +51,6 @@ DISCOVERY_IPXE = "ipxe/discovery.ipxe"  # where hosts without an image chain to
 PXELINUX_DEFAULT = "pxelinux.cfg/default"
 
 
-def mac_dashed(mac: str) -> str:
-    """``52:54:00:12:34:56`` -> ``52-54-00-12-34-56``, as pxelinux names its files."""
-    return mac.replace(":", "-")
-
-
-def pxelinux_path(mac: str) -> str:
-    return f"pxelinux.cfg/01-{mac_dashed(mac)}"
-
-
-def ipxe_path(mac: str) -> str:
-    return f"ipxe/{mac_dashed(mac)}.ipxe"
-
-
 def dhcp_host(
     group: Group, host: Host, *, hostname: str, address: ipaddress.IPv4Address
 ) -> DhcpHost:
@@ -71,27 +69,6 @@ def dhcp_host(
         filename=filename or "",
         next_server=str(next_server) if next_server is not None else "",
     )
-
-
-def reverse_zones(network: ipaddress.IPv4Network) -> list[str]:
-    """Octet-aligned reverse zones covering a subnet (/20 -> sixteen /24 zones)."""
-    aligned = max(8, -(-network.prefixlen // 8) * 8)
-    subnets = [network] if network.prefixlen == aligned else network.subnets(new_prefix=aligned)
-    zones = []
-    for subnet in subnets:
-        octets = str(subnet.network_address).split(".")[: aligned // 8]
-        zones.append(".".join(reversed(octets)) + ".in-addr.arpa.")
-    return zones
-
-
-def reverse_name(address: ipaddress.IPv4Address) -> str:
-    return ".".join(reversed(str(address).split("."))) + ".in-addr.arpa."
-
-
-def reverse_zone_of(address: ipaddress.IPv4Address, network: ipaddress.IPv4Network) -> str:
-    """The octet-aligned reverse zone (see ``reverse_zones``) that holds an address's PTR."""
-    octets = -(-network.prefixlen // 8)
-    return ".".join(reversed(str(address).split(".")[: max(1, octets)])) + ".in-addr.arpa."
 
 
 def _image_context(name: str, version: str, image: ImageVersion) -> dict[str, str]:
@@ -140,6 +117,7 @@ class _Compiler:
         for network in sorted({g.subnet for g in self.inventory.groups}):
             self.reverse.extend(z for z in reverse_zones(network) if z not in self.reverse)
         site_key = (self.domain, self.ttl, self.options.http_url)
+        self.cache.begin(templates=self.templates, assignments=self.assignments)
         for group in self.inventory.groups:
             # Strings cache their hash; addresses and models would be hashed per host.
             group_key = (
@@ -154,9 +132,18 @@ class _Compiler:
                 group.filename,
                 str(group.next_server),
                 group.rollout.method,
+                group.image,  # hosts without their own image follow it
             )
-            for host in group.hosts:
-                self._host(group, group_key, host)
+            compiled = self.cache.reusable(group, group_key, self._known_image_key)
+            if compiled is None:
+                compiled = self._group(group, group_key)
+            self.cache.keep(group.name, compiled)
+            output = compiled.output
+            self.hosts_by_mac.update(output.hosts_by_mac)
+            self.dhcp_hosts.extend(output.dhcp_hosts)
+            self.records.extend(output.records)
+            self.node_images.extend(output.node_images)
+            self.boot_files.extend(output.boot_files)
         self._site_boot_files()
         zones = [DnsZone(self.domain, "forward")] + [DnsZone(z, "reverse") for z in self.reverse]
         return DesiredState(
@@ -207,47 +194,85 @@ class _Compiler:
             )
         return tuple(subnets)
 
-    def _host(self, group: Group, group_key: tuple[object, ...], host: Host) -> None:
-        ref = host.image or group.image
-        if host.image is None and self.assignments:
-            # A rollout in progress: the node keeps the version it is assigned for now
-            # (if this revision still has it).
-            assigned = self.assignments.get(group.name_of(host))
-            if assigned is not None and self._has_image(assigned):
-                ref = assigned
-        image_key = self._image_key(ref)
-        entry = self.cache.of_host(host, group_key, image_key)
-        if entry is None:
-            key = (
-                group_key,
-                host.index,
-                host.mac,
-                host.name,
-                str(host.address),
-                tuple(host.aliases),
-                host.filename,
-                str(host.next_server),
-                image_key,
-            )
-            output = self.cache.get(key)
-            if output is None:
-                resolved = self.inventory.resolve_image(ref) if ref is not None else None
-                output = self._render_host(group, host, resolved)
-            entry = CompiledHost(host, group_key, image_key, key, output)
-        self.cache.keep(entry)
-        output = entry.output
-        self.hosts_by_mac[host.mac] = output.dhcp_host.hostname
-        self.dhcp_hosts.append(output.dhcp_host)
-        self.records.extend(output.records)
-        if output.node_image is not None:
-            self.node_images.append(output.node_image)
-        self.boot_files.extend(output.boot_files)
+    def _group(self, group: Group, group_key: tuple[object, ...]) -> CompiledGroup:
+        """A group compiled host by host; hosts whose inputs did not change reuse their output."""
+        previous = self.cache.previous(group.name, group_key)
+        images: dict[str, str | None] = {}
+        by_id: dict[int, CompiledHost] = {}
+        by_key: dict[tuple[object, ...], CompiledHost] = {}
+        outputs = []
+        for host in group.hosts:
+            ref = host.image or group.image
+            if host.image is None and self.assignments:
+                # A rollout in progress: the node keeps the version it is assigned for now
+                # (if this revision still has it).
+                assigned = self.assignments.get(group.name_of(host))
+                if assigned is not None:
+                    images[assigned] = self._known_image_key(assigned)
+                    if self._has_image(assigned):
+                        ref = assigned
+            image_key = self._image_key(ref)
+            if ref is not None:
+                images[ref] = image_key
+            entry = self._host(group, group_key, host, ref, image_key, previous)
+            by_id[id(host)] = by_key[entry.key] = entry
+            outputs.append(entry.output)
+        output = GroupOutput(
+            dhcp_hosts=tuple(o.dhcp_host for o in outputs),
+            records=tuple(r for o in outputs for r in o.records),
+            node_images=tuple(o.node_image for o in outputs if o.node_image is not None),
+            boot_files=tuple(f for o in outputs for f in o.boot_files),
+            hosts_by_mac={o.dhcp_host.mac: o.dhcp_host.hostname for o in outputs},
+        )
+        return CompiledGroup(
+            group_key=group_key,
+            hosts=tuple(group.hosts),
+            images=tuple(images.items()),
+            names=frozenset(o.dhcp_host.hostname for o in outputs),
+            by_id=by_id,
+            by_key=by_key,
+            output=output,
+        )
+
+    def _host(
+        self,
+        group: Group,
+        group_key: tuple[object, ...],
+        host: Host,
+        ref: str | None,
+        image_key: str,
+        previous: CompiledGroup | None,
+    ) -> CompiledHost:
+        if previous is not None:
+            entry = previous.by_id.get(id(host))
+            if entry is not None and entry.host is host and entry.image_key == image_key:
+                return entry
+        key = (
+            group_key,
+            host.index,
+            host.mac,
+            host.name,
+            str(host.address),
+            tuple(host.aliases),
+            host.filename,
+            str(host.next_server),
+            image_key,
+        )
+        found = previous.by_key.get(key) if previous is not None else None
+        if found is not None:
+            return CompiledHost(host, image_key, key, found.output)
+        resolved = self.inventory.resolve_image(ref) if ref is not None else None
+        return CompiledHost(host, image_key, key, self._render_host(group, host, resolved))
 
     def _has_image(self, ref: str) -> bool:
         known = self.known_refs.get(ref)
         if known is None:
             known = self.known_refs[ref] = self.inventory.has_image(ref)
         return known
+
+    def _known_image_key(self, ref: str) -> str | None:
+        """What an image reference says in this revision; None for a version it lacks."""
+        return self._image_key(ref) if self._has_image(ref) else None
 
     def _image_key(self, ref: str | None) -> str:
         """The image reference and everything its version says, as one string."""
@@ -347,8 +372,8 @@ def compile_inventory(
 ) -> DesiredState:
     """Every resource the inventory asks for, in a deterministic order.
 
-    ``cache`` (kept by a long-running process) lets hosts whose inputs did not
-    change since the previous compile reuse their output instead of rendering again.
+    ``cache`` (kept by a long-running process) lets groups and hosts whose inputs did
+    not change since the previous compile reuse their output instead of rendering again.
     ``assignments`` (hostname -> image reference, from the rollout controller) name
     the version a node runs while its group moves to a new one; hosts with their
     own ``image:`` ignore them.
@@ -361,5 +386,5 @@ def compile_inventory(
         assignments or {},
     )
     state = compiler.run()
-    compiler.cache.swap()
+    compiler.cache.finish()
     return state

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from functools import partial
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -134,7 +135,7 @@ class Rfc2136Target:
 
     def desired(self, state: DesiredState) -> Sequence[AnyResource]:
         records, zones = desired_records(state)
-        self._zones = tuple(sorted(set(zones) | {r.zone for r in records}))
+        self._zones = tuple(sorted(set(zones).union(map(attrgetter("zone"), records))))
         return records
 
     def read(self, desired: Sequence[AnyResource]) -> LiveState:

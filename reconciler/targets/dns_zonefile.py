@@ -15,6 +15,7 @@ import logging
 import subprocess
 import time
 from collections.abc import Iterable, Sequence
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -111,7 +112,7 @@ class ZoneFileTarget:
 
     def desired(self, state: DesiredState) -> Sequence[AnyResource]:
         records, zones = desired_records(state)
-        self._zones = tuple(sorted(set(zones) | {r.zone for r in records}))
+        self._zones = tuple(sorted(set(zones).union(map(attrgetter("zone"), records))))
         return records
 
     def live_files(self, desired: Sequence[AnyResource]) -> LiveFiles:

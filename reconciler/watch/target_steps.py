@@ -17,7 +17,7 @@ import time
 
 from reconciler.engine import Engine, PlanRefused, refuse_unsafe
 from reconciler.plan import Plan, TargetPlan, build_target_plan
-from reconciler.targets.base import LiveState, Target, TargetError
+from reconciler.targets.base import Target, TargetError
 from reconciler.watch.backoff import Backoff, RetryState
 from reconciler.watch.metrics import WatchMetrics
 from reconciler.watch.revision import GoodRevision
@@ -120,13 +120,8 @@ class TargetSteps:
             return None
         if record.revision != previous.commit:
             return None
-        old = {r.key: r for r in previous.desired(target)}
-        return build_target_plan(
-            target=target.name,
-            kind=target.kind,
-            desired=good.desired(target),
-            live=LiveState(owned=old),
-        )
+        changes = good.changes_since(previous, target)
+        return TargetPlan(target.name, target.kind, changes, len(previous.keys(target)))
 
     def _refuse(self, name: str, plan: TargetPlan, reason: str) -> None:
         self.refused[name] = reason
