@@ -35,7 +35,10 @@ a missing, torn or old cache costs reads, never a wrong plan (a manifest entry
 is trusted only while the file's size and mtime are still the recorded ones).
 
 The accepted revision is also written in plain form to ``site-<name>-accepted``
-(key ``accepted.json``), which ``reconciler serve`` can mount.
+(key ``accepted.json``), which ``reconciler serve`` mounts, together with the
+rollout assignments (``assignments.json.gz``: the version each node runs while
+its group rolls out in waves), so serve answers each node what its wave says.
+Both keys change in one write, and a mounted ConfigMap's files change together.
 """
 
 from __future__ import annotations
@@ -64,10 +67,12 @@ from reconciler.operator.statefiles import (
     unchanged_since,
     unpack,
 )
+from reconciler.rollout.store import pack_assignments
 
 log = logging.getLogger(__name__)
 
 LABEL = "reconciler.dev/site"
+ASSIGNMENTS = "rollouts/assignments.json"  # in the state dir (reconciler.rollout.store)
 
 
 class StateMaps:
@@ -89,8 +94,9 @@ class StateMaps:
         self._journal: dict[str, list[str]] = {}  # ledger keys added since then
         self._known: set[str] = set()  # maps that exist: patched, not created
         self._listed = False  # stale parts of other replicas looked for
-        self._accepted = ""
-        self._accepted_due: str | None = None  # a new accepted record tidy() writes
+        # What site-<name>-accepted holds for serve: the accepted record and the assignments.
+        self._published: tuple[bytes, bytes] = (b"", b"")
+        self._published_due: tuple[bytes, bytes] | None = None  # what tidy() writes next
         self._stale: list[tuple[str | None, int]] = []  # parts tidy() deletes: (digest, count)
         self._lock = threading.RLock()  # tidy() may run in a thread of its own
         self._cache_seen: str | None = None  # fingerprint of the manifests last taken
@@ -191,9 +197,9 @@ class StateMaps:
                 self._stale.append((previous, previous_parts))
             log.info("state saved", extra={"site": self.site, "bytes": len(blob)})
         self._fingerprint, self._quick = seen, quick
-        accepted = files.get("accepted.json", b"").decode(errors="replace")
-        if accepted and accepted != self._accepted:
-            self._accepted_due, written = accepted, True
+        published = (files.get("accepted.json", b""), files.get(ASSIGNMENTS, b"{}\n"))
+        if published[0] and published != self._published:
+            self._published_due, written = published, True
         if tidy:
             self._tidy()
         return written
@@ -201,7 +207,7 @@ class StateMaps:
     @property
     def untidy(self) -> bool:
         """Stale parts to delete or a plain accepted record to write: ``tidy`` has work."""
-        due = self._accepted_due is not None or self._cache_due is not None
+        due = self._published_due is not None or self._cache_due is not None
         return bool(self._stale) or due
 
     def tidy(self) -> None:
@@ -240,10 +246,16 @@ class StateMaps:
             if previous != self._digest:  # the state may have come back to the same bytes
                 self._prune(previous=previous, count=count)
             self._stale.pop(0)
-        if self._accepted_due is not None:
-            text = self._accepted_due
-            self._map(f"site-{self.site}-accepted", data={"accepted.json": text}, binary={})
-            self._accepted, self._accepted_due = text, None
+        if self._published_due is not None:
+            accepted, assignments = self._published_due
+            self._map(
+                f"site-{self.site}-accepted",
+                data={"accepted.json": accepted.decode(errors="replace")},
+                binary={
+                    "assignments.json.gz": base64.b64encode(pack_assignments(assignments)).decode()
+                },
+            )
+            self._published, self._published_due = self._published_due, None
 
     def _set_base(self, files: dict[str, bytes]) -> None:
         self._base_files = {n: d for n, d in files.items() if n.endswith(LEDGER_SUFFIX)}
@@ -312,7 +324,7 @@ class StateMaps:
         self._known.add(self.head_name)
         # Unknown: a replica killed after the head switch may not have written the plain
         # record yet, so the first save after a takeover writes it again.
-        self._accepted = ""
+        self._published = (b"", b"")
         return len(files)
 
     def _restore_cache(self, state_dir: Path) -> None:

@@ -115,6 +115,7 @@ def build_app(
         engine,
         refresh_seconds=settings.refresh_seconds,
         accepted_file=settings.accepted_file,
+        assignments_file=settings.assignments_file,
         mirror=mirror,
     )
     scripts = BootScripts(engine.templates, engine.options.http_url)

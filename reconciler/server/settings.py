@@ -130,6 +130,13 @@ class ServeSettings(BaseModel):
         description="the accepted-revision record to follow (default: state_dir/accepted.json; "
         "relative: to state_dir); in Kubernetes the mounted ConfigMap site-<name>-accepted",
     )
+    assignments_file: Path | None = Field(
+        default=None,
+        description="the rollout assignments to follow: the image version each node runs "
+        "while its group rolls out in waves (default: state_dir/rollouts/assignments.json; "
+        "relative: to state_dir; a .gz name is read compressed); in Kubernetes "
+        "assignments.json.gz of the mounted ConfigMap site-<name>-accepted",
+    )
     refresh_seconds: float = Field(
         default=2.0,
         ge=0,

@@ -5,10 +5,11 @@ commit that ``watch`` refused (unsigned, invalid, too large a change) must not
 reach a node through HTTP either. So the service never looks at the branch:
 it reads the accepted revision that ``watch`` or ``apply`` recorded in the
 state dir (``reconciler.accepted``), compiles exactly that revision with the
-same engine, and keeps it in memory. The record is checked (one ``stat``) at
-most every ``refresh_seconds``, and on every request while nothing is
-compiled yet; before any revision has been accepted every boot answer is 503
-with the reason.
+same engine, with the rollout assignments recorded beside it (the version each
+node runs while its group rolls out in waves), and keeps it in memory. The
+record is checked (one ``stat``) at most every ``refresh_seconds``, and on
+every request while nothing is compiled yet; before any revision has been
+accepted every boot answer is 503 with the reason.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class CompiledInventory:
         *,
         refresh_seconds: float,
         accepted_file: Path | None = None,
+        assignments_file: Path | None = None,
         mirror: AcceptedMirror | None = None,
     ) -> None:
         self.engine = engine
@@ -88,7 +90,10 @@ class CompiledInventory:
             accepted_file = state_dir / accepted_file
         self.store = AcceptedStore(state_dir, path=accepted_file)
         self.mirror = mirror  # serve's own copy of the accepted commit ([serve] mirror_url)
-        self.rollouts = RolloutStore(engine.config.resolve(engine.config.state_dir))
+        # In a cluster both files are keys of one mounted ConfigMap, updated together.
+        if assignments_file is not None and not assignments_file.is_absolute():
+            assignments_file = state_dir / assignments_file
+        self.rollouts = RolloutStore(state_dir, assignments_file=assignments_file)
         self._current: Compiled | None = None
         self._stamp: tuple[object, ...] | None = None
         self._checked = float("-inf")

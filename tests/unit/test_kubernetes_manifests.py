@@ -135,6 +135,8 @@ def test_serve_follows_the_accepted_configmap_and_fetches_the_sites_repository(
     mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert settings.accepted_file == Path(mounts["accepted"]) / "accepted.json"
+    # The rollout waves' assignments: the operator publishes them in the same ConfigMap.
+    assert settings.assignments_file == Path(mounts["accepted"]) / "assignments.json.gz"
     assert volumes["accepted"]["configMap"]["name"] == "site-example-accepted"
     # Registrations are pushed to the Site's repository with the mounted git-credentials.
     assert push_url_of(load_config(toml), settings) == site["spec"]["source"]["url"]

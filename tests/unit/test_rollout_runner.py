@@ -222,3 +222,25 @@ def test_a_reboot_method_reaches_the_node_assignment(tmp_path: Path) -> None:
     assert {n.to_dict()["swap"] for n in rebooting.node_images} == {"reboot"}
     live = compile_inventory(load(six_nodes(tmp_path / "l", NEW)))
     assert all("swap" not in n.to_dict() for n in live.node_images)  # files stay as they were
+
+
+def test_a_published_compressed_copy_of_the_assignments_is_read_as_the_state_dir_s(
+    tmp_path: Path,
+) -> None:
+    """serve beside the operator reads assignments.json.gz of a mounted ConfigMap."""
+    import pytest
+
+    from reconciler.rollout.store import RolloutStateError, assignments_text, pack_assignments
+
+    wanted = {"node001": "compute@2", "node002": "compute@1"}
+    text = assignments_text(wanted).encode()
+    assert pack_assignments(text) == pack_assignments(text)  # same bytes: no needless write
+    published = tmp_path / "accepted" / "assignments.json.gz"
+    published.parent.mkdir()
+    store = RolloutStore(tmp_path / "state", assignments_file=published)
+    assert store.assignments() == {} and store.assignments_stamp() is None
+    published.write_bytes(pack_assignments(text))
+    assert store.assignments() == wanted and store.assignments_stamp() is not None
+    published.write_bytes(text[:9])  # torn: neither gzip nor JSON
+    with pytest.raises(RolloutStateError, match=r"assignments\.json\.gz: unreadable"):
+        store.assignments()
