@@ -47,6 +47,7 @@ class SandboxReport:
     checks: list[Check] = field(default_factory=list)
     namespaces: tuple[str, ...] = ()
     workdir: Path | None = None
+    folders: tuple[Path, ...] = ()  # workdir and the daemons' own (PostgreSQL's data, Kea's)
     pids: list[int] = field(default_factory=list)
     latency: float | None = None  # commit -> applied by the watch loop, seconds
     seconds: float = 0.0
@@ -127,6 +128,7 @@ def run(
             )
             site = open_site(dhcp=dhcp)
             report.workdir, report.namespaces = site.workdir, site.namespaces
+            report.folders = site.folders
             dhcpd_pid = show_site(site, say=say, budget=budget, example=example)
             report.latency = show_change(
                 site,

@@ -74,3 +74,7 @@ class KeaSandbox:
 
     def pids(self) -> list[int]:
         return [p.pid for p in (self.server.dhcp4, self.server.agent) if p is not None]
+
+    def folders(self) -> tuple[Path, ...]:
+        """The folders made outside the sandbox's own: PostgreSQL's and Kea's sockets'."""
+        return (self.postgres.root, self.server.rundir)

@@ -140,6 +140,11 @@ class SandboxSite:
     def namespaces(self) -> tuple[str, str]:
         return (self.pair.server, self.pair.client)
 
+    @property
+    def folders(self) -> tuple[Path, ...]:
+        """Every folder the run made (its own, then Kea's and PostgreSQL's): all go at close."""
+        return (self.workdir, *(self.kea.folders() if self.kea is not None else ()))
+
     def client(self) -> DhcpClient:
         return DhcpClient(self.pair, self.workdir / "client")
 
