@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -37,8 +36,9 @@ from reconciler.config import load_config
 from reconciler.engine import Engine, source_from_config
 from reconciler.media.build import MediaKind, MediaRequest, build_medium
 from reconciler.sandbox.netns import create_pair, popen_in
-from tests.integration.media_machine import OVMF_CODE, OVMF_VARS, WAYS, qemu_argv
+from tests.integration.media_machine import WAYS, firmware_argv, qemu_argv
 from tests.integration.pxe_machine import MARKER, _stop, build_initramfs, host_kernel
+from tests.integration.qemu_vm import QEMU, QemuVM
 
 ROOT = Path(__file__).resolve().parent.parent
 PORT = 18480
@@ -129,29 +129,19 @@ def run_machine(
     namespace: str,
     argv: list[str],
     *,
-    until: Callable[[float, Path], float | None],
+    until: Callable[[float, QemuVM], float | None],
     timeout: float = 300,
 ) -> float | None:
-    """Start qemu; seconds until ``until(started)`` returns a number; None on timeout."""
-    handle, name = tempfile.mkstemp(suffix=".console")
-    os.close(handle)
-    console = Path(name)
-    with console.open("wb") as stream:
-        started = time.time()
-        process = popen_in(namespace, argv, stdin=subprocess.DEVNULL, stdout=stream,
-                           stderr=subprocess.STDOUT)  # fmt: skip
-        try:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                exited = process.poll() is not None
-                result = until(started, console)
-                if result is not None or exited:  # a machine that powered off: last look
-                    return result
-                time.sleep(0.1)
-            return None
-        finally:
-            _stop(process)
-            console.unlink(missing_ok=True)
+    """Start qemu; seconds until ``until(started, vm)`` returns a number; None on timeout
+    or when qemu exits first (a machine that powered off gets a last look)."""
+    with tempfile.TemporaryDirectory(prefix="bench-media-vm-") as folder:
+        vm = QemuVM(argv, console=Path(folder) / "console", namespace=namespace)
+        started = time.time()  # wall clock: the boot service's log stamps requests with it
+        with vm:
+            try:
+                return vm.wait_until(lambda: until(started, vm), timeout=timeout, what="no boot")
+            except TimeoutError:
+                return None
 
 
 def slirp_nic(tftp: Path | None = None, *, bootindex: bool = False) -> list[str]:
@@ -176,21 +166,16 @@ def main() -> None:
         time.sleep(1)
         rows: list[tuple[str, str, float | None]] = []
 
-        def request_seen(started: float, _console: Path) -> float | None:
+        def request_seen(started: float, _vm: QemuVM) -> float | None:
             return first_request(log, started, "/boot/")
 
-        def marker_seen(started: float, console: Path) -> float | None:
-            text = console.read_text(errors="replace") if console.exists() else ""
-            return time.time() - started if MARKER in text else None
+        def marker_seen(_started: float, vm: QemuVM) -> float | None:
+            return vm.seconds() if MARKER in vm.text() else None
 
         for _ in range(args.repeat):
             for firmware in ("bios", "uefi"):
-                argv = [str(QEMU_BIN), "-nographic", "-no-reboot", "-m", "256"]
-                if firmware == "uefi":
-                    variables = workdir / "vars-pxe.fd"
-                    shutil.copyfile(OVMF_VARS, variables)
-                    argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
-                             "-drive", f"if=pflash,format=raw,unit=1,file={variables}"]  # fmt: skip
+                argv = [str(QEMU), "-nographic", "-no-reboot", "-m", "256"]
+                argv += firmware_argv(firmware=firmware, workdir=workdir, tag="pxe")
                 argv += slirp_nic(www, bootindex=True)
                 rows.append(
                     (f"PXE {firmware}", "pxe", run_machine(pair.server, argv, until=request_seen))
@@ -241,8 +226,6 @@ def main() -> None:
         pair.destroy()
         shutil.rmtree(workdir, ignore_errors=True)
 
-
-QEMU_BIN = Path("/usr/bin/qemu-system-x86_64")
 
 if __name__ == "__main__":
     main()

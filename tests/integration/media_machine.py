@@ -31,17 +31,24 @@ class Nic:
     mac: str
 
 
+def firmware_argv(*, firmware: str, workdir: Path, tag: str) -> list[str]:
+    """qemu arguments for ``firmware``: none for SeaBIOS (qemu's default); for "uefi", OVMF
+    with a fresh copy of its variables in ``workdir`` (named by ``tag``)."""
+    if firmware != "uefi":
+        return []
+    variables = workdir / f"ovmf-vars-{tag}.fd"
+    shutil.copyfile(OVMF_VARS, variables)
+    return [
+        "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+        "-drive", f"if=pflash,format=raw,unit=1,file={variables}",
+    ]  # fmt: skip
+
+
 def qemu_argv(
     *, image: Path, firmware: str, medium: str, workdir: Path, tag: str, nic: Nic | None
 ) -> list[str]:
     argv = [str(QEMU), "-nographic", "-no-reboot", "-m", "512"]  # GRUB EFI needs more than 256
-    if firmware == "uefi":
-        variables = workdir / f"ovmf-vars-{tag}.fd"
-        shutil.copyfile(OVMF_VARS, variables)
-        argv += [
-            "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
-            "-drive", f"if=pflash,format=raw,unit=1,file={variables}",
-        ]  # fmt: skip
+    argv += firmware_argv(firmware=firmware, workdir=workdir, tag=tag)
     if medium == "cd":
         argv += [
             "-drive", f"file={image},media=cdrom,readonly=on,format=raw,if=none,id=medium",

@@ -14,13 +14,15 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Self
+from typing import Self, TypeVar
 
 from reconciler.sandbox.netns import NetnsPair, popen_in
 
 QEMU = Path("/usr/bin/qemu-system-x86_64")
 POLL_SECONDS = 0.2
+T = TypeVar("T")
 
 
 def tap_nic(
@@ -124,18 +126,30 @@ class QemuVM:
         Raises TimeoutError with the console's tail when there is none by the
         deadline, or as soon as qemu has exited without printing it.
         """
+        shown = pattern if isinstance(pattern, str) else pattern.pattern
+        return self.wait_until(
+            lambda: self.search(pattern, start=start),
+            timeout=timeout,
+            what=f"no {shown!r} on the console",
+        )
+
+    def wait_until(self, found: Callable[[], T | None], *, timeout: float, what: str) -> T:
+        """The first answer of ``found()`` that is not None, asked every POLL_SECONDS.
+
+        Raises TimeoutError saying ``what`` (and the console's tail) when there is
+        none by the deadline, or as soon as qemu has exited without one.
+        """
         deadline = time.monotonic() + timeout
         while True:
-            exited = not self.running()  # looked at before the console: no line is missed
-            match = self.search(pattern, start=start)
-            if match:
-                return match
+            exited = not self.running()  # looked at before asking: nothing is missed
+            answer = found()
+            if answer is not None:
+                return answer
             if exited or time.monotonic() >= deadline:
                 break
             time.sleep(POLL_SECONDS)
         why = "qemu exited" if exited else f"not within {timeout}s"
-        shown = pattern if isinstance(pattern, str) else pattern.pattern
-        raise TimeoutError(f"{self.name}: no {shown!r} on the console ({why}):\n{self.tail()}")
+        raise TimeoutError(f"{self.name}: {what} ({why}):\n{self.tail()}")
 
     def wait_exit(self, *, timeout: float) -> int:
         """Wait until qemu ends by itself (a guest that powers off); its exit code."""
