@@ -36,11 +36,9 @@ from reconciler.sandbox.netns import netns_pair
 from tests.integration.node_images import MARKER, busybox_image, systemd_image
 from tests.integration.node_lab import (
     BOOT_TIMEOUT,
+    NodeBoots,
     NodeLab,
     NodeVM,
-    initramfs_for,
-    kernels,
-    running_kernel,
     version_of,
     wait_version,
 )
@@ -98,19 +96,17 @@ def reboot_node(lab: NodeLab) -> None:
     lab.run_on_node("(sleep 0.3; reboot) >/dev/null 2>&1 &\n")
 
 
-def busybox_methods(lab: NodeLab, workdir: Path, results: dict[str, float]) -> None:
-    kernel = running_kernel()
-    other = next(k for k in kernels() if k != kernel)
-    initrd = initramfs_for(kernel, workdir / "initrd.img")
-    other_initrd = initramfs_for(other, workdir / "initrd-other.img")
+def busybox_methods(
+    lab: NodeLab, *, boots: NodeBoots, workdir: Path, results: dict[str, float]
+) -> None:
     for version in ("b1", "b2"):
         rootfs = busybox_image(version, agent=True, kexec=True)
-        lab.add_version(version, rootfs=rootfs, kernel=kernel, initrd=initrd)
+        lab.add_version(version, rootfs=rootfs, boot=boots.running)
     rootfs = busybox_image("b3-kernel", agent=True, kexec=True)
-    lab.add_version("b3-kernel", rootfs=rootfs, kernel=other, initrd=other_initrd)
+    lab.add_version("b3-kernel", rootfs=rootfs, boot=boots.other)
     lab.start("b1")
     with NodeVM(
-        lab, kernel=kernel, initrd=initrd, append=lab.kernel_args(), allow_reboot=True,
+        lab, boot=boots.running, append=lab.kernel_args(), allow_reboot=True,
         console=workdir / "busybox.console",
     ) as vm:  # fmt: skip
         vm.wait_console(f"{MARKER} version=b1 ", timeout=BOOT_TIMEOUT)
@@ -132,7 +128,7 @@ def busybox_methods(lab: NodeLab, workdir: Path, results: dict[str, float]) -> N
             lab, lambda: lab.assign("b3-kernel"), lambda a: a.get("version") == "b3-kernel"
         )
     with NodeVM(
-        lab, kernel=None, allow_reboot=True, console=workdir / "pxe.console"
+        lab, boot=None, allow_reboot=True, console=workdir / "pxe.console"
     ) as vm:  # PXE: serve's boot script for b3-kernel
         vm.wait_console(f"{MARKER} version=b3-kernel ", timeout=BOOT_TIMEOUT)
         boot = wait_version(lab, "b3-kernel", timeout=60)["boot_id"]
@@ -142,14 +138,14 @@ def busybox_methods(lab: NodeLab, workdir: Path, results: dict[str, float]) -> N
         )
 
 
-def systemd_method(lab: NodeLab, workdir: Path, results: dict[str, float]) -> None:
-    kernel = running_kernel()
-    initrd = initramfs_for(kernel, workdir / "initrd.img")
+def systemd_method(
+    lab: NodeLab, *, boots: NodeBoots, workdir: Path, results: dict[str, float]
+) -> None:
     for version in ("s1", "s2"):
-        lab.add_version(version, rootfs=systemd_image(version), kernel=kernel, initrd=initrd)
+        lab.add_version(version, rootfs=systemd_image(version), boot=boots.running)
     lab.start("s1")
     with NodeVM(
-        lab, kernel=kernel, initrd=initrd, append=lab.kernel_args(), memory=1024,
+        lab, boot=boots.running, append=lab.kernel_args(), memory=1024,
         console=workdir / "systemd.console",
     ) as vm:  # fmt: skip
         vm.wait_console(f"{MARKER} version=s1 ", timeout=BOOT_TIMEOUT * 2)
@@ -168,6 +164,7 @@ def main() -> None:
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-swap-") as folder:
         workdir = Path(folder)
+        boots = NodeBoots(workdir / "boot")
         runs = [("busybox", busybox_methods)]
         if not args.skip_systemd:
             runs.append(("systemd", systemd_method))
@@ -176,7 +173,7 @@ def main() -> None:
             with netns_pair(server_cidr="10.23.45.2/24", prefix="bsw") as pair:
                 lab = NodeLab(pair, workdir / name)
                 try:
-                    run(lab, workdir / name, results)
+                    run(lab, boots=boots, workdir=workdir / name, results=results)
                 finally:
                     lab.close()
     pxe = results.get("PXE reboot")

@@ -28,7 +28,7 @@ from tests.integration.dhcp_server import KEY_NAME, OMAPI_PORT, DhcpClient, Dhcp
 from tests.integration.kea_site import kea_site  # noqa: F401
 from tests.integration.named import named_server  # noqa: F401
 from tests.integration.netns import NetnsPair, netns_pair
-from tests.integration.node_lab import NodeLab, kernels
+from tests.integration.node_lab import NodeBoots, NodeLab, kernels
 from tests.integration.qemu_vm import QEMU
 
 
@@ -135,3 +135,9 @@ def node_lab(
         yield lab
     finally:
         lab.close()
+
+
+@pytest.fixture(scope="session")
+def node_boots(tmp_path_factory: pytest.TempPathFactory) -> NodeBoots:
+    """The host's kernels with the project's initramfs, each built once a session."""
+    return NodeBoots(tmp_path_factory.mktemp("node-boots"))

@@ -24,6 +24,7 @@ import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.nodeboot.initramfs import build_initramfs
@@ -82,17 +83,56 @@ def kernels() -> list[Path]:
     return sorted(Path("/boot").glob("vmlinuz-*"), reverse=True)
 
 
-def initramfs_for(kernel: Path, out: Path) -> Path:
-    """The project's initramfs for ``kernel`` (only the qemu NIC driver: quicker in TCG)."""
-    version = kernel.name.removeprefix("vmlinuz-")
-    build_initramfs(
-        modules_dir=Path("/lib/modules") / version,
-        kernel_version=version,
-        out=out,
-        boot_modules=NIC_MODULES,
-        default_nics=False,
-    )
-    return out
+@dataclass(frozen=True, slots=True)
+class NodeBoot:
+    """What qemu ``-kernel`` boots a node with: a host kernel and the project's initramfs."""
+
+    kernel: Path
+    initrd: Path
+
+    @property
+    def release(self) -> str:
+        """The kernel's release, as ``uname -r`` on the node prints it."""
+        return self.kernel.name.removeprefix("vmlinuz-")
+
+
+class NodeBoots:
+    """The host's kernels with their initramfs, each built on first use into ``folder``.
+
+    One per test session (the ``node_boots`` fixture), one per benchmark run: tests
+    only read the files (``add_version`` copies them into the image store).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._built: dict[Path, NodeBoot] = {}
+
+    def of(self, kernel: Path) -> NodeBoot:
+        """``kernel`` and the project's initramfs for it (only the qemu NIC driver: quicker
+        in TCG)."""
+        if kernel not in self._built:
+            release = kernel.name.removeprefix("vmlinuz-")
+            initrd = self.folder / f"initrd-{release}.img"
+            self.folder.mkdir(parents=True, exist_ok=True)
+            build_initramfs(
+                modules_dir=Path("/lib/modules") / release,
+                kernel_version=release,
+                out=initrd,
+                boot_modules=NIC_MODULES,
+                default_nics=False,
+            )
+            self._built[kernel] = NodeBoot(kernel=kernel, initrd=initrd)
+        return self._built[kernel]
+
+    @property
+    def running(self) -> NodeBoot:
+        """The kernel this host runs (or its newest)."""
+        return self.of(running_kernel())
+
+    @property
+    def other(self) -> NodeBoot:
+        """Another kernel than ``running``: what a kernel change swaps to."""
+        return self.of(next(k for k in kernels() if k != running_kernel()))
 
 
 def group_yaml(version: str) -> str:
@@ -136,13 +176,14 @@ class NodeLab:
         return git(self.repo, *args)
 
     def add_version(
-        self, version: str, *, rootfs: Path, kernel: Path, initrd: Path, cmdline: str = CMDLINE
+        self, version: str, *, rootfs: Path, boot: NodeBoot, cmdline: str = CMDLINE
     ) -> None:
         """Put the artifacts in the image store and the version into images/node.yaml."""
         folder = self.store / version
         folder.mkdir(parents=True, exist_ok=True)
         artifacts = {}
-        for name, source in (("vmlinuz", kernel), ("initrd.img", initrd), ("rootfs", rootfs)):
+        files = (("vmlinuz", boot.kernel), ("initrd.img", boot.initrd), ("rootfs", rootfs))
+        for name, source in files:
             shutil.copy(source, folder / name)
             artifacts[name] = {"url": f"{IMAGES_URL}/{version}/{name}", "sha256": sha256_of(source)}
         self.versions[version] = {
@@ -233,7 +274,7 @@ class NodeLab:
 class NodeVM(QemuVM):
     """One qemu node on the lab's bridge, booted with ``-kernel``; its console goes to a file.
 
-    ``kernel`` None: a PXE boot (SeaBIOS, qemu's iPXE ROM, dhcpd, serve's script).
+    ``boot`` None: a PXE boot (SeaBIOS, qemu's iPXE ROM, dhcpd, serve's script).
     ``mac`` and ``tap`` default to node020's on the lab's tap.
     """
 
@@ -241,8 +282,7 @@ class NodeVM(QemuVM):
         self,
         lab: NodeLab,
         *,
-        kernel: Path | None,
-        initrd: Path | None = None,
+        boot: NodeBoot | None,
         append: str = "",
         console: Path,
         memory: int = 512,
@@ -251,14 +291,14 @@ class NodeVM(QemuVM):
         tap: str | None = None,
     ) -> None:
         self.lab = lab
-        if kernel is None:
-            boot = ["-boot", "n"]
+        if boot is None:
+            how = ["-boot", "n"]
             rom = None  # qemu's own efi-virtio.rom: iPXE for BIOS and UEFI (pxe-virtio.rom is not)
         else:
-            boot = ["-kernel", str(kernel), "-initrd", str(initrd), "-append", append]
+            how = ["-kernel", str(boot.kernel), "-initrd", str(boot.initrd), "-append", append]
             rom = ""  # no option ROM: quicker
         argv = [
-            str(QEMU), "-nographic", "-m", str(memory), "-smp", "1", *boot,
+            str(QEMU), "-nographic", "-m", str(memory), "-smp", "1", *how,
             *tap_nic(tap=tap or lab.tap, mac=mac, rom=rom),
             *([] if allow_reboot else ["-no-reboot"]),
         ]  # fmt: skip

@@ -45,7 +45,7 @@ from tests.integration.media_machine import (
 )
 from tests.integration.netns import NetnsPair, create_pair, unique_name, wait_for
 from tests.integration.node_images import MARKER, busybox_image
-from tests.integration.node_lab import initramfs_for, kernels
+from tests.integration.node_lab import NodeBoots, kernels
 from tests.integration.pxe_machine import (
     MARKER_LINE,
     add_tap,
@@ -142,7 +142,9 @@ def _write_site(workdir: Path, images: Path, dhcpd: Dhcpd) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def site(as_root: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(
+    as_root: None, tmp_path_factory: pytest.TempPathFactory, node_boots: NodeBoots
+) -> Iterator[Site]:
     kernel, live_kernel = host_kernel(), _live_kernel()
     needed = [QEMU, OVMF_CODE, Path("/usr/sbin/dhcpd"), Path("/dev/net/tun")]
     missing = [str(p) for p in needed if not p.exists()]
@@ -161,8 +163,9 @@ def site(as_root: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Si
         shutil.copy(kernel, images / "vmlinuz")
         shutil.copy(build_initramfs(workdir), images / "initrd.img")
         (images / "root.squashfs").write_bytes(b"the image's root file system\n" * 64)
-        shutil.copy(live_kernel, images / "vmlinuz-live")
-        initramfs_for(live_kernel, images / "initrd-live.img")
+        live = node_boots.of(live_kernel)
+        shutil.copy(live.kernel, images / "vmlinuz-live")
+        shutil.copy(live.initrd, images / "initrd-live.img")
         shutil.copy(busybox_image(LIVE_VERSION), images / "root-live.squashfs")
         dhcpd = Dhcpd(pair, workdir)
         config, repo = _write_site(workdir, images, dhcpd)

@@ -23,12 +23,10 @@ from tests.integration.node_images import MARKER, busybox_image, systemd_image
 from tests.integration.node_lab import (
     BOOT_TIMEOUT,
     NODE_IP,
+    NodeBoots,
     NodeLab,
     NodeVM,
-    initramfs_for,
-    kernels,
     report_of,
-    running_kernel,
     sha256_of,
     status_text,
     version_of,
@@ -100,13 +98,10 @@ def refused_versions(report: dict[str, object]) -> dict[str, str]:
 
 
 def test_agent_switches_root_refuses_bad_versions_rolls_back_and_kexecs(
-    node_lab: NodeLab, tmp_path: Path
+    node_lab: NodeLab, node_boots: NodeBoots, tmp_path: Path
 ) -> None:
     lab = node_lab
-    kernel = running_kernel()
-    other_kernel = next(k for k in kernels() if k != kernel)
-    initrd = initramfs_for(kernel, tmp_path / "initrd.img")
-    other_initrd = initramfs_for(other_kernel, tmp_path / "initrd-other.img")
+    boot, other_boot = node_boots.running, node_boots.other
     images = {
         "1": busybox_image("1", agent=True, kexec=True),
         "2": busybox_image("2", agent=True, kexec=True),
@@ -116,18 +111,12 @@ def test_agent_switches_root_refuses_bad_versions_rolls_back_and_kexecs(
         "6-kernel": busybox_image("6-kernel", agent=True, kexec=True),
     }
     for version, rootfs in images.items():
-        changed = version == "6-kernel"
-        lab.add_version(
-            version, rootfs=rootfs, kernel=other_kernel if changed else kernel,
-            initrd=other_initrd if changed else initrd,
-        )  # fmt: skip
+        lab.add_version(version, rootfs=rootfs, boot=other_boot if version == "6-kernel" else boot)
     lab.start("1")
     # The store serves other bytes than the inventory pins for 4-tampered.
     (lab.store / "4-tampered" / "rootfs").write_bytes(images["2"].read_bytes())
 
-    with NodeVM(
-        lab, kernel=kernel, initrd=initrd, append=lab.kernel_args(), console=tmp_path / "c.log"
-    ) as vm:
+    with NodeVM(lab, boot=boot, append=lab.kernel_args(), console=tmp_path / "c.log") as vm:
         vm.wait_console(f"{MARKER} version=1 ", timeout=BOOT_TIMEOUT)
         first = wait_version(lab, "1", timeout=60)
         wait_report(lab, lambda r: r.get("version") == "1", "the agent's first report")
@@ -182,7 +171,7 @@ def test_agent_switches_root_refuses_bad_versions_rolls_back_and_kexecs(
         lab.assign("6-kernel")
         third = wait_version(lab, "6-kernel", timeout=SWAP_TIMEOUT)
         assert third["boot_id"] != first["boot_id"] and third["ip"] == NODE_IP
-        assert third["kernel"] == other_kernel.name.removeprefix("vmlinuz-")
+        assert third["kernel"] == other_boot.release
         report = wait_report(
             lab, lambda r: r.get("version") == "6-kernel" and bool(r.get("last_swap")), "kexec"
         )
@@ -191,45 +180,38 @@ def test_agent_switches_root_refuses_bad_versions_rolls_back_and_kexecs(
 
 
 def test_agent_reboots_into_a_new_kernel_when_kexec_is_unavailable(
-    node_lab: NodeLab, tmp_path: Path
+    node_lab: NodeLab, node_boots: NodeBoots, tmp_path: Path
 ) -> None:
     """No kexec in the image: the agent reboots, and the node PXE boots its new assignment."""
     lab = node_lab
-    kernel = running_kernel()
-    other_kernel = next(k for k in kernels() if k != kernel)
-    initrd = initramfs_for(kernel, tmp_path / "initrd.img")
-    other_initrd = initramfs_for(other_kernel, tmp_path / "initrd-other.img")
-    lab.add_version("1", rootfs=busybox_image("1", agent=True), kernel=kernel, initrd=initrd)
-    lab.add_version(
-        "2-kernel", rootfs=busybox_image("2-kernel", agent=True), kernel=other_kernel,
-        initrd=other_initrd,
-    )  # fmt: skip
+    other_boot = node_boots.other
+    lab.add_version("1", rootfs=busybox_image("1", agent=True), boot=node_boots.running)
+    lab.add_version("2-kernel", rootfs=busybox_image("2-kernel", agent=True), boot=other_boot)
     lab.start("1")
-    with NodeVM(lab, kernel=None, console=tmp_path / "c.log", allow_reboot=True) as vm:
+    with NodeVM(lab, boot=None, console=tmp_path / "c.log", allow_reboot=True) as vm:
         vm.wait_console(f"{MARKER} version=1 ", timeout=BOOT_TIMEOUT)
         first = wait_version(lab, "1", timeout=60)
         wait_report(lab, lambda r: r.get("version") == "1", "the agent's first report")
         lab.assign("2-kernel")
         second = wait_version(lab, "2-kernel", timeout=SWAP_TIMEOUT + BOOT_TIMEOUT)
         assert second["boot_id"] != first["boot_id"] and second["ip"] == NODE_IP
-        assert second["kernel"] == other_kernel.name.removeprefix("vmlinuz-")
+        assert second["kernel"] == other_boot.release
         after_first_boot = vm.text()[vm.text().index(f"{MARKER} version=1 ") :]
         assert "iPXE" in after_first_boot  # the firmware ran again: a real reboot
         wait_report(lab, lambda r: r.get("version") == "2-kernel", "the report from 2-kernel")
 
 
 def test_systemd_node_moves_to_a_new_root_with_soft_reboot(
-    node_lab: NodeLab, tmp_path: Path
+    node_lab: NodeLab, node_boots: NodeBoots, tmp_path: Path
 ) -> None:
     """systemd >= 254 (debootstrap'd, cached): same kernel, ``systemctl soft-reboot``."""
     lab = node_lab
-    kernel = running_kernel()
-    initrd = initramfs_for(kernel, tmp_path / "initrd.img")
+    boot = node_boots.running
     for version in ("s1", "s2"):
-        lab.add_version(version, rootfs=systemd_image(version), kernel=kernel, initrd=initrd)
+        lab.add_version(version, rootfs=systemd_image(version), boot=boot)
     lab.start("s1")
     with NodeVM(
-        lab, kernel=kernel, initrd=initrd, append=lab.kernel_args(), memory=1024,
+        lab, boot=boot, append=lab.kernel_args(), memory=1024,
         console=tmp_path / "c.log",
     ) as vm:  # fmt: skip
         vm.wait_console(f"{MARKER} version=s1 ", timeout=BOOT_TIMEOUT * 2)

@@ -22,10 +22,9 @@ from tests.integration.node_lab import (
     BOOT_TIMEOUT,
     IMAGE,
     NODE_IP,
+    NodeBoots,
     NodeLab,
     NodeVM,
-    initramfs_for,
-    running_kernel,
     sha256_of,
     wait_version,
 )
@@ -54,17 +53,18 @@ echo staged
     )
 
 
-def test_boot_through_initramfs_then_switch_root_live(node_lab: NodeLab, tmp_path: Path) -> None:
+def test_boot_through_initramfs_then_switch_root_live(
+    node_lab: NodeLab, node_boots: NodeBoots, tmp_path: Path
+) -> None:
     lab = node_lab
-    kernel = running_kernel()
-    initrd = initramfs_for(kernel, tmp_path / "initrd.img")
+    boot = node_boots.running
     one, two = busybox_image("1"), busybox_image("2")
-    lab.add_version("1", rootfs=one, kernel=kernel, initrd=initrd)
-    lab.add_version("2", rootfs=two, kernel=kernel, initrd=initrd)
+    lab.add_version("1", rootfs=one, boot=boot)
+    lab.add_version("2", rootfs=two, boot=boot)
     lab.start("1")
     append = lab.kernel_args()
     assert f"reconciler.rootfs_sha256={sha256_of(one)}" in append
-    with NodeVM(lab, kernel=kernel, initrd=initrd, append=append, console=tmp_path / "c.log") as vm:
+    with NodeVM(lab, boot=boot, append=append, console=tmp_path / "c.log") as vm:
         vm.wait_console(f"{MARKER} version=1 ", timeout=BOOT_TIMEOUT)
         before = wait_version(lab, "1", timeout=60)
         assert before["ip"] == NODE_IP  # dhcpd's entry for node020, from the inventory
@@ -106,18 +106,17 @@ printf 'NEXT_STAGE=/run/reconciler/stage/{broken}\\nNEXT_IMAGE=x\\nNEXT_VERSION=
         assert again["boot_id"] == before["boot_id"]
 
 
-def test_initramfs_never_boots_a_mismatching_rootfs(node_lab: NodeLab, tmp_path: Path) -> None:
+def test_initramfs_never_boots_a_mismatching_rootfs(
+    node_lab: NodeLab, node_boots: NodeBoots, tmp_path: Path
+) -> None:
     lab = node_lab
-    kernel = running_kernel()
-    initrd = initramfs_for(kernel, tmp_path / "initrd.img")
+    boot = node_boots.running
     good, other = busybox_image("1"), busybox_image("2")
-    lab.add_version("1", rootfs=good, kernel=kernel, initrd=initrd)
+    lab.add_version("1", rootfs=good, boot=boot)
     lab.start("1")
     served = lab.store / "1" / "rootfs"
     shutil.copy(other, served)  # the store now serves bytes the inventory did not pin
-    with NodeVM(
-        lab, kernel=kernel, initrd=initrd, append=lab.kernel_args(), console=tmp_path / "c.log"
-    ) as vm:
+    with NodeVM(lab, boot=boot, append=lab.kernel_args(), console=tmp_path / "c.log") as vm:
         vm.wait_console(
             f"sha256 mismatch for {IMAGES_URL}/1/rootfs: expected {sha256_of(good)}, "
             f"got {sha256_of(other)}; refusing to boot it",

@@ -30,10 +30,9 @@ from tests.integration.node_lab import (
     BOOT_TIMEOUT,
     NODE,
     NODE_MAC,
+    NodeBoots,
     NodeLab,
     NodeVM,
-    initramfs_for,
-    running_kernel,
 )
 from tests.integration.pxe_machine import add_tap
 
@@ -114,27 +113,26 @@ def rollout_status(lab: NodeLab) -> dict[str, Any]:
 
 
 def test_two_real_nodes_move_one_after_the_other_and_a_failing_image_rolls_back(
-    node_lab: NodeLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    node_lab: NodeLab, node_boots: NodeBoots, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lab = node_lab
     monkeypatch.setattr(lab_module, "group_yaml", two_node_group)
-    kernel = running_kernel()
-    initrd = initramfs_for(kernel, tmp_path / "initrd.img")
+    boot = node_boots.running
     images = {
         "1": busybox_image("1", agent=True),
         "2": busybox_image("2", agent=True),
         "3-unhealthy": busybox_image("3-unhealthy", agent=True, failing_health=True),
     }
     for version, rootfs in images.items():
-        lab.add_version(version, rootfs=rootfs, kernel=kernel, initrd=initrd)
+        lab.add_version(version, rootfs=rootfs, boot=boot)
     lab.start("1")
     with lab.config.open("a") as config:
         config.write("[watch]\ndebounce = 0.05\nlocal_poll_interval = 1\nrollout_interval = 1\n")
     lab._stack.enter_context(watching(lab.pair, config=lab.config, log=lab.workdir / "watch.log"))
     tap2 = second_tap(lab)
-    first = NodeVM(lab, kernel=kernel, initrd=initrd, append=kernel_args(lab, NODE_MAC),
+    first = NodeVM(lab, boot=boot, append=kernel_args(lab, NODE_MAC),
                    console=tmp_path / "node020.log")  # fmt: skip
-    second = NodeVM(lab, kernel=kernel, initrd=initrd, append=kernel_args(lab, NODE2_MAC),
+    second = NodeVM(lab, boot=boot, append=kernel_args(lab, NODE2_MAC),
                     console=tmp_path / "node021.log", mac=NODE2_MAC, tap=tap2)  # fmt: skip
     with first, second:
         first.wait_console(f"{MARKER} version=1 ", timeout=BOOT_TIMEOUT)
