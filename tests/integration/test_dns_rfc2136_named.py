@@ -11,34 +11,10 @@ from reconciler.plan import TargetPlan, build_target_plan
 from reconciler.resources import DesiredState, DnsRecord, DnsZone
 from reconciler.targets.base import ApplyResult, TargetError
 from reconciler.targets.dns_rfc2136 import Rfc2136Target, build
-from tests.integration.named import (
-    FORWARD_ZONE,
-    KEY_NAME,
-    REVERSE_ZONE,
-    STATIC_ZONE,
-    NamedServer,
-    write_key_file,
-)
+from tests.integration.named import KEY_NAME, STATIC_ZONE, NamedServer, write_key_file
+from tests.unit.dns_sites import FWD, REV, dns_site
 
 pytestmark = pytest.mark.integration
-
-FWD, REV = FORWARD_ZONE, REVERSE_ZONE
-
-
-def site(
-    hosts: dict[str, int], *, ttl: int = 300, aliases: dict[str, str] | None = None
-) -> DesiredState:
-    records: list[DnsRecord] = []
-    for host, octet in hosts.items():
-        fqdn = f"{host}.{FWD}"
-        records.append(DnsRecord(FWD, fqdn, "A", ttl, (f"10.23.45.{octet}",)))
-        records.append(DnsRecord(REV, f"{octet}.{REV}", "PTR", ttl, (fqdn,)))
-    for alias, host in (aliases or {}).items():
-        records.append(DnsRecord(FWD, f"{alias}.{FWD}", "CNAME", ttl, (f"{host}.{FWD}",)))
-    return DesiredState(
-        dns_zones=(DnsZone(FWD, "forward"), DnsZone(REV, "reverse")),
-        dns_records=tuple(records),
-    )
 
 
 def make_target(named: NamedServer, tmp_path: Path, **extra: object) -> Rfc2136Target:
@@ -71,7 +47,7 @@ def test_apply_resolves_and_second_pass_sends_nothing(
     named_server: NamedServer, tmp_path: Path
 ) -> None:
     target = make_target(named_server, tmp_path)
-    state = site({"node020": 20, "node021": 21}, aliases={"login": "node021"})
+    state = dns_site({"node020": 20, "node021": 21}, aliases={"login": "node021"})
     plan, result = sync(target, state)
     assert plan.counts["create"] == 5
     assert result.writes == 2  # one message per zone
@@ -87,9 +63,9 @@ def test_apply_resolves_and_second_pass_sends_nothing(
 
 def test_rename_readdress_remove_and_ttl(named_server: NamedServer, tmp_path: Path) -> None:
     target = make_target(named_server, tmp_path)
-    sync(target, site({"node020": 20, "node021": 21, "node022": 22}))
+    sync(target, dns_site({"node020": 20, "node021": 21, "node022": 22}))
     # node020 renamed to node030, node021 re-addressed to .31, node022 removed, TTL 60.
-    state = site({"node030": 20, "node021": 31}, ttl=60)
+    state = dns_site({"node030": 20, "node021": 31}, ttl=60)
     plan, result = sync(target, state)
     assert result.writes == 2  # every change of a zone in one message
     assert named_server.query(f"node020.{FWD}", "A") == []
@@ -102,7 +78,7 @@ def test_rename_readdress_remove_and_ttl(named_server: NamedServer, tmp_path: Pa
     assert named_server.ttl(f"node030.{FWD}", "A") == 60
     assert sync(target, state)[1].writes == 0
     # A TTL change alone is a change too.
-    plan, result = sync(target, site({"node030": 20, "node021": 31}, ttl=120))
+    plan, result = sync(target, dns_site({"node030": 20, "node021": 31}, ttl=120))
     assert plan.counts["update"] == 4 and result.writes == 2
     assert named_server.ttl(f"31.{REV}", "PTR") == 120
 
@@ -113,7 +89,7 @@ def test_hand_made_records_survive_and_are_unmanaged(
     target = make_target(named_server, tmp_path)
     named_server.hand_update(FWD, [("add", f"printer.{FWD}", 600, "A 10.23.45.99")])
     named_server.hand_update(REV, [("add", f"99.{REV}", 600, f"PTR printer.{FWD}")])
-    for state in (site({"node020": 20}), site({"node021": 21}, ttl=30), site({})):
+    for state in (dns_site({"node020": 20}), dns_site({"node021": 21}, ttl=30), dns_site({})):
         plan, _ = sync(target, state)
         assert f"{FWD} printer.{FWD} A" in plan.unmanaged
         assert f"{REV} 99.{REV} PTR" in plan.unmanaged
@@ -126,8 +102,8 @@ def test_concurrent_change_is_detected_and_next_pass_converges(
     named_server: NamedServer, tmp_path: Path
 ) -> None:
     target = make_target(named_server, tmp_path)
-    sync(target, site({"node020": 20}))
-    plan = plan_for(target, site({"node020": 40, "node021": 21}))
+    sync(target, dns_site({"node020": 20}))
+    plan = plan_for(target, dns_site({"node020": 40, "node021": 21}))
     # Between plan and apply an admin edits a record the plan updates...
     named_server.hand_update(FWD, [("replace", f"node020.{FWD}", 300, "A 10.23.45.77")])
     with pytest.raises(TargetError, match="changed since the plan was read") as caught:
@@ -136,23 +112,23 @@ def test_concurrent_change_is_detected_and_next_pass_converges(
     assert named_server.query(f"node020.{FWD}", "A") == ["10.23.45.77"]  # not overwritten
     assert named_server.query(f"node021.{FWD}", "A") == []  # same message: nothing applied
     # ...and the next pass replans from what is there now and converges.
-    sync(target, site({"node020": 40, "node021": 21}))
+    sync(target, dns_site({"node020": 40, "node021": 21}))
     assert named_server.query(f"node020.{FWD}", "A") == ["10.23.45.40"]
     assert named_server.query(f"node021.{FWD}", "A") == ["10.23.45.21"]
-    assert sync(target, site({"node020": 40, "node021": 21}))[1].writes == 0
+    assert sync(target, dns_site({"node020": 40, "node021": 21}))[1].writes == 0
 
 
 def test_concurrent_create_is_detected_and_not_claimed(
     named_server: NamedServer, tmp_path: Path
 ) -> None:
     target = make_target(named_server, tmp_path)
-    plan = plan_for(target, site({"node020": 20}))
+    plan = plan_for(target, dns_site({"node020": 20}))
     named_server.hand_update(FWD, [("add", f"node020.{FWD}", 300, "A 10.23.45.88")])
     with pytest.raises(TargetError, match="YXRRSET"):
         target.apply(plan.changes)
     assert named_server.query(f"node020.{FWD}", "A") == ["10.23.45.88"]
     assert f"{FWD} node020.{FWD} A" not in target.ledger.load()
-    plan, _ = sync(target, site({"node020": 20}))
+    plan, _ = sync(target, dns_site({"node020": 20}))
     assert [c.adopt for c in plan.changes if c.key == f"{FWD} node020.{FWD} A"] == [True]
     assert named_server.query(f"node020.{FWD}", "A") == ["10.23.45.20"]
 
@@ -162,7 +138,7 @@ def test_many_changes_are_batched_and_one_host_is_one_message(
 ) -> None:
     target = make_target(named_server, tmp_path, max_message_bytes=4096)
     hosts = {f"node{i:03d}": i for i in range(1, 251)}
-    plan, result = sync(target, site(hosts))
+    plan, result = sync(target, dns_site(hosts))
     assert plan.counts["create"] == 500
     assert 2 < result.writes < 20
     assert target.stats.largest_message <= 4096
@@ -170,11 +146,11 @@ def test_many_changes_are_batched_and_one_host_is_one_message(
     assert named_server.query(f"1.{REV}", "PTR") == [f"node001.{FWD}"]
     # One host renamed: A delete + create in the forward zone, PTR update in the reverse.
     hosts["node001x"] = hosts.pop("node001")
-    plan, result = sync(target, site(hosts))
+    plan, result = sync(target, dns_site(hosts))
     assert plan.counts == {"delete": 1, "create": 1, "update": 1}
     assert result.writes == 2
     # One new alias: ONE message.
-    plan, result = sync(target, site(hosts, aliases={"www": "node002"}))
+    plan, result = sync(target, dns_site(hosts, aliases={"www": "node002"}))
     assert plan.counts["create"] == 1 and result.writes == 1
     assert named_server.query(f"www.{FWD}", "CNAME") == [f"node002.{FWD}"]
 
@@ -184,7 +160,7 @@ def test_alias_colliding_with_hand_made_record_is_a_clear_error(
 ) -> None:
     target = make_target(named_server, tmp_path)
     named_server.hand_update(FWD, [("add", f"login.{FWD}", 600, "A 10.23.45.99")])
-    plan = plan_for(target, site({"node020": 20}, aliases={"login": "node020"}))
+    plan = plan_for(target, dns_site({"node020": 20}, aliases={"login": "node020"}))
     with pytest.raises(TargetError, match="CNAME cannot share its name"):
         target.apply(plan.changes)
     assert named_server.query(f"login.{FWD}", "A") == ["10.23.45.99"]
@@ -196,7 +172,7 @@ def test_bad_tsig_secret_and_unknown_key(named_server: NamedServer, tmp_path: Pa
     )
     target = make_target(named_server, tmp_path, key_file=str(wrong))
     with pytest.raises(TargetError, match="TSIG") as caught:
-        plan_for(target, site({"node020": 20}))
+        plan_for(target, dns_site({"node020": 20}))
     assert "c2VjcmV0" not in str(caught.value)
     assert str(named_server.port) in str(caught.value)
     unknown = write_key_file(
@@ -206,11 +182,11 @@ def test_bad_tsig_secret_and_unknown_key(named_server: NamedServer, tmp_path: Pa
     )
     target = make_target(named_server, tmp_path, key_file=str(unknown))
     with pytest.raises(TargetError, match="rejected TSIG key 'nobody'") as caught:
-        plan_for(target, site({"node020": 20}))
+        plan_for(target, dns_site({"node020": 20}))
     assert REV in str(caught.value)  # zones are read in name order
     # An update signed with a wrong key is refused too (read with the right key).
     good = make_target(named_server, tmp_path)
-    plan = plan_for(good, site({"node020": 20}))
+    plan = plan_for(good, dns_site({"node020": 20}))
     bad = make_target(named_server, tmp_path, key_file=str(wrong))
     with pytest.raises(TargetError, match="TSIG"):
         bad.apply(plan.changes)
@@ -219,13 +195,13 @@ def test_bad_tsig_secret_and_unknown_key(named_server: NamedServer, tmp_path: Pa
 
 def test_server_down(named_server: NamedServer, tmp_path: Path) -> None:
     target = make_target(named_server, tmp_path)
-    plan = plan_for(target, site({"node020": 20}))
+    plan = plan_for(target, dns_site({"node020": 20}))
     named_server.stop()
     with pytest.raises(TargetError, match="cannot reach DNS server") as caught:
         target.apply(plan.changes)
     assert f"127.0.0.1:{named_server.port}" in str(caught.value)
     with pytest.raises(TargetError, match="cannot reach DNS server"):
-        plan_for(target, site({"node020": 20}))
+        plan_for(target, dns_site({"node020": 20}))
 
 
 def test_missing_and_static_zones(named_server: NamedServer, tmp_path: Path) -> None:
@@ -252,10 +228,10 @@ def test_zone_dropped_from_inventory_loses_our_records(
 ) -> None:
     target = make_target(named_server, tmp_path)
     named_server.hand_update(REV, [("add", f"99.{REV}", 600, f"PTR printer.{FWD}")])
-    sync(target, site({"node020": 20}))
+    sync(target, dns_site({"node020": 20}))
     forward_only = DesiredState(
         dns_zones=(DnsZone(FWD, "forward"),),
-        dns_records=tuple(r for r in site({"node020": 20}).dns_records if r.zone == FWD),
+        dns_records=tuple(r for r in dns_site({"node020": 20}).dns_records if r.zone == FWD),
     )
     plan, result = sync(target, forward_only)  # the reverse zone is read through the ledger
     assert plan.counts["delete"] == 1 and result.writes == 1

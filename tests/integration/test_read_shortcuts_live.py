@@ -20,7 +20,8 @@ from tests.integration.conftest import DhcpSite
 from tests.integration.dhcp_hosts import node as dhcp_node
 from tests.integration.named import NamedServer
 from tests.integration.netns import entered
-from tests.integration.test_dns_rfc2136_named import FWD, make_target, plan_for, site, sync
+from tests.integration.test_dns_rfc2136_named import make_target, plan_for, sync
+from tests.unit.dns_sites import FWD, dns_site
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +42,7 @@ def test_dns_no_op_pass_transfers_nothing_and_a_hand_edit_is_seen_by_ixfr(
     named_server: NamedServer, tmp_path: Path
 ) -> None:
     target = make_target(named_server, tmp_path)
-    state = site({"node020": 20, "node021": 21})
+    state = dns_site({"node020": 20, "node021": 21})
     sync(target, state)
     transfers, incremental = target.snapshots.transfers, target.snapshots.incremental
     plan = plan_for(target, state)  # our UPDATEs moved the serials: one IXFR per zone
@@ -68,7 +69,7 @@ def test_a_zone_reloaded_without_its_journal_falls_back_to_a_full_transfer(
     named_server: NamedServer, tmp_path: Path
 ) -> None:
     target = make_target(named_server, tmp_path)
-    state = site({"node020": 20, "node021": 21})
+    state = dns_site({"node020": 20, "node021": 21})
     sync(target, state)
     assert plan_for(target, state).changes == ()
     serial = zone_serial(target.endpoint, FWD)

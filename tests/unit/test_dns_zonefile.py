@@ -8,37 +8,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from dns_sites import FWD, REV, dns_site
 
 from reconciler.config import RuntimeConfig, SourceConfig
 from reconciler.plan import build_target_plan
 from reconciler.resources import DesiredState, DnsRecord, DnsZone
 from reconciler.targets.dns_zonefile import ZoneFileTarget, build
 from reconciler.targets.zonefile_format import parse_zone
-
-FWD = "cluster.example."
-REV = "45.23.10.in-addr.arpa."
-
-
-def site(
-    hosts: dict[str, int],
-    *,
-    ttl: int = 300,
-    aliases: dict[str, str] | None = None,
-    with_glue: bool = False,
-) -> DesiredState:
-    records: list[DnsRecord] = []
-    for host, octet in hosts.items():
-        fqdn = f"{host}.{FWD}"
-        records.append(DnsRecord(FWD, fqdn, "A", ttl, (f"10.23.45.{octet}",)))
-        records.append(DnsRecord(REV, f"{octet}.{REV}", "PTR", ttl, (fqdn,)))
-    if with_glue:
-        records.append(DnsRecord(FWD, f"ns1.{FWD}", "A", ttl, ("10.23.45.2",)))
-    for alias, host in (aliases or {}).items():
-        records.append(DnsRecord(FWD, f"{alias}.{FWD}", "CNAME", ttl, (f"{host}.{FWD}",)))
-    return DesiredState(
-        dns_zones=(DnsZone(FWD, "forward"), DnsZone(REV, "reverse")),
-        dns_records=tuple(records),
-    )
 
 
 def make_target(tmp_path: Path, **extra: object) -> ZoneFileTarget:
@@ -70,7 +46,7 @@ def serial_of(path: Path) -> int:
 
 def test_first_pass_writes_both_zones_then_no_op(tmp_path: Path) -> None:
     target = make_target(tmp_path)
-    state = site({"node020": 20, "node021": 21}, aliases={"login": "node021"})
+    state = dns_site({"node020": 20, "node021": 21}, aliases={"login": "node021"})
     assert reconcile(target, state)[:2] == (5, 2)
     text = target.path_of(FWD).read_text()
     assert "node020.cluster.example. 300 IN A 10.23.45.20\n" in text
@@ -85,11 +61,11 @@ def test_first_pass_writes_both_zones_then_no_op(tmp_path: Path) -> None:
 
 def test_only_changed_zone_is_rewritten_and_serial_bumped(tmp_path: Path) -> None:
     target = make_target(tmp_path)
-    reconcile(target, site({"node020": 20}))
+    reconcile(target, dns_site({"node020": 20}))
     fwd, rev = target.path_of(FWD), target.path_of(REV)
     old_fwd, old_rev = serial_of(fwd), rev.read_text()
     # TTL change on the A record only: the reverse zone is not touched.
-    state = site({"node020": 20})
+    state = dns_site({"node020": 20})
     state = DesiredState(
         dns_zones=state.dns_zones,
         dns_records=tuple(
@@ -105,13 +81,13 @@ def test_only_changed_zone_is_rewritten_and_serial_bumped(tmp_path: Path) -> Non
 
 def test_hand_made_records_are_unmanaged_and_survive(tmp_path: Path) -> None:
     target = make_target(tmp_path)
-    reconcile(target, site({"node020": 20}))
+    reconcile(target, dns_site({"node020": 20}))
     fwd = target.path_of(FWD)
     fwd.write_text(
         fwd.read_text() + "printer 600 IN A 10.23.45.99\n"  # relative name: dnspython path
         '$ORIGIN cluster.example.\ntxt 300 IN TXT "hello; world"\n'
     )
-    changes, writes, unmanaged = reconcile(target, site({"node021": 21}))
+    changes, writes, unmanaged = reconcile(target, dns_site({"node021": 21}))
     assert f"{FWD} printer.{FWD} A" in unmanaged
     assert f"{FWD} txt.{FWD} TXT" in unmanaged
     assert f"{FWD} {FWD} SOA" not in unmanaged
@@ -120,7 +96,7 @@ def test_hand_made_records_are_unmanaged_and_survive(tmp_path: Path) -> None:
     assert "printer.cluster.example. 600 IN A 10.23.45.99" in text
     assert "node020" not in text and "node021.cluster.example. 300 IN A" in text
     # The rewrite is canonical again, and the hand-made records stay unmanaged.
-    desired = target.desired(site({"node021": 21}))
+    desired = target.desired(dns_site({"node021": 21}))
     live = target.read(desired)
     assert f"{FWD} printer.{FWD} A" in live.unmanaged
     assert f"{FWD} {FWD} NS" not in live.owned
@@ -128,10 +104,10 @@ def test_hand_made_records_are_unmanaged_and_survive(tmp_path: Path) -> None:
 
 def test_hand_made_record_with_wanted_key_is_adopted(tmp_path: Path) -> None:
     target = make_target(tmp_path)
-    reconcile(target, site({}))
+    reconcile(target, dns_site({}))
     fwd = target.path_of(FWD)
     fwd.write_text(fwd.read_text() + "node020.cluster.example. 300 IN A 10.9.9.9\n")
-    reconcile(target, site({"node020": 20}))
+    reconcile(target, dns_site({"node020": 20}))
     assert "10.9.9.9" not in fwd.read_text()
     assert f"{FWD} node020.{FWD} A" in target.ledger.load()
 
@@ -160,7 +136,7 @@ def test_reader_reads_back_10000_hosts_and_their_ptrs(tmp_path: Path) -> None:
 
 def test_deleted_zone_records_are_removed(tmp_path: Path) -> None:
     target = make_target(tmp_path)
-    reconcile(target, site({"node020": 20}))
+    reconcile(target, dns_site({"node020": 20}))
     state = DesiredState(dns_zones=(DnsZone(FWD, "forward"),), dns_records=())
     changes, writes, _ = reconcile(target, state)
     assert changes == 2 and writes == 2  # the reverse zone is still read through the ledger
@@ -172,7 +148,8 @@ def test_named_checkzone_accepts_the_files(tmp_path: Path) -> None:
     checkzone = shutil.which("named-checkzone")
     target = make_target(tmp_path, checkzone=checkzone)
     reconcile(
-        target, site({"node020": 20, "node021": 21}, aliases={"login": "node020"}, with_glue=True)
+        target,
+        dns_site({"node020": 20, "node021": 21}, aliases={"login": "node020"}, with_glue=True),
     )
     for zone in (FWD, REV):
         completed = subprocess.run(
@@ -189,10 +166,10 @@ def test_checkzone_failure_keeps_old_file(tmp_path: Path) -> None:
     from reconciler.targets.base import TargetError
 
     target = make_target(tmp_path, checkzone=shutil.which("named-checkzone"))
-    reconcile(target, site({"node020": 20}, with_glue=True))
+    reconcile(target, dns_site({"node020": 20}, with_glue=True))
     old = target.path_of(FWD).read_text()
     # A CNAME next to an A record is not a valid zone.
-    bad = site({"node020": 20}, aliases={"node020": "node021"}, with_glue=True)
+    bad = dns_site({"node020": 20}, aliases={"node020": "node021"}, with_glue=True)
     with pytest.raises(TargetError, match="named-checkzone rejects"):
         reconcile(target, bad)
     assert target.path_of(FWD).read_text() == old
