@@ -30,6 +30,7 @@ from tests.integration.named import named_server  # noqa: F401
 from tests.integration.netns import NetnsPair, netns_pair
 from tests.integration.node_lab import NodeBoots, NodeLab, kernels
 from tests.integration.qemu_vm import QEMU
+from tests.integration.watch_live import live_watch  # noqa: F401
 
 
 @pytest.fixture(scope="session")

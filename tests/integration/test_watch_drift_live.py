@@ -9,12 +9,10 @@ the status.
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -22,22 +20,11 @@ from reconciler.targets.omapi_client import OmapiSession
 from reconciler.watch.status import Status
 from tests.integration.dhcp_server import KEY_NAME, OMAPI_PORT
 from tests.integration.netns import entered
-from tests.integration.watch_live import LiveWatchSite, live_watch_site, mac_of
+from tests.integration.watch_live import LiveWatchSite, mac_of
 
 pytestmark = pytest.mark.integration
 
 HOSTS = {i: mac_of(i) for i in (1, 2, 3)}  # node000N is 10.23.1.(N+1)
-
-
-@pytest.fixture
-def live(as_root: None, tmp_path: Path) -> Iterator[LiveWatchSite]:
-    for binary in ("/usr/sbin/dhcpd", "/usr/sbin/named"):
-        if not Path(binary).exists():
-            pytest.skip(f"{binary} is not installed")
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed")
-    with live_watch_site(tmp_path) as site:
-        yield site
 
 
 def set_drift(site: LiveWatchSite, modes: str) -> None:
@@ -102,36 +89,38 @@ def stop(watch: subprocess.Popen[bytes]) -> None:
             watch.wait(timeout=10)
 
 
-def test_drift_on_live_targets_is_corrected_or_only_reported(live: LiveWatchSite) -> None:
-    set_drift(live, '{ dhcp = "correct", dns = "report" }')
-    commit = live.commit(HOSTS, "three hosts")
-    watch = live.start_watch()
+def test_drift_on_live_targets_is_corrected_or_only_reported(live_watch: LiveWatchSite) -> None:
+    set_drift(live_watch, '{ dhcp = "correct", dns = "report" }')
+    commit = live_watch.commit(HOSTS, "three hosts")
+    watch = live_watch.start_watch()
     try:
-        live.wait_applied(commit, timeout=60)
-        assert address_of(live, "node0003") == ["10.23.1.4"]
-        delete_by_hand(live, "node0002")
-        change_by_hand(live, "node0003", "10.23.9.9")
-        wait_until("dhcpd has node0002 again", lambda: in_dhcpd(live, "node0002"))
-        status = after_passes(live, 2)
+        live_watch.wait_applied(commit, timeout=60)
+        assert address_of(live_watch, "node0003") == ["10.23.1.4"]
+        delete_by_hand(live_watch, "node0002")
+        change_by_hand(live_watch, "node0003", "10.23.9.9")
+        wait_until("dhcpd has node0002 again", lambda: in_dhcpd(live_watch, "node0002"))
+        status = after_passes(live_watch, 2)
         assert status.targets["dns"].mode == "report" and status.targets["dns"].pending > 0
-        assert address_of(live, "node0003") == ["10.23.9.9"]  # reported, left alone
+        assert address_of(live_watch, "node0003") == ["10.23.9.9"]  # reported, left alone
         assert status.targets["dhcp"].pending == 0
     finally:
         stop(watch)
 
-    set_drift(live, '{ dhcp = "report", dns = "correct" }')
-    watch = live.start_watch("watch-2.log")
+    set_drift(live_watch, '{ dhcp = "report", dns = "correct" }')
+    watch = live_watch.start_watch("watch-2.log")
     try:
-        wait_until("named has node0003 back", lambda: address_of(live, "node0003") == ["10.23.1.4"])
-        live.wait_applied(commit, timeout=60)
-        delete_by_hand(live, "node0001")
-        change_by_hand(live, "node0002", "10.23.9.8")
+        wait_until(
+            "named has node0003 back", lambda: address_of(live_watch, "node0003") == ["10.23.1.4"]
+        )
+        live_watch.wait_applied(commit, timeout=60)
+        delete_by_hand(live_watch, "node0001")
+        change_by_hand(live_watch, "node0002", "10.23.9.8")
         wait_until(
             "the record of node0002 is put back",
-            lambda: address_of(live, "node0002") == ["10.23.1.3"],
+            lambda: address_of(live_watch, "node0002") == ["10.23.1.3"],
         )
-        status = after_passes(live, 2)
+        status = after_passes(live_watch, 2)
         assert status.targets["dhcp"].mode == "report" and status.targets["dhcp"].pending > 0
-        assert not in_dhcpd(live, "node0001")  # reported, left alone
+        assert not in_dhcpd(live_watch, "node0001")  # reported, left alone
     finally:
         stop(watch)

@@ -11,7 +11,6 @@ what the inventory asks for.
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import time
@@ -24,23 +23,12 @@ from reconciler.targets.dhcp_omapi import DhcpOmapiTarget
 from reconciler.watch.settings import load_watch_config
 from tests.integration.dhcp_server import DhcpClient
 from tests.integration.netns import entered
-from tests.integration.watch_live import LiveWatchSite, live_watch_site, mac_of
+from tests.integration.watch_live import LiveWatchSite, mac_of
 
 pytestmark = pytest.mark.integration
 
 FIRST = 40
 SECOND = 2500
-
-
-@pytest.fixture
-def live(as_root: None, tmp_path: Path) -> LiveWatchSite:  # type: ignore[misc]
-    for binary in ("/usr/sbin/dhcpd", "/usr/sbin/dhclient", "/usr/sbin/named"):
-        if not Path(binary).exists():
-            pytest.skip(f"{binary} is not installed")
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed")
-    with live_watch_site(tmp_path) as site:
-        yield site
 
 
 def host_blocks(leases: Path) -> int:
@@ -56,20 +44,20 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=10)
 
 
-def test_sigkill_mid_apply_then_restart_converges(live: LiveWatchSite) -> None:
+def test_sigkill_mid_apply_then_restart_converges(live_watch: LiveWatchSite) -> None:
     first_hosts = {i: mac_of(i) for i in range(1, FIRST + 1)}
-    c1 = live.commit(first_hosts, "first 40 hosts")
-    watch = live.start_watch()
+    c1 = live_watch.commit(first_hosts, "first 40 hosts")
+    watch = live_watch.start_watch()
     try:
-        live.wait_applied(c1, timeout=30)
+        live_watch.wait_applied(c1, timeout=30)
         # A large change: 5 removed, 5 new NICs, thousands added.
         second = {i: mac_of(i) for i in range(6, SECOND + 1)}
         for i in range(6, 11):
             second[i] = mac_of(i, generation=1)
-        baseline = host_blocks(live.dhcpd.leases)
-        c2 = live.commit(second, "5 removed, 5 new NICs, many added")
+        baseline = host_blocks(live_watch.dhcpd.leases)
+        c2 = live_watch.commit(second, "5 removed, 5 new NICs, many added")
         deadline = time.monotonic() + 30
-        while host_blocks(live.dhcpd.leases) < baseline + 300:
+        while host_blocks(live_watch.dhcpd.leases) < baseline + 300:
             assert watch.poll() is None, "watch exited on its own"
             assert time.monotonic() < deadline, "the large apply never started"
             time.sleep(0.002)
@@ -77,23 +65,23 @@ def test_sigkill_mid_apply_then_restart_converges(live: LiveWatchSite) -> None:
         assert watch.wait(timeout=10) == -signal.SIGKILL
     finally:
         stop(watch)
-    killed = live.store.load()
+    killed = live_watch.store.load()
     assert killed.applied_revision == c1  # it really died mid-apply
-    assert host_blocks(live.dhcpd.leases) < baseline + SECOND
+    assert host_blocks(live_watch.dhcpd.leases) < baseline + SECOND
 
-    again = live.start_watch()
+    again = live_watch.start_watch()
     try:
-        status = live.wait_applied(c2, timeout=60)
+        status = live_watch.wait_applied(c2, timeout=60)
         assert all(t.ok and t.revision == c2 for t in status.targets.values())
         again.send_signal(signal.SIGTERM)
         assert again.wait(timeout=30) == 0
     finally:
         stop(again)
 
-    config, _ = load_watch_config(live.config_path)
+    config, _ = load_watch_config(live_watch.config_path)
     engine = Engine(config)
     state = engine.compile(engine.load())
-    with entered(live.pair.server):
+    with entered(live_watch.pair.server):
         plan = engine.plan(state, revision=c2)
         omapi = next(t for t in engine.targets if isinstance(t, DhcpOmapiTarget))
         with omapi.session() as session:
@@ -109,12 +97,16 @@ def test_sigkill_mid_apply_then_restart_converges(live: LiveWatchSite) -> None:
     assert by_name[f"node{SECOND:04d}"].mac == mac_of(SECOND)
     assert by_name["node0006"].mac == mac_of(6, generation=1)
     for target in engine.targets:
-        ledger = json.loads((live.workdir / "state" / f"{target.name}.owned.json").read_text())
+        ledger = json.loads(
+            (live_watch.workdir / "state" / f"{target.name}.owned.json").read_text()
+        )
         assert set(ledger["owned"]) == {r.key for r in target.desired(state)}, target.name
     last = next(h for h in state.dhcp_hosts if h.hostname == f"node{SECOND:04d}")
-    with entered(live.pair.server):
-        assert live.named.query(f"{last.hostname}.cluster.example.", "A") == [last.ip]
-        assert live.named.query("node0001.cluster.example.", "A") == []
+    with entered(live_watch.pair.server):
+        assert live_watch.named.query(f"{last.hostname}.cluster.example.", "A") == [last.ip]
+        assert live_watch.named.query("node0001.cluster.example.", "A") == []
     # What a machine really gets: the new NIC of node0007 is served its address.
-    lease = DhcpClient(live.pair, live.workdir / "client").lease(mac_of(7, generation=1))
+    lease = DhcpClient(live_watch.pair, live_watch.workdir / "client").lease(
+        mac_of(7, generation=1)
+    )
     assert lease is not None and lease.hostname == "node0007"

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from reconciler.config import BootConfig, RuntimeConfig, SourceConfig
 from reconciler.resources import DhcpSubnet
@@ -187,3 +190,15 @@ def live_watch_site(workdir: Path, *, watch: str = "") -> Iterator[LiveWatchSite
         git(workdir / "repo", "init", "-q", "-b", "main")
         (workdir / "reconciler.toml").write_text(config_text(named, dhcpd, watch=watch))
         yield LiveWatchSite(workdir, pair, dhcpd, named)
+
+
+@pytest.fixture
+def live_watch(as_root: None, tmp_path: Path) -> Iterator[LiveWatchSite]:
+    """A live site for one test; skips where dhcpd, dhclient, named or git is missing."""
+    for binary in ("/usr/sbin/dhcpd", "/usr/sbin/dhclient", "/usr/sbin/named"):
+        if not Path(binary).exists():
+            pytest.skip(f"{binary} is not installed")
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    with live_watch_site(tmp_path) as site:
+        yield site
