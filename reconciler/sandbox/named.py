@@ -10,16 +10,14 @@ and stops the server afterwards. Only loopback is ever contacted.
 from __future__ import annotations
 
 import base64
-import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import dns.exception
 import dns.message
@@ -235,12 +233,3 @@ def _wait_ready(server: NamedServer, timeout: float) -> None:
         except (OSError, EOFError, dns.exception.DNSException):
             pass
         time.sleep(0.05)
-
-
-@contextlib.contextmanager
-def running_named(directory: Path, **kwargs: Any) -> Iterator[NamedServer]:
-    server = start_named(directory, **kwargs)
-    try:
-        yield server
-    finally:
-        server.stop()
