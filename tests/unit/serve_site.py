@@ -12,7 +12,7 @@ import asyncio
 import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -119,6 +119,12 @@ class FakeNeighbours:
 
     async def __call__(self, address: str) -> str | None:
         return self.entries.get(address)
+
+
+def serve_settings(tmp_path: Path, **changes: Any) -> ServeSettings:
+    """``[serve]`` for a test: the audit log in ``tmp_path``, the accepted revision read
+    on every request (no refresh delay), and ``changes``."""
+    return ServeSettings(audit_log=tmp_path / "audit.jsonl", refresh_seconds=0, **changes)
 
 
 def serve_app(

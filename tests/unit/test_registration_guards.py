@@ -24,17 +24,13 @@ from serve_site import (
     make_config,
     make_repo,
     serve_app,
+    serve_settings,
     with_client,
 )
 
 from reconciler.server.audit import AuditLog
-from reconciler.server.settings import ServeSettings
 
 REMOTE = "10.23.45.201"
-
-
-def settings(tmp_path: Path, **changes: Any) -> ServeSettings:
-    return ServeSettings(audit_log=tmp_path / "audit.jsonl", refresh_seconds=0, **changes)
 
 
 def commits(repo: Path) -> int:
@@ -62,7 +58,7 @@ async def register(
 )
 def test_macs_no_card_has_are_refused(tmp_path: Path, mac: str, says: str) -> None:
     repo = make_repo(tmp_path)
-    app = serve_app(make_config(tmp_path, repo), settings(tmp_path), FakeNeighbours())
+    app = serve_app(make_config(tmp_path, repo), serve_settings(tmp_path), FakeNeighbours())
     status, body = with_client(app, lambda client: register(client, mac))
     assert status == 400 and says in body["error"], body
     assert commits(repo) == 1
@@ -71,7 +67,7 @@ def test_macs_no_card_has_are_refused(tmp_path: Path, mac: str, says: str) -> No
 
 def test_a_locally_administered_mac_is_enrolled(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
-    app = serve_app(make_config(tmp_path, repo), settings(tmp_path), FakeNeighbours())
+    app = serve_app(make_config(tmp_path, repo), serve_settings(tmp_path), FakeNeighbours())
     status, body = with_client(app, lambda client: register(client, "02:16:3e:00:00:01"))
     assert status == 200 and body["hostname"] == "node021"
 
@@ -82,7 +78,7 @@ def test_without_a_neighbour_entry_only_allow_routed_groups_enrol(tmp_path: Path
     mac = "52:54:00:12:34:15"
 
     def attempt() -> tuple[int, dict[str, Any]]:
-        app = serve_app(config, settings(tmp_path), FakeNeighbours())
+        app = serve_app(config, serve_settings(tmp_path), FakeNeighbours())
         return with_client(app, lambda client: register(client, mac, neighbour=None))
 
     status, body = attempt()  # nothing accepted yet: the enroller checks at the head
@@ -109,7 +105,7 @@ def test_a_global_cap_holds_back_many_addresses_together(tmp_path: Path) -> None
     repo = make_repo(tmp_path)
     app = serve_app(
         make_config(tmp_path, repo),
-        settings(tmp_path, rate_limit_global_burst=3, rate_limit_global_per_minute=1),
+        serve_settings(tmp_path, rate_limit_global_burst=3, rate_limit_global_per_minute=1),
         FakeNeighbours(),
     )
 
@@ -140,7 +136,7 @@ def test_cheap_refusals_never_read_the_inventory_from_git(
     accept(config)  # the window is checked in the accepted revision, in memory
     app = serve_app(
         config,
-        settings(tmp_path, rate_limit_burst=1, rate_limit_per_minute=1, max_body_bytes=128),
+        serve_settings(tmp_path, rate_limit_burst=1, rate_limit_per_minute=1, max_body_bytes=128),
         FakeNeighbours(),
     )
 
@@ -176,7 +172,9 @@ def test_malformed_bodies_are_a_400_never_a_500(
 ) -> None:
     repo = make_repo(tmp_path)
     app = serve_app(
-        make_config(tmp_path, repo), settings(tmp_path, max_body_bytes=1_048_576), FakeNeighbours()
+        make_config(tmp_path, repo),
+        serve_settings(tmp_path, max_body_bytes=1_048_576),
+        FakeNeighbours(),
     )
 
     async def scenario(client: TestClient) -> tuple[int, Any]:
@@ -194,7 +192,7 @@ def test_the_audit_log_is_rotated_and_bounded(tmp_path: Path) -> None:
     repo = make_repo(tmp_path, open_window=False)
     app = serve_app(
         make_config(tmp_path, repo),
-        settings(tmp_path, audit_log_max_bytes=4096, audit_log_backups=2),
+        serve_settings(tmp_path, audit_log_max_bytes=4096, audit_log_backups=2),
         FakeNeighbours(),
     )
 
@@ -216,7 +214,7 @@ def test_repeated_refusals_are_logged_a_few_times_not_every_time(
 ) -> None:
     repo = make_repo(tmp_path)
     app = serve_app(
-        make_config(tmp_path, repo), settings(tmp_path, rate_limit_burst=1), FakeNeighbours()
+        make_config(tmp_path, repo), serve_settings(tmp_path, rate_limit_burst=1), FakeNeighbours()
     )
 
     async def scenario(client: TestClient) -> None:
@@ -232,7 +230,7 @@ def test_repeated_refusals_are_logged_a_few_times_not_every_time(
 
 def test_group_file_untouched_after_refusals(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
-    app = serve_app(make_config(tmp_path, repo), settings(tmp_path), FakeNeighbours())
+    app = serve_app(make_config(tmp_path, repo), serve_settings(tmp_path), FakeNeighbours())
     with_client(app, lambda client: register(client, "52:54:00:12:34:15", neighbour=None))
     assert git(repo, "show", "main:groups/compute.yaml") == COMPUTE.format(
         open="true", indexes="21-40"

@@ -24,6 +24,7 @@ from serve_site import (
     make_config,
     make_repo,
     serve_app,
+    serve_settings,
     with_client,
 )
 
@@ -32,16 +33,11 @@ from reconciler.server.audit import AuditLog
 from reconciler.server.enrol import ATTEMPTS as ENROL_ATTEMPTS
 from reconciler.server.enrol import Enroller
 from reconciler.server.push import RegistrationRemote
-from reconciler.server.settings import ServeSettings
 from reconciler.statelock import StateLock
 from reconciler.watch.settings import WatchSettings
 
 MAC = "52:54:00:12:34:15"
 ADDRESS = "10.23.45.201"
-
-
-def settings(tmp_path: Path, **changes: Any) -> ServeSettings:
-    return ServeSettings(audit_log=tmp_path / "audit.jsonl", refresh_seconds=0, **changes)
 
 
 def remote_site(tmp_path: Path) -> tuple[Path, str]:
@@ -81,7 +77,7 @@ def test_a_registration_is_pushed_to_the_watch_remote(tmp_path: Path) -> None:
     before = git(remote, "rev-parse", "main").strip()
     config = make_config(tmp_path, remote).model_copy(update={"watch": WatchSettings(remote=url)})
     accept(config)
-    app = serve_app(config, settings(tmp_path), FakeNeighbours())  # push_url: [watch] remote
+    app = serve_app(config, serve_settings(tmp_path), FakeNeighbours())  # push_url: [watch] remote
 
     status, body, _ = register(app)
     assert status == 200, body
@@ -90,7 +86,7 @@ def test_a_registration_is_pushed_to_the_watch_remote(tmp_path: Path) -> None:
     assert git(remote, "rev-parse", "main~1").strip() == before
     assert f'  - index: 21\n    mac: "{MAC}"' in compute(remote)
     # The same MAC again: the same answer, no second commit.
-    again = register(serve_app(config, settings(tmp_path), FakeNeighbours()))
+    again = register(serve_app(config, serve_settings(tmp_path), FakeNeighbours()))
     assert again[0] == 200 and again[1]["index"] == 21
     assert git(remote, "rev-parse", "main").strip() == head
 
@@ -101,7 +97,7 @@ def test_a_push_between_read_and_push_makes_serve_enrol_again_on_the_new_head(
     remote, url = remote_site(tmp_path)
     config = make_config(tmp_path, remote)
     accept(config)
-    app = serve_app(config, settings(tmp_path, push_url=url), FakeNeighbours())
+    app = serve_app(config, serve_settings(tmp_path, push_url=url), FakeNeighbours())
     real_push = RegistrationRemote.push
     raced: list[str] = []
 
@@ -156,7 +152,7 @@ def test_an_unreachable_remote_answers_503_and_serve_stays_up(tmp_path: Path) ->
     config = make_config(tmp_path, repo)
     accept(config)
     secret_url = "https://reg:s3cr3t-t0ken@127.0.0.1:9/inventory.git"  # loopback, closed port
-    app = serve_app(config, settings(tmp_path, push_url=secret_url), FakeNeighbours())
+    app = serve_app(config, serve_settings(tmp_path, push_url=secret_url), FakeNeighbours())
     status, body, headers = register(app)
     assert status == 503, body
     assert headers["Retry-After"].isdigit()
@@ -175,7 +171,7 @@ def test_a_remote_that_refuses_the_push_answers_503_then_works_again(tmp_path: P
     hook.chmod(0o755)
     config = make_config(tmp_path, remote)
     accept(config)
-    app = serve_app(config, settings(tmp_path, push_url=url), FakeNeighbours())
+    app = serve_app(config, serve_settings(tmp_path, push_url=url), FakeNeighbours())
 
     heads: list[str] = []
 
@@ -206,7 +202,7 @@ def test_a_missing_remote_branch_says_which_setting_to_fix(tmp_path: Path) -> No
     remote, url = remote_site(tmp_path)
     config = make_config(tmp_path, remote)
     accept(config)
-    app = serve_app(config, settings(tmp_path, push_url=url, branch="nope"), FakeNeighbours())
+    app = serve_app(config, serve_settings(tmp_path, push_url=url, branch="nope"), FakeNeighbours())
     status, body, _ = register(app)
     assert status == 503
     assert "branch 'nope' does not exist" in body["error"] and "[serve] branch" in body["error"]
@@ -217,7 +213,7 @@ def test_the_remote_default_branch_is_used_for_rev_head(tmp_path: Path) -> None:
     config = make_config(tmp_path, remote)
     config = config.model_copy(update={"source": config.source.model_copy(update={"rev": "HEAD"})})
     accept(config)
-    app = serve_app(config, settings(tmp_path, push_url=url), FakeNeighbours())
+    app = serve_app(config, serve_settings(tmp_path, push_url=url), FakeNeighbours())
     status, body, _ = register(app)
     assert status == 200, body
     assert body["commit"] == git(remote, "rev-parse", "main").strip()
@@ -227,7 +223,7 @@ def test_a_pushed_registration_does_not_wait_for_a_watch_pass(tmp_path: Path) ->
     remote, url = remote_site(tmp_path)
     config = make_config(tmp_path, remote)
     accept(config)
-    app = serve_app(config, settings(tmp_path, push_url=url), FakeNeighbours())
+    app = serve_app(config, serve_settings(tmp_path, push_url=url), FakeNeighbours())
     with StateLock(tmp_path / "state", purpose="watch pass", timeout=1):  # a long apply
         status, body, _ = register(app)
     assert status == 200, body
@@ -240,7 +236,7 @@ def test_a_branch_that_keeps_moving_is_answered_503_after_bounded_retries(
     remote, url = remote_site(tmp_path)
     config = make_config(tmp_path, remote)
     accept(config)
-    app = serve_app(config, settings(tmp_path, push_url=url), FakeNeighbours())
+    app = serve_app(config, serve_settings(tmp_path, push_url=url), FakeNeighbours())
     real_push = RegistrationRemote.push
     raced: list[str] = []
 

@@ -14,8 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serve_site import FakeNeighbours, accept, git, make_config, make_repo, serve_app
-from test_registration_push import register, settings
+from serve_site import (
+    FakeNeighbours,
+    accept,
+    git,
+    make_config,
+    make_repo,
+    serve_app,
+    serve_settings,
+)
+from test_registration_push import register
 
 from reconciler.config import ConfigError
 from reconciler.sandbox.git_http import git_http_host
@@ -50,7 +58,7 @@ def test_a_registration_is_pushed_with_the_credentials_and_they_stay_secret(
         secret = tmp_path / "push-token"
         secret.write_text(f"{USER}:{TOKEN}\n")
         changes = {"push_url": plain, "push_credentials_file": secret}
-    app = serve_app(config, settings(tmp_path, **changes), FakeNeighbours())
+    app = serve_app(config, serve_settings(tmp_path, **changes), FakeNeighbours())
 
     status, body, _ = register(app)
     assert status == 200, body
@@ -68,7 +76,7 @@ def test_wrong_credentials_answer_503_without_showing_them(
     config = make_config(tmp_path, remote)
     accept(config)
     url = f"http://{USER}:wr0ng-t0ken-777@127.0.0.1:{port}/{remote.name}"
-    app = serve_app(config, settings(tmp_path, push_url=url), FakeNeighbours())
+    app = serve_app(config, serve_settings(tmp_path, push_url=url), FakeNeighbours())
     status, body, headers = register(app)
     assert status == 503, body
     assert "Retry-After" in headers
@@ -89,8 +97,10 @@ def test_a_credentials_file_anyone_may_write_is_refused_and_a_missing_one_is_a_5
     url = remote.as_uri()
     with pytest.raises(ConfigError, match=r"serve\.push_credentials_file: every user may write"):
         serve_app(
-            config, settings(tmp_path, push_url=url, push_credentials_file=secret), FakeNeighbours()
+            config,
+            serve_settings(tmp_path, push_url=url, push_credentials_file=secret),
+            FakeNeighbours(),
         )
-    missing = settings(tmp_path, push_url=url, push_credentials_file=tmp_path / "absent")
+    missing = serve_settings(tmp_path, push_url=url, push_credentials_file=tmp_path / "absent")
     status, body, _ = register(serve_app(config, missing, FakeNeighbours()))
     assert status == 503 and "cannot read [serve] push_credentials_file" in body["error"]

@@ -20,18 +20,14 @@ from serve_site import (
     make_config,
     make_repo,
     serve_app,
+    serve_settings,
     with_client,
 )
 
 from reconciler.server.audit import AuditLog
-from reconciler.server.settings import ServeSettings
 
 MAC = "52:54:00:12:34:15"
 REMOTE = "10.23.45.201"
-
-
-def settings(tmp_path: Path, **changes: Any) -> ServeSettings:
-    return ServeSettings(audit_log=tmp_path / "audit.jsonl", refresh_seconds=0, **changes)
 
 
 def post(
@@ -65,7 +61,7 @@ def test_enrolment_appends_the_host_and_commits(tmp_path: Path, bare: bool) -> N
     before = group_file(repo)
     config = make_config(tmp_path, repo)
     accept(config)
-    app = serve_app(config, settings(tmp_path), FakeNeighbours())
+    app = serve_app(config, serve_settings(tmp_path), FakeNeighbours())
 
     async def scenario(client: TestClient) -> tuple[int, Any, str, str]:
         response = await post(client, MAC)
@@ -110,7 +106,7 @@ def test_enrolment_appends_the_host_and_commits(tmp_path: Path, bare: bool) -> N
 
 def test_repeat_gets_the_same_answer_and_no_second_commit(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
-    app = serve_app(make_config(tmp_path, repo), settings(tmp_path), FakeNeighbours())
+    app = serve_app(make_config(tmp_path, repo), serve_settings(tmp_path), FakeNeighbours())
 
     async def scenario(client: TestClient) -> list[Any]:
         first = await (await post(client, MAC)).json()
@@ -128,7 +124,7 @@ def test_repeat_gets_the_same_answer_and_no_second_commit(tmp_path: Path) -> Non
 
 def test_closed_window_is_refused(tmp_path: Path) -> None:
     repo = make_repo(tmp_path, open_window=False)
-    app = serve_app(make_config(tmp_path, repo), settings(tmp_path), FakeNeighbours())
+    app = serve_app(make_config(tmp_path, repo), serve_settings(tmp_path), FakeNeighbours())
 
     async def scenario(client: TestClient) -> tuple[int, Any]:
         response = await post(client, MAC)
@@ -141,7 +137,7 @@ def test_closed_window_is_refused(tmp_path: Path) -> None:
 
 def test_full_window_is_refused(tmp_path: Path) -> None:
     repo = make_repo(tmp_path, indexes="21-22")
-    app = serve_app(make_config(tmp_path, repo), settings(tmp_path), FakeNeighbours())
+    app = serve_app(make_config(tmp_path, repo), serve_settings(tmp_path), FakeNeighbours())
 
     async def scenario(client: TestClient) -> list[tuple[int, Any]]:
         answers = []
@@ -158,7 +154,7 @@ def test_full_window_is_refused(tmp_path: Path) -> None:
 
 def test_concurrent_registrations_get_distinct_consecutive_indexes(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
-    app = serve_app(make_config(tmp_path, repo), settings(tmp_path), FakeNeighbours())
+    app = serve_app(make_config(tmp_path, repo), serve_settings(tmp_path), FakeNeighbours())
     macs = [f"52:54:00:00:02:{i:02x}" for i in range(12)]
 
     async def scenario(client: TestClient) -> list[Any]:
@@ -191,7 +187,7 @@ def test_bad_requests_are_refused(
     tmp_path: Path, body: Any, content_type: str, status: int, says: str
 ) -> None:
     repo = make_repo(tmp_path)
-    app = serve_app(make_config(tmp_path, repo), settings(tmp_path), FakeNeighbours())
+    app = serve_app(make_config(tmp_path, repo), serve_settings(tmp_path), FakeNeighbours())
 
     async def scenario(client: TestClient) -> tuple[int, Any]:
         headers = {REMOTE_HEADER: REMOTE}
@@ -214,7 +210,7 @@ def test_where_the_request_comes_from_is_checked(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
     neighbours = FakeNeighbours()
     neighbours.entries[REMOTE] = "52:54:00:99:99:99"
-    app = serve_app(make_config(tmp_path, repo), settings(tmp_path), neighbours)
+    app = serve_app(make_config(tmp_path, repo), serve_settings(tmp_path), neighbours)
 
     async def scenario(client: TestClient) -> list[tuple[int, str]]:
         answers = []
@@ -240,7 +236,7 @@ def test_rate_limit_per_source_address(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
     app = serve_app(
         make_config(tmp_path, repo),
-        settings(tmp_path, rate_limit_burst=3, rate_limit_per_minute=1),
+        serve_settings(tmp_path, rate_limit_burst=3, rate_limit_per_minute=1),
         FakeNeighbours(),
     )
 
@@ -261,7 +257,7 @@ def test_rate_limit_per_source_address(tmp_path: Path) -> None:
 def test_body_size_is_bounded(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
     app = serve_app(
-        make_config(tmp_path, repo), settings(tmp_path, max_body_bytes=256), FakeNeighbours()
+        make_config(tmp_path, repo), serve_settings(tmp_path, max_body_bytes=256), FakeNeighbours()
     )
 
     async def scenario(client: TestClient) -> int:
@@ -277,7 +273,7 @@ def test_an_invalid_inventory_is_never_committed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = make_repo(tmp_path)
-    app = serve_app(make_config(tmp_path, repo), settings(tmp_path), FakeNeighbours())
+    app = serve_app(make_config(tmp_path, repo), serve_settings(tmp_path), FakeNeighbours())
     monkeypatch.setattr(
         "reconciler.server.enrol.append_host",
         lambda text, *, index, mac: text + f'  - index: 10\n    mac: "{mac}"\n',
@@ -295,7 +291,7 @@ def test_an_invalid_inventory_is_never_committed(
 
 def test_audit_log_has_one_line_per_decision(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
-    app = serve_app(make_config(tmp_path, repo), settings(tmp_path), FakeNeighbours())
+    app = serve_app(make_config(tmp_path, repo), serve_settings(tmp_path), FakeNeighbours())
 
     async def scenario(client: TestClient) -> None:
         await post(client, MAC)
@@ -318,7 +314,7 @@ def test_ipxe_without_params_registers_with_get(tmp_path: Path, allowed: bool) -
     repo = make_repo(tmp_path)
     app = serve_app(
         make_config(tmp_path, repo),
-        settings(tmp_path, register_with_get=allowed),
+        serve_settings(tmp_path, register_with_get=allowed),
         FakeNeighbours(),
     )
 
