@@ -49,16 +49,18 @@ def read_json_object(path: Path, *, recovery: str) -> dict[str, Any] | None:
 
 # -- mirrors: where a state dir is also kept (the operator's ConfigMaps) ------------
 
-_MIRRORS: dict[Path, Callable[[Path], object]] = {}
+StateMirror = Callable[[Path, frozenset[str] | None], object]
+_MIRRORS: dict[Path, StateMirror] = {}
 
 
-def mirror_state(state_dir: Path, save: Callable[[Path], object] | None) -> None:
-    """Call ``save(path)`` after each ownership-ledger write under ``state_dir``.
+def mirror_state(state_dir: Path, save: StateMirror | None) -> None:
+    """Call ``save(path, keys)`` after each ownership-ledger write under ``state_dir``.
 
     The operator keeps a Site's state in ConfigMaps; a ledger widened before a
     create must reach them before the create happens, or a replica that takes
     over after a crash would find objects it does not know it made. ``save``
-    gets the path of the ledger written. ``None`` removes the mirror.
+    gets the path of the ledger written and the keys it now holds (None when
+    the writer did not say: read the file). ``None`` removes the mirror.
     """
     if save is None:
         _MIRRORS.pop(state_dir.resolve(), None)
@@ -66,9 +68,14 @@ def mirror_state(state_dir: Path, save: Callable[[Path], object] | None) -> None
         _MIRRORS[state_dir.resolve()] = save
 
 
-def state_written(path: Path) -> None:
-    """Tell the mirror of the state dir holding ``path`` (if any); its errors propagate."""
+def state_written(path: Path, keys: frozenset[str] | None = None) -> None:
+    """Tell the mirror of the state dir holding ``path`` (if any); its errors propagate.
+
+    ``keys``: what the ledger just written holds, so the mirror need not parse it again.
+    """
+    if not _MIRRORS:
+        return
     resolved = path.resolve()
     for state_dir, save in list(_MIRRORS.items()):
         if resolved.is_relative_to(state_dir):
-            save(resolved)
+            save(resolved, keys)

@@ -188,10 +188,14 @@ class ClusterStatusStore(StatusStore):
         self._pending: Future[None] | None = None
         # Ledger keys reach the ConfigMaps before the objects they name are created.
         resolved = state_dir.resolve()
-        mirror_state(resolved, lambda path: maps.record_ledger(path, state_dir=resolved))
+        mirror_state(
+            resolved, lambda path, keys: maps.record_ledger(path, state_dir=resolved, keys=keys)
+        )
 
     def close(self) -> None:
         mirror_state(self.path.parent, None)
+        if self.maps.untidy:  # the newest manifests too, which tidy writes only now and then
+            self._submit(lambda: self.maps.tidy(flush=True))
         self._later.shutdown(wait=True)  # the last pass's Events and tidy are not dropped
 
     def save(self, status: Status) -> None:

@@ -48,6 +48,7 @@ import hashlib
 import logging
 import tarfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,9 @@ log = logging.getLogger(__name__)
 
 LABEL = "reconciler.dev/site"
 ASSIGNMENTS = "rollouts/assignments.json"  # in the state dir (reconciler.rollout.store)
+# The manifests' cache is written at most this often (a ~2 MB write at 10k hosts, which
+# every commit changes); the newest copy waits for a later pass or for ``tidy(flush=True)``.
+CACHE_SECONDS = 30.0
 
 
 class StateMaps:
@@ -90,7 +94,10 @@ class StateMaps:
         self._fingerprint: str | None = None
         self._quick: tuple[object, ...] | None = None  # unchanged_since() at the last save
         self._base_files: dict[str, bytes] = {}  # ledger files in the parts the head names
-        self._base: dict[str, set[str]] = {}  # their keys, parsed when a ledger is widened
+        self._base: dict[str, frozenset[str]] = {}  # their keys, parsed when a ledger is widened
+        # Each ledger's keys as its last write (the hook) told them, with the file's identity
+        # then: a save whose parts hold that very file takes them as its base, unparsed.
+        self._told: dict[str, tuple[tuple[int, int, int], frozenset[str]]] = {}
         self._journal: dict[str, list[str]] = {}  # ledger keys added since then
         self._known: set[str] = set()  # maps that exist: patched, not created
         self._listed = False  # stale parts of other replicas looked for
@@ -103,6 +110,7 @@ class StateMaps:
         self._cache_due: dict[str, bytes] | None = None  # manifests tidy() writes
         self._cache_parts = 0  # parts the cache maps hold now
         self._cache_lock = threading.Lock()  # one cache write at a time, outside _lock
+        self._cache_written = float("-inf")  # time.monotonic() of the last cache write
 
     @property
     def _maps_path(self) -> str:
@@ -192,7 +200,7 @@ class StateMaps:
             self._map(self.head_name, data=head, binary={"journal": encode_journal({})})
             previous, previous_parts = self._digest, self._parts
             self._digest, self._parts, self._journal = digest, len(parts), {}
-            self._set_base(files)
+            self._set_base(files, state_dir)
             if previous != digest:
                 self._stale.append((previous, previous_parts))
             log.info("state saved", extra={"site": self.site, "bytes": len(blob)})
@@ -210,19 +218,25 @@ class StateMaps:
         due = self._published_due is not None or self._cache_due is not None
         return bool(self._stale) or due
 
-    def tidy(self) -> None:
-        """Delete the parts the head no longer names; write the plain record and the cache."""
+    def tidy(self, *, flush: bool = False) -> None:
+        """Delete the parts the head no longer names; write the plain record and the cache.
+
+        The cache is written when ``CACHE_SECONDS`` passed since the last write, or ``flush``.
+        """
         with self._lock:
             self._tidy()
-        self._write_cache()
+        self._write_cache(flush=flush)
 
-    def _write_cache(self) -> None:
+    def _write_cache(self, *, flush: bool = True) -> None:
         """The manifests last taken by a save, packed here and not on a commit's path."""
         with self._cache_lock:
+            if not flush and time.monotonic() - self._cache_written < CACHE_SECONDS:
+                return  # still due: a later tidy writes the newest copy
             with self._lock:
                 cache, self._cache_due = self._cache_due, None
             if cache is None:
                 return
+            self._cache_written = time.monotonic()
             try:
                 blob = archive(cache)
                 digest = hashlib.sha256(blob).hexdigest()[:16]
@@ -235,6 +249,7 @@ class StateMaps:
                     self.client.delete(f"{self._maps_path}/{self.cache_name}-{number}")
                 self._cache_parts = len(parts)
             except BaseException:
+                self._cache_written = float("-inf")
                 with self._lock:  # the next tidy tries again, unless a newer copy is due
                     if self._cache_due is None:
                         self._cache_due = cache
@@ -257,27 +272,46 @@ class StateMaps:
             )
             self._published, self._published_due = self._published_due, None
 
-    def _set_base(self, files: dict[str, bytes]) -> None:
+    def _set_base(self, files: dict[str, bytes], state_dir: Path | None = None) -> None:
         self._base_files = {n: d for n, d in files.items() if n.endswith(LEDGER_SUFFIX)}
         self._base = {}
+        if state_dir is None:
+            self._told = {}
+            return
+        for name in self._base_files:  # the files saved are still those the hook was told of
+            told = self._told.get(name)
+            if told is not None and told[0] == _identity(state_dir / name):
+                self._base[name] = told[1]
 
-    def record_ledger(self, path: Path, *, state_dir: Path) -> None:
-        """A ledger was written: its new keys reach the head's journal before they are created."""
+    def record_ledger(
+        self, path: Path, *, state_dir: Path, keys: frozenset[str] | None = None
+    ) -> None:
+        """A ledger was written: its new keys reach the head's journal before they are created.
+
+        ``keys``: what the ledger now holds, when its writer says (else the file is read).
+        """
         with self._lock:
-            self._record_ledger(path, state_dir=state_dir)
+            self._record_ledger(path, state_dir=state_dir, keys=keys)
 
-    def _record_ledger(self, path: Path, *, state_dir: Path) -> None:
+    def _record_ledger(self, path: Path, *, state_dir: Path, keys: frozenset[str] | None) -> None:
         name = path.relative_to(state_dir).as_posix()
+        if keys is not None and name.endswith(LEDGER_SUFFIX):
+            identity = _identity(path)
+            if identity is not None:
+                self._told[name] = (identity, keys)
         if self._digest is None or not name.endswith(LEDGER_SUFFIX):
             self._save(state_dir, tidy=True)  # nothing to journal against yet: the whole state
             return
-        try:
-            current = ledger_keys(path.read_bytes())
-        except FileNotFoundError:
-            return
+        if keys is not None:
+            current: frozenset[str] | set[str] = keys
+        else:
+            try:
+                current = ledger_keys(path.read_bytes())
+            except FileNotFoundError:
+                return
         journaled = set(self._journal.get(name, ()))
         if name not in self._base:
-            self._base[name] = ledger_keys(self._base_files.get(name))
+            self._base[name] = frozenset(ledger_keys(self._base_files.get(name)))
         added = current - self._base[name] - journaled
         if not added:  # a narrowed ledger, or keys journaled already: nothing new to protect
             return
@@ -367,3 +401,12 @@ class StateMaps:
     def delete_all(self) -> None:
         for item in self.client.list(self._maps_path, labels=f"{LABEL}={self.site}"):
             self.client.delete(f"{self._maps_path}/{item['metadata']['name']}")
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """Which write of a file this is: (inode, mtime, size); an atomic write changes the inode."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_ino, info.st_mtime_ns, info.st_size)

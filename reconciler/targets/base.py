@@ -177,7 +177,7 @@ class OwnershipLedger:
                 "nothing was changed; free space (or fix permissions) and apply again",
             ) from error
         try:
-            state_written(self.path)  # the operator's ConfigMaps hold it before we go on
+            state_written(self.path, keys)  # the operator's ConfigMaps hold it before we go on
         except Exception as error:
             raise TargetError(
                 self.path.name.removesuffix(".owned.json"),
