@@ -63,6 +63,15 @@ def unchanged_since(state_dir: Path) -> tuple[object, ...]:
     return tuple(seen)
 
 
+def file_identity(path: Path) -> tuple[int, int, int] | None:
+    """Which write of a file this is: (inode, mtime, size); an atomic write changes the inode."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_ino, info.st_mtime_ns, info.st_size)
+
+
 def fingerprint(files: dict[str, bytes]) -> str:
     """Changes when the state says something new; a status that only counted a pass does not."""
     digest = hashlib.sha256()

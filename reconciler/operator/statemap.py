@@ -59,6 +59,7 @@ from reconciler.operator.statefiles import (
     archive,
     decode_journal,
     encode_journal,
+    file_identity,
     fingerprint,
     inside_state_dir,
     is_cache,
@@ -280,7 +281,7 @@ class StateMaps:
             return
         for name in self._base_files:  # the files saved are still those the hook was told of
             told = self._told.get(name)
-            if told is not None and told[0] == _identity(state_dir / name):
+            if told is not None and told[0] == file_identity(state_dir / name):
                 self._base[name] = told[1]
 
     def record_ledger(
@@ -296,7 +297,7 @@ class StateMaps:
     def _record_ledger(self, path: Path, *, state_dir: Path, keys: frozenset[str] | None) -> None:
         name = path.relative_to(state_dir).as_posix()
         if keys is not None and name.endswith(LEDGER_SUFFIX):
-            identity = _identity(path)
+            identity = file_identity(path)
             if identity is not None:
                 self._told[name] = (identity, keys)
         if self._digest is None or not name.endswith(LEDGER_SUFFIX):
@@ -401,12 +402,3 @@ class StateMaps:
     def delete_all(self) -> None:
         for item in self.client.list(self._maps_path, labels=f"{LABEL}={self.site}"):
             self.client.delete(f"{self._maps_path}/{item['metadata']['name']}")
-
-
-def _identity(path: Path) -> tuple[int, int, int] | None:
-    """Which write of a file this is: (inode, mtime, size); an atomic write changes the inode."""
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return (info.st_ino, info.st_mtime_ns, info.st_size)
