@@ -9,7 +9,6 @@ shows a traceback.
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import os
 import sys
@@ -27,7 +26,7 @@ from reconciler.cli_errors import (
     stderr_console,
     user_errors,
 )
-from reconciler.lazycli import DeferredGroup, defer
+from reconciler.lazycli import DeferredGroup, command, defer
 from reconciler.logs import setup_logging
 
 if TYPE_CHECKING:
@@ -82,7 +81,7 @@ def _source(path: Path | None, repo: Path | None, rev: str, subdir: str) -> Inve
     return FolderSource(path or Path("."))
 
 
-@app.command()
+@command()
 def validate(
     path: Annotated[Path | None, typer.Argument(help="inventory folder")] = None,
     repo: Annotated[Path | None, typer.Option(help="git repository (may be bare)")] = None,
@@ -195,7 +194,7 @@ def _plan_from_config(config_path: Path, rev: str | None, *, cached: bool) -> tu
     return engine, _plan_from_source(engine, source, cached=cached)[0]
 
 
-@app.command()
+@command()
 def plan(
     config: ConfigOption = DEFAULT_CONFIG,
     output: FormatOption = OutputFormat.text,
@@ -226,7 +225,7 @@ def _report_conflicts(the_plan: Plan) -> None:
         stderr_console().print(f"[bold red]conflict:[/] {message}", highlight=False, soft_wrap=True)
 
 
-@app.command()
+@command()
 def apply(
     config: ConfigOption = DEFAULT_CONFIG,
     checksum: Annotated[
@@ -268,6 +267,8 @@ def apply(
 
 def _print_outcomes(the_plan: Plan, report: ApplyReport, output: OutputFormat) -> None:
     if output is OutputFormat.json:
+        import json
+
         body = {"plan": the_plan.to_dict(), "outcomes": [o.to_dict() for o in report.outcomes]}
         sys.stdout.write(json.dumps(body, indent=2, sort_keys=True) + "\n")
     for outcome in report.outcomes:
@@ -281,7 +282,7 @@ def _print_outcomes(the_plan: Plan, report: ApplyReport, output: OutputFormat) -
             )
 
 
-@app.command()
+@command()
 def diff(
     base: Annotated[str, typer.Argument(help="base revision (e.g. origin/main)")],
     head: Annotated[str, typer.Argument(help="head revision (e.g. the PR branch)")],
@@ -313,21 +314,32 @@ def diff(
     sys.stdout.write(render(result, base, head))
 
 
-defer(
-    "schema",
-    target="reconciler.schemas:schema_command",
-    help="Write the JSON Schemas of the inventory files and the runtime-config reference "
-    "(or check they are current).",
-)
-
-
-@app.command()
+@command()
 def serve(config: ConfigOption = DEFAULT_CONFIG) -> None:
     """Serve iPXE boot scripts, boot files, node images and self-registration over HTTP."""
     from reconciler.server.app import serve as run_service
 
     with user_errors():
         run_service(config)
+
+
+@command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def agent(ctx: typer.Context) -> None:
+    """Run the node agent (the same as `python3 agent.pyz`; --help lists its options)."""
+    from reconciler.agent.main import main as agent_main
+
+    raise typer.Exit(agent_main(ctx.args))
+
+
+defer(
+    "schema",
+    target="reconciler.schemas:schema_command",
+    help="Write the JSON Schemas of the inventory files and the runtime-config reference "
+    "(or check they are current).",
+)
 
 
 ONE_SHOT_COMMANDS = {"validate", "plan", "apply", "diff", "schema"}
@@ -398,17 +410,6 @@ defer(
     target="reconciler.image.commands:image_app",
     help="Prepare node images: install the agent into a tree, add a built version.",
 )
-
-
-@app.command(
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    add_help_option=False,
-)
-def agent(ctx: typer.Context) -> None:
-    """Run the node agent (the same as `python3 agent.pyz`; --help lists its options)."""
-    from reconciler.agent.main import main as agent_main
-
-    raise typer.Exit(agent_main(ctx.args))
 
 
 # -- boot media: USB sticks and CDs (reconciler.media) --------------------------

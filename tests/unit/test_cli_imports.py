@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import typer
 from typer.testing import CliRunner
 
 from reconciler.cli import app
@@ -75,6 +76,8 @@ def test_validate_imports_only_what_loading_an_inventory_needs() -> None:
     assert "jinja2" not in modules  # no config: nothing is rendered
     # nor compiled; and a quiet success prints nothing through rich
     unused = {"reconciler.compile", "reconciler.engine", "reconciler.config", "rich"}
+    # nor kept for a next load: no load cache, no group file cut into host entries
+    unused |= {"reconciler.inventory.load_cache", "reconciler.inventory.host_entries"}
     assert unused & modules == set()
 
 
@@ -98,7 +101,33 @@ def test_every_deferred_command_loads_and_runs_its_help() -> None:
         assert deferred.load().name == name
         result = runner.invoke(app, [name, "--help"], prog_name="reconciler")
         assert result.exit_code == 0, (name, result.output)
-        assert f"reconciler {name}" in result.output
+        # agent passes --help on to the node agent's own parser
+        usage = "reconciler-agent" if name == "agent" else f"reconciler {name}"
+        assert usage in result.output
+
+
+def test_commands_of_cli_py_are_listed_in_order_under_their_docstring() -> None:
+    """They are built only when run, yet --help lists them as typer lists any command."""
+    result = CliRunner().invoke(app, ["--help"], prog_name="reconciler", env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    lines = [line.strip("│ ").split(None, 1) for line in result.output.splitlines()]
+    listed = [words[0] for words in lines if words and words[0] in DeferredGroup.deferred]
+    assert listed[:7] == ["validate", "plan", "apply", "diff", "serve", "agent", "schema"]
+    assert [
+        "validate",
+        "Check an inventory: exit 0 when valid, 2 with every problem listed when not.",
+    ] in lines
+    assert not any("Needs no runtime config" in line for line in result.output.splitlines())
+
+
+def test_running_one_command_builds_no_other() -> None:
+    group = typer.main.get_command(app)
+    ctx = group.make_context("reconciler", ["validate", "--help"], resilient_parsing=True)
+    assert isinstance(group, DeferredGroup)
+    validate = group.get_command(ctx, "validate")
+    assert validate is not None and validate.params  # built: typer read its options
+    others = {name: group.commands[name] for name in ("plan", "apply", "diff", "serve", "agent")}
+    assert all(not command.params for command in others.values())  # listed, not built
 
 
 def test_a_deferred_command_runs_and_reports_its_errors() -> None:
