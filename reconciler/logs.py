@@ -6,7 +6,6 @@ put those fields on the line. Secrets never reach a log call.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from typing import Any
@@ -20,6 +19,8 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        import json  # here, not at the top: a command that logs no JSON starts without it
+
         body = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname.lower(),

@@ -8,17 +8,18 @@ never pays for positions.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
-from reconciler.inventory.host_entries import HOSTS_KEY
-from reconciler.inventory.load_cache import GroupFile, LoadCache, ValidLoad
 from reconciler.inventory.sources import InventorySource
 from reconciler.inventory.yamlfile import Mark, YamlProblem, locate, parse_yaml_marked
 from reconciler.model.inventory import Group, Image, Inventory, Site
 from reconciler.model.problems import InventoryError, Problem
 from reconciler.model.rules import site_context
+
+if TYPE_CHECKING:
+    from reconciler.inventory.load_cache import GroupFile, LoadCache
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -113,10 +114,17 @@ def load_inventory(
     what a previous valid load already did (see ``reconciler.inventory.load_cache``).
     """
     raw = source.read_files()
+    entries_key: str | None = None
     if cache is not None:
         inventory = cache.incremental(raw, boot_profiles=boot_profiles, revision=source.revision())
         if inventory is not None:
             return inventory
+        # Only a kept cache cuts group files into host entries (the next load's shortcut):
+        # a one-off load (validate, plan) neither notes where entries start nor imports it.
+        from reconciler.inventory.host_entries import HOSTS_KEY
+        from reconciler.inventory.load_cache import GroupFile, ValidLoad
+
+        entries_key = HOSTS_KEY
     problems: list[Problem] = []
     texts: dict[str, str] = {}
     parsed: dict[str, Any] = {}
@@ -141,7 +149,7 @@ def load_inventory(
             problems.append(Problem(file, (), f"not UTF-8 text ({error.reason})"))
             continue
         try:
-            parsed[file], marks[file] = parse_yaml_marked(texts[file], HOSTS_KEY)
+            parsed[file], marks[file] = parse_yaml_marked(texts[file], entries_key)
         except YamlProblem as error:
             problems.append(Problem(file, (), error.message, error.line, error.column))
 
@@ -169,7 +177,7 @@ def load_inventory(
         if file.startswith("groups/"):
             if model is None:
                 model = cached[file] = _validate(file, parsed[file], Group, problems)
-                if model is not None:
+                if model is not None and cache is not None:
                     group_files[file] = GroupFile.parsed(model, texts[file], marks[file])
             if model is not None:
                 groups.append((file, cast(Group, model)))
