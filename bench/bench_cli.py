@@ -1,23 +1,31 @@
 """Command-line start-up benchmark: ``reconciler --help`` and ``validate`` of the
-example inventory, now (heavy modules imported by the commands that need them)
-beside the old way (every command's module imported up front), in the same run
-(run by hand).
+example inventory, now (heavy modules imported by the commands that need them,
+commands built only when run) beside the old way (every command's module imported
+up front), and beside another checkout (``--baseline``, e.g. main's), in the same
+run (run by hand).
 
 Each figure is the median of N fresh interpreters, wall time and CPU time (user +
 system of the child: steadier than wall time on a shared machine), next to
-``python -c pass`` (the floor no command can beat). Goal (issue 17): 0.25 s.
+``python -c pass`` (the floor no command can beat). The variants take turns, so a
+change of load hits them alike. Goal (issue 17): 0.25 s.
 
-    .venv/bin/python bench/bench_cli.py [--runs 15]
+The package's bytecode is compiled first (``compileall``, in each checkout), as an
+installed package has it: under PYTHONDONTWRITEBYTECODE an editable install would
+otherwise compile every reconciler module again on each run (~30 ms here).
+
+    .venv/bin/python bench/bench_cli.py [--runs 15] [--baseline /work/main]
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,51 +42,77 @@ EAGER = (
 )
 
 
-def measure(code: str, args: list[str], runs: int) -> tuple[float, float]:
-    """Median wall and CPU seconds of ``python -c code args`` over ``runs`` runs."""
-    walls, cpus = [], []
-    for _ in range(runs):
-        before = os.times()
-        start = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-c", code, *args],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=False,
-            timeout=120,
-        )
-        walls.append(time.perf_counter() - start)
-        after = os.times()
-        cpus.append(
-            after.children_user
-            - before.children_user
-            + after.children_system
-            - before.children_system
-        )
-    return statistics.median(walls), statistics.median(cpus)
+@dataclass
+class Variant:
+    """One way of running the command: which interpreter, in which checkout, what code."""
+
+    label: str
+    python: str
+    checkout: Path
+    code: str
+    walls: dict[str, list[float]] = field(default_factory=dict)
+    cpus: dict[str, list[float]] = field(default_factory=dict)
+
+
+def run_once(variant: Variant, args: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds of one fresh ``python -c code args``."""
+    start = time.perf_counter()
+    child = subprocess.Popen(
+        [variant.python, "-c", variant.code, *args],
+        cwd=variant.checkout,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _, _, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - start
+    child.returncode = 0  # reaped by wait4
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def compile_bytecode(checkout: Path) -> None:
+    """Bytecode for the checkout's package, as pip writes it for an installed one."""
+    compileall.compile_dir(checkout / "reconciler", quiet=1)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=15)
-    runs = parser.parse_args().runs
-    floor_wall, floor_cpu = measure("pass", [], runs)
-    print(f"python -c pass: {floor_wall * 1000:6.0f} ms wall {floor_cpu * 1000:6.0f} ms CPU")
-    print(
-        f"{'command':<28}{'old wall':>10}{'new wall':>10}{'old CPU':>10}{'new CPU':>10}"
-        f"{'ratio CPU':>11}"
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout with its own .venv, e.g. /work/main"
     )
-    for label, args in (
-        ("--help", ["--help"]),
-        ("validate inventory-example", ["validate", str(EXAMPLE)]),
-    ):
-        old_wall, old_cpu = measure(EAGER, args, runs)
-        new_wall, new_cpu = measure(RUN_CLI, args, runs)
-        print(
-            f"{label:<28}{old_wall * 1000:8.0f}ms{new_wall * 1000:8.0f}ms"
-            f"{old_cpu * 1000:8.0f}ms{new_cpu * 1000:8.0f}ms{old_cpu / new_cpu:10.1f}x"
-        )
+    options = parser.parse_args()
+    here = Variant("this tree", sys.executable, ROOT, RUN_CLI)
+    variants = [Variant("old way (eager imports)", sys.executable, ROOT, EAGER)]
+    if options.baseline is not None:
+        checkout = options.baseline.resolve()
+        python = str(checkout / ".venv" / "bin" / "python")
+        variants.append(Variant(f"{checkout}", python, checkout, RUN_CLI))
+    variants.append(here)
+    for checkout in {v.checkout for v in variants}:
+        compile_bytecode(checkout)
+    floor = Variant("python -c pass", sys.executable, ROOT, "pass")
+    commands = {"--help": ["--help"], "validate inventory-example": ["validate", str(EXAMPLE)]}
+    for _ in range(options.runs):
+        for label, args in [("", []), *commands.items()]:
+            for variant in [floor] if not label else variants:
+                wall, cpu = run_once(variant, args)
+                variant.walls.setdefault(label, []).append(wall)
+                variant.cpus.setdefault(label, []).append(cpu)
+
+    def ms(values: list[float]) -> str:
+        return f"{statistics.median(values) * 1000:7.0f} ms"
+
+    print(f"median of {options.runs} runs; python -c pass: {ms(floor.walls[''])} wall", end="")
+    print(f"{ms(floor.cpus[''])} CPU")
+    print(f"{'command':<28}{'variant':<28}{'wall':>10}{'CPU':>11}{'CPU / this tree':>17}")
+    for label in commands:
+        new_cpu = statistics.median(here.cpus[label])
+        for variant in variants:
+            ratio = statistics.median(variant.cpus[label]) / new_cpu
+            print(
+                f"{label:<28}{variant.label:<28}{ms(variant.walls[label])}"
+                f"{ms(variant.cpus[label])}{ratio:16.2f}x"
+            )
 
 
 if __name__ == "__main__":
