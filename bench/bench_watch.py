@@ -210,20 +210,25 @@ def measure(
     breakdown(config_path)
 
 
+SAMPLES = 4  # one-host commits timed in process, after one in force
+
+
 def breakdown(config_path: Path) -> None:
     """Where a watch pass's time goes for a one-host commit, in this process: load, the
     rollout decision, compile, and each target's plan from the previous revision (as
     ``watch/target_steps`` plans a target brought to it, without reading live state);
-    this way, then with group reuse and the key-map plan off (``BEFORE_GROUPS``)."""
+    this way, then with group reuse and the key-map plan off (``BEFORE_GROUPS``).
+    The repository's last ``SAMPLES`` commits are timed, each a one-host change."""
     for label in ("new", "before"):
         with contextlib.ExitStack() as patches:
             if label == "before":
                 exec(BEFORE_GROUPS, {})
                 patches.callback(restore, dict(vars(CompileCache)), dict(vars(GoodRevision)))
-            figures = [one_pass(config_path) for _ in range(3)]
-        best = min(figures, key=lambda f: f["total"])
-        split = ", ".join(f"{name} {ms:.0f} ms" for name, ms in best.items())
-        print(f"one-host commit in this process, {label} (best of 3): {split}")
+            figures = commits_in_process(config_path)
+        split = ", ".join(
+            f"{step} {statistics.median(f[step] for f in figures):.0f} ms" for step in figures[0]
+        )
+        print(f"one-host commit in this process, {label} (median of {len(figures)}): {split}")
 
 
 def restore(compile_cache: dict[str, object], revision: dict[str, object]) -> None:
@@ -231,9 +236,9 @@ def restore(compile_cache: dict[str, object], revision: dict[str, object]) -> No
     GoodRevision.changes_since = revision["changes_since"]  # type: ignore[method-assign]
 
 
-def one_pass(config_path: Path) -> dict[str, float]:
-    """HEAD~2 in force, then HEAD~1 (so the caches hold what a running watch holds), then
-    HEAD timed step by step."""
+def commits_in_process(config_path: Path) -> list[dict[str, float]]:
+    """HEAD~SAMPLES in force (and its key maps made), then each later commit timed step
+    by step, planned from the one before, as a running watch does."""
     config = load_config(config_path)
     engine = Engine(config)
     rollouts = LoopRollouts(config.resolve(config.state_dir), interval=60)
@@ -256,13 +261,15 @@ def one_pass(config_path: Path) -> dict[str, float]:
             times[f"plan {target.name}"] = time.perf_counter()
         return good, times
 
-    first, _ = compiled("HEAD~2", None)
-    second, _ = compiled("HEAD~1", first)
-    _, times = compiled("HEAD", second)
-    steps = list(times)
-    result = {b: (times[b] - times[a]) * 1000 for a, b in itertools.pairwise(steps)}
-    result["total"] = (times[steps[-1]] - times["start"]) * 1000
-    return result
+    previous, _ = compiled(f"HEAD~{SAMPLES}", None)
+    figures = []
+    for back in range(SAMPLES - 1, -1, -1):
+        previous, times = compiled(f"HEAD~{back}", previous)
+        steps = list(times)
+        result = {b: (times[b] - times[a]) * 1000 for a, b in itertools.pairwise(steps)}
+        result["total"] = (times[steps[-1]] - times["start"]) * 1000
+        figures.append(result)
+    return figures
 
 
 def run_files(workdir: Path, *, layout: str, hosts: int, commits: int) -> None:
@@ -328,7 +335,7 @@ def run_breakdown(workdir: Path, *, layout: str, hosts: int, targets: str) -> No
     (workdir / "reconciler.toml").write_text(config)
     site = LAYOUTS[layout](repo, hosts)
     site.initial()
-    for _ in range(2):
+    for _ in range(SAMPLES):
         site.change()
     breakdown(workdir / "reconciler.toml")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
+from operator import attrgetter
 from types import SimpleNamespace
 
 from reconciler.boot_templates import BootTemplates
@@ -200,7 +201,11 @@ class _Compiler:
         images: dict[str, str | None] = {}
         by_id: dict[int, CompiledHost] = {}
         by_key: dict[tuple[object, ...], CompiledHost] = {}
-        outputs = []
+        dhcp_hosts: list[DhcpHost] = []
+        records: list[DnsRecord] = []
+        node_images: list[NodeImage] = []
+        boot_files: list[BootFile] = []
+        by_mac: dict[str, str] = {}
         for host in group.hosts:
             ref = host.image or group.image
             if host.image is None and self.assignments:
@@ -216,22 +221,23 @@ class _Compiler:
                 images[ref] = image_key
             entry = self._host(group, group_key, host, ref, image_key, previous)
             by_id[id(host)] = by_key[entry.key] = entry
-            outputs.append(entry.output)
-        output = GroupOutput(
-            dhcp_hosts=tuple(o.dhcp_host for o in outputs),
-            records=tuple(r for o in outputs for r in o.records),
-            node_images=tuple(o.node_image for o in outputs if o.node_image is not None),
-            boot_files=tuple(f for o in outputs for f in o.boot_files),
-            hosts_by_mac={o.dhcp_host.mac: o.dhcp_host.hostname for o in outputs},
-        )
+            output = entry.output
+            dhcp_hosts.append(output.dhcp_host)
+            records.extend(output.records)
+            if output.node_image is not None:
+                node_images.append(output.node_image)
+            boot_files.extend(output.boot_files)
+            by_mac[output.dhcp_host.mac] = output.dhcp_host.hostname
         return CompiledGroup(
             group_key=group_key,
             hosts=tuple(group.hosts),
             images=tuple(images.items()),
-            names=frozenset(o.dhcp_host.hostname for o in outputs),
+            names=frozenset(map(attrgetter("hostname"), dhcp_hosts)),
             by_id=by_id,
             by_key=by_key,
-            output=output,
+            output=GroupOutput(
+                tuple(dhcp_hosts), tuple(records), tuple(node_images), tuple(boot_files), by_mac
+            ),
         )
 
     def _host(
