@@ -54,42 +54,55 @@ class GoodRevision:
         revision's: ``plan.compute_changes(self.desired(target), LiveState(owned=
         previous.keys(target)))``, computed from the objects the two do not share."""
         old, old_keys = previous.desired(target), previous.keys(target)
-        after_diff = _key_map_after(old, old_keys, self.desired(target))
-        if after_diff is None:  # a key held twice: compared key by key
-            keys = self.keys(target)
+        step = _key_step(old, old_keys, self.desired(target))
+        if step is None:  # a key held twice: compared key by key
+            keys, before = self.keys(target), old_keys
             touched = old_keys.keys() | keys.keys()
         else:
-            keys, touched = after_diff
-            self._keys.setdefault(target.name, keys)
+            removed, added = step
+            touched = removed | added.keys()
+            before = {key: old_keys[key] for key in touched if key in old_keys}
+            made = self._keys.get(target.name)
+            keys = made if made is not None else self._take_keys(previous, target, step)
         changes = []
         for key in touched:
-            before, after = old_keys.get(key), keys.get(key)
-            if after is None:
-                changes.append(Change(Action.DELETE, key, before, None))
-            elif before is None:
-                changes.append(Change(Action.CREATE, key, None, after))
-            elif before is not after and before != after:
-                changes.append(Change(Action.UPDATE, key, before, after))
+            old_value, new_value = before.get(key), keys.get(key)
+            if new_value is None:
+                changes.append(Change(Action.DELETE, key, old_value, None))
+            elif old_value is None:
+                changes.append(Change(Action.CREATE, key, None, new_value))
+            elif old_value is not new_value and old_value != new_value:
+                changes.append(Change(Action.UPDATE, key, old_value, new_value))
         changes.sort(key=lambda c: (ACTION_ORDER[c.action], c.key))
         return tuple(changes)
 
+    def _take_keys(
+        self, previous: GoodRevision, target: Target, step: tuple[set[str], KeyMap]
+    ) -> KeyMap:
+        """The previous revision's key map, brought to this revision, becomes this one's:
+        copying 200,000 keys costs more than the whole diff (the previous revision
+        makes its map again, whole, if it is ever asked for it)."""
+        keys = previous._keys.pop(target.name)
+        removed, added = step
+        for key in removed:
+            del keys[key]
+        keys.update(added)
+        self._keys[target.name] = keys
+        return keys
 
-def _key_map_after(
+
+def _key_step(
     old: Sequence[AnyResource], old_keys: KeyMap, new: Sequence[AnyResource]
-) -> tuple[KeyMap, set[str]] | None:
-    """``{r.key: r for r in new}`` made from ``old_keys`` and the objects ``old`` and
-    ``new`` do not share, with the keys of those objects; None when a key is held
-    twice in either (then which object a key names depends on order)."""
+) -> tuple[set[str], KeyMap] | None:
+    """(keys of the objects only ``old`` holds, the objects only ``new`` holds by key):
+    what turns ``old_keys`` into ``{r.key: r for r in new}``, found from the objects the
+    two do not share; None when a key is held twice in either (then which object a
+    key names depends on order)."""
     if len(old_keys) != len(old):
         return None
     gone, fresh = unshared(old, new)  # exact: ``old`` holds no object twice
-    keys = dict(old_keys)
-    touched = set()
-    for resource in gone:
-        del keys[resource.key]
-        touched.add(resource.key)
-    for resource in fresh:
-        keys[resource.key] = resource
-        touched.add(resource.key)
+    removed = {resource.key for resource in gone}
+    added = {resource.key: resource for resource in fresh}
+    grown = sum(1 for key in added if key in removed or key not in old_keys)
     # A key (or an object) held twice in ``new`` leaves fewer keys than objects.
-    return (keys, touched) if len(keys) == len(new) else None
+    return (removed, added) if len(old_keys) - len(removed) + grown == len(new) else None

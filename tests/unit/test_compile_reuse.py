@@ -300,3 +300,22 @@ def test_a_refused_compile_leaves_the_cache_usable(site: Site, tmp_path: Path) -
     inventory.write()
     state = engine.compile(engine.load(FolderSource(inventory.folder)))
     assert state == fresh_compile(site, inventory.folder)
+
+
+def test_a_plan_made_again_and_the_previous_key_map_asked_again(site: Site, tmp_path: Path) -> None:
+    """The previous revision hands its key map on; a retried plan and a later question
+    to the previous revision still get the right answers."""
+    inventory = RandomSite(tmp_path / "inventory", random.Random(5))
+    inventory.write()
+    engine = site.engine()
+    previous = GoodRevision("1", engine.compile(engine.load(FolderSource(inventory.folder))))
+    inventory.groups[1]["hosts"].pop(0)
+    inventory.groups[3]["hosts"].append(inventory.new_host(120))
+    inventory.write()
+    good = GoodRevision("2", engine.compile(engine.load(FolderSource(inventory.folder))))
+    for target in engine.targets:
+        expected = full_diff(target, previous.state, good.state)
+        assert expected and good.changes_since(previous, target) == expected
+        assert good.changes_since(previous, target) == expected  # a retry
+        assert previous.keys(target) == {r.key: r for r in previous.desired(target)}
+        assert good.keys(target) == {r.key: r for r in good.desired(target)}
