@@ -98,6 +98,17 @@ def decide(
     return _finish(ordered, target, rollout, states, events, policy)
 
 
+def decide_settled(
+    *, hosts: Iterable[str], target: str, rollout: GroupRollout | None, policy: RolloutPolicy
+) -> Decision | None:
+    """What ``decide`` returns when no node moves (a rollout to ``target`` with no node
+    left on another version), without the reports, assignments and clock it would
+    otherwise need; None when nodes may move (then call ``decide``)."""
+    if rollout is None or rollout.target != target or rollout.previous:
+        return None
+    return _finish(sorted(hosts), target, rollout, {}, [], policy)
+
+
 def _start(
     group: str,
     hosts: list[str],
@@ -254,13 +265,11 @@ def _finish(
     events: list[str],
     policy: RolloutPolicy,
 ) -> Decision:
-    assignments: dict[str, str] = {}
+    assignments = dict.fromkeys(hosts, target)
     back = set(rollout.rolled_back)
-    for host in hosts:
-        if host in rollout.previous and (host not in rollout.assigned or host in back):
+    for host in rollout.previous.keys() & assignments.keys():
+        if host not in rollout.assigned or host in back:
             assignments[host] = rollout.previous[host]
-        else:
-            assignments[host] = target
     if not rollout.previous:
         rollout.phase = "Complete"
     return Decision(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.model.inventory import Inventory
-from reconciler.rollout.controller import decide
+from reconciler.rollout.controller import decide, decide_settled
 from reconciler.rollout.state import Brake, Decision
 from reconciler.rollout.store import RolloutStore
 
@@ -90,25 +90,35 @@ def run_rollouts(
     for group in inventory.groups:
         if group.image is None:
             continue
-        hosts = [group.name_of(h) for h in group.hosts if h.image is None]
-        # A version removed from images/ cannot be returned to: such nodes move at once.
-        current = {
-            host: ref
-            for host in hosts
-            if (ref := previous.get(host)) is not None and inventory.has_image(ref)
-        }
-        decision = decide(
-            group=group.name,
-            hosts=hosts,
-            target=group.image,
-            revision=inventory.revision,
-            policy=group.rollout,
-            current=current,
-            reports=store.reports(hosts),
-            rollout=store.rollout(group.name),
-            brake=brakes.get(group.name, Brake()),
-            now=now,
+        hostname = group.hostname  # as group.name_of, without a call per host
+        hosts = [
+            h.name if h.name is not None else hostname % h.index
+            for h in group.hosts
+            if h.image is None
+        ]
+        rollout = store.rollout(group.name)
+        decision = decide_settled(
+            hosts=hosts, target=group.image, rollout=rollout, policy=group.rollout
         )
+        if decision is None:
+            # A version removed from images/ cannot be returned to: such nodes move at once.
+            current = {
+                host: ref
+                for host in hosts
+                if (ref := previous.get(host)) is not None and inventory.has_image(ref)
+            }
+            decision = decide(
+                group=group.name,
+                hosts=hosts,
+                target=group.image,
+                revision=inventory.revision,
+                policy=group.rollout,
+                current=current,
+                reports=store.reports(hosts),
+                rollout=rollout,
+                brake=brakes.get(group.name, Brake()),
+                now=now,
+            )
         result.decisions[group.name] = decision
         result.assignments.update(decision.assignments)
     if persist:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import replace
 
@@ -9,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from reconciler.model.rollout import RolloutPolicy, parse_duration, resolve_amount
-from reconciler.rollout.controller import decide
+from reconciler.rollout.controller import decide, decide_settled
 from reconciler.rollout.state import Brake, Decision, GroupRollout, NodeReport
 
 OLD, NEW, NEWER = "compute@1", "compute@2", "compute@3"
@@ -37,6 +38,9 @@ class Site:
         for host, report in self.reports.items():  # agents report every few seconds
             if host not in self.silent:
                 self.reports[host] = replace(report, reported_at=self.now - 0.5)
+        settled = decide_settled(
+            hosts=self.hosts, target=target, rollout=copy.deepcopy(self.rollout), policy=self.policy
+        )
         decision = decide(
             group="compute",
             hosts=self.hosts,
@@ -51,6 +55,10 @@ class Site:
         )
         # The state goes through JSON, as it does in the state dir between passes.
         assert decision.rollout is not None
+        if settled is not None:  # the shortcut says what the whole decision says
+            assert settled.rollout is not None and settled.events == decision.events
+            assert settled.assignments == decision.assignments
+            assert settled.rollout.to_dict() == decision.rollout.to_dict()
         self.rollout = GroupRollout.from_dict(json.loads(json.dumps(decision.rollout.to_dict())))
         self.assigned = dict(decision.assignments)
         return decision
@@ -289,3 +297,20 @@ def test_nodes_quiet_between_heartbeats_are_not_offline_with_a_short_timeout() -
     assert site.on(NEW) == ["node001"]
     assert decision.node_states["node001"] == "updating"
     assert decision.node_states["node002"] == "waiting"
+
+
+def test_a_group_with_nothing_to_move_is_decided_without_reports() -> None:
+    site = Site(5)
+    first = site.step(OLD)  # every node already runs the group's image: nothing moves
+    assert first.rollout is not None and not first.rollout.previous
+
+    def settled(target: str) -> Decision | None:
+        return decide_settled(
+            hosts=site.hosts, target=target, rollout=site.rollout, policy=site.policy
+        )
+
+    decision = settled(OLD)
+    assert decision is not None and decision.assignments == dict.fromkeys(site.hosts, OLD)
+    assert settled(NEW) is None
+    site.step(NEW)  # a rollout starts: nodes move, the shortcut steps aside
+    assert site.rollout is not None and site.rollout.previous and settled(NEW) is None
