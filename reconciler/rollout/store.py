@@ -19,6 +19,7 @@ see ``pack_assignments``).
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import json
 import os
@@ -43,12 +44,30 @@ def _write_json(path: Path, data: object) -> None:
     atomic_write(path, json.dumps(data, sort_keys=True, indent=1) + "\n")
 
 
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
 def assignments_text(assignments: dict[str, str]) -> str:
     """``json.dumps(assignments, sort_keys=True, indent=1)`` and a newline, built with
     json's C string encoder: given an indent, json.dumps falls back to its pure-Python
     encoder, ~100 ms for 10,000 nodes on every pass that moves one."""
-    lines = [f" {_string(host)}: {_string(ref)}" for host, ref in sorted(assignments.items())]
+    return _text_of_lines([_line(host, ref) for host, ref in sorted(assignments.items())])
+
+
+def _line(host: str, ref: str) -> str:
+    return f" {_string(host)}: {_string(ref)}"
+
+
+def _text_of_lines(lines: list[str]) -> str:
     return "{\n" + ",\n".join(lines) + "\n}\n" if lines else "{}\n"
+
+
+FEW_NODES = 1000  # a save that moves at most this many nodes edits the sorted lines it knows
 
 
 def pack_assignments(text: bytes) -> bytes:
@@ -117,6 +136,11 @@ class RolloutStore:
         # assignments.json as last read or written, by its stamp: the watch loop reads it
         # twice a pass, and at 10,000 nodes each parse costs.
         self._assignments: tuple[tuple[int, int, int], dict[str, str]] | None = None
+        # Each group's rollout file as this store last wrote it (its stamp and text): a
+        # pass saves every group's rollout, and most are the same as before.
+        self._written: dict[str, tuple[tuple[int, int, int] | None, str]] = {}
+        # Assignments this store wrote, their hosts sorted and the file's line of each.
+        self._lines: tuple[dict[str, str], list[str], list[str]] | None = None
 
     def rollout(self, group: str) -> GroupRollout | None:
         path = self.folder / f"{group}.json"
@@ -132,7 +156,13 @@ class RolloutStore:
             ) from None
 
     def save_rollout(self, rollout: GroupRollout) -> None:
-        _write_json(self.folder / f"{rollout.group}.json", rollout.to_dict())
+        path = self.folder / f"{rollout.group}.json"
+        text = json.dumps(rollout.to_dict(), sort_keys=True, indent=1) + "\n"
+        if self._written.get(rollout.group) == (_stamp(path), text):
+            return  # the file holds this text already (and nobody wrote it since)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, text)
+        self._written[rollout.group] = (_stamp(path), text)
 
     def forget(self, keep: Iterable[str]) -> None:
         """Drop the rollouts of groups that are gone from the inventory."""
@@ -142,12 +172,16 @@ class RolloutStore:
                 path.unlink(missing_ok=True)
 
     def assignments(self) -> dict[str, str]:
+        return dict(self._current_assignments())
+
+    def _current_assignments(self) -> dict[str, str]:
+        """The assignments as last read or written (not copied: read-only)."""
         stamp = self.assignments_stamp()
         if stamp is not None and self._assignments is not None and self._assignments[0] == stamp:
-            return dict(self._assignments[1])
+            return self._assignments[1]
         assignments = self._read_assignments()
         if stamp is not None and stamp == self.assignments_stamp():
-            self._assignments = (stamp, dict(assignments))
+            self._assignments = (stamp, assignments)
         return assignments
 
     def _read_assignments(self) -> dict[str, str]:
@@ -171,11 +205,40 @@ class RolloutStore:
         return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
     def save_assignments(self, assignments: dict[str, str]) -> None:
-        if assignments != self.assignments():
-            self.folder.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.folder / "assignments.json", assignments_text(assignments))
-            stamp = self.assignments_stamp()
-            self._assignments = (stamp, dict(assignments)) if stamp is not None else None
+        current = self._current_assignments()
+        if assignments == current:
+            return
+        lines = self._lines_after(current, assignments)
+        self._assignments, self._lines = None, None
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.folder / "assignments.json", _text_of_lines(lines[1]))
+        stamp = self.assignments_stamp()
+        if stamp is not None:
+            kept = dict(assignments)
+            self._assignments, self._lines = (stamp, kept), (kept, *lines)
+
+    def _lines_after(
+        self, current: dict[str, str], assignments: dict[str, str]
+    ) -> tuple[list[str], list[str]]:
+        """The sorted hosts and lines of ``assignments``: those of ``current`` edited where
+        a few nodes moved (and taken: the file is about to change), else made anew."""
+        moved = {host for host, _ in assignments.items() ^ current.items()}
+        if self._lines is None or self._lines[0] is not current or len(moved) > FEW_NODES:
+            ordered = sorted(assignments)
+            return ordered, [_line(host, assignments[host]) for host in ordered]
+        _, hosts, lines = self._lines
+        for host in moved:
+            at = bisect.bisect_left(hosts, host)
+            present = at < len(hosts) and hosts[at] == host
+            if host not in assignments:
+                if present:
+                    del hosts[at], lines[at]
+            elif present:
+                lines[at] = _line(host, assignments[host])
+            else:
+                hosts.insert(at, host)
+                lines.insert(at, _line(host, assignments[host]))
+        return hosts, lines
 
     def brakes(self) -> dict[str, Brake]:
         path = self.folder / "brakes.json"

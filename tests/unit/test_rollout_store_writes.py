@@ -1,0 +1,49 @@
+"""The rollout store writes only what changed, and writes it as a whole write would."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from reconciler.rollout.state import GroupRollout
+from reconciler.rollout.store import RolloutStore, assignments_text
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_assignments_file_after_random_moves(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    store, model = RolloutStore(tmp_path), {}
+    path = tmp_path / "rollouts" / "assignments.json"
+    for step in range(150):
+        model = dict(model)
+        for _ in range(rng.choice([1, 2, 5])):
+            host = f"node{rng.randrange(40):03d}"
+            if rng.random() < 0.2:
+                model.pop(host, None)
+            else:
+                model[host] = rng.choice(["compute@1", "compute@2"])
+        if rng.random() < 0.1:  # another process writes it
+            RolloutStore(tmp_path).save_assignments(model)
+        else:
+            store.save_assignments(model)
+        if path.exists():
+            assert path.read_text() == assignments_text(model), f"step {step}"
+        assert store.assignments() == model
+
+
+def test_an_unchanged_rollout_is_not_written_again(tmp_path: Path) -> None:
+    store = RolloutStore(tmp_path)
+    rollout = GroupRollout(group="compute", target="compute@2", revision="abc", previous={})
+    store.save_rollout(rollout)
+    path = tmp_path / "rollouts" / "compute.json"
+    written = path.stat()
+    store.save_rollout(rollout)
+    assert path.stat().st_ino == written.st_ino  # not replaced
+    path.write_text("{}\n")  # someone else's write: ours is written again
+    store.save_rollout(rollout)
+    assert store.rollout("compute") == rollout
+    rollout.phase = "Complete"
+    store.save_rollout(rollout)
+    assert store.rollout("compute") == rollout
