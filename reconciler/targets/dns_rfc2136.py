@@ -245,7 +245,14 @@ class Rfc2136Target:
         """A CNAME cannot share its name; BIND would silently ignore such an add."""
         if self._types_at is None:
             return
-        after = {name: set(types) for name, types in self._types_at.items()}
+        # Only the names these changes touch (a copy of every name costs ~0.2 s at 100k).
+        touched = {
+            record.name
+            for change in changes
+            for record in (change.old, change.new)
+            if isinstance(record, DnsRecord)
+        }
+        after = {name: set(self._types_at.get(name, ())) for name in touched}
         for change in changes:
             if change.action is Action.DELETE and isinstance(change.old, DnsRecord):
                 after.get(change.old.name, set()).discard(change.old.rtype)
