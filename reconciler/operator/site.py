@@ -200,16 +200,17 @@ class ClusterStatusStore(StatusStore):
 
     def save(self, status: Status) -> None:
         super().save(status)
+        mid_pass = _mid_pass(status)
         body = site_status(
             status,
             generation=self.generation(),
-            counts=self.counts(),
+            counts=self._counts(mid_pass=mid_pass),
             suspended=self.suspended,
             suspended_since=self.suspended_since,
         )
         events = events_between(self._last, status)
         self._last = Status.from_dict(status.to_dict())
-        if _mid_pass(status):  # Reconciling while the targets apply: in the meantime
+        if mid_pass:  # Reconciling while the targets apply: in the meantime
             self._reported = body
             self._submit(self._report, body, events)  # one worker: in order
             return
@@ -226,6 +227,18 @@ class ClusterStatusStore(StatusStore):
         # Neither is state a successor needs: Events, stale parts, the plain accepted record.
         if events or self.maps.untidy:
             self._submit(self._after_status, events)
+
+    def _counts(self, *, mid_pass: bool) -> dict[str, Any]:
+        """Inventory counts of the revision in force.
+
+        While the targets apply a new revision, the one in force is still the one
+        last reported: its counts are reused, and the new revision's (a walk over
+        every host) are counted at the end of the pass, not on its way.
+        """
+        if mid_pass and self._reported is not None and "inventory" in self._reported:
+            counts: dict[str, Any] = self._reported["inventory"]
+            return counts
+        return self.counts()
 
     def _submit(self, work: Callable[..., None], *args: Any) -> None:
         self._pending = self._later.submit(self._guarded, work, *args)
