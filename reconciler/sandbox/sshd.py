@@ -111,12 +111,14 @@ class _Relay:
 
     namespace: str
     listener: socket.socket = field(init=False)
+    _thread: threading.Thread = field(init=False)
     _open: list[socket.socket] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.listener = socket.create_server((LOOPBACK, 0))
-        threading.Thread(target=self._accept, name="sshd-relay", daemon=True).start()
+        self._thread = threading.Thread(target=self._accept, name="sshd-relay", daemon=True)
+        self._thread.start()
 
     @property
     def port(self) -> int:
@@ -141,6 +143,11 @@ class _Relay:
                 threading.Thread(target=_pump, args=(source, target), daemon=True).start()
 
     def close(self) -> None:
+        # shutdown wakes the thread blocked in accept (EINVAL); only once it has returned is
+        # the socket closed, so it never accepts on a number reused by the next relay.
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self._thread.join(timeout=10)
         self.listener.close()
         with self._lock:
             for connection in self._open:

@@ -57,6 +57,16 @@ def push_url_of(config: RuntimeConfig, settings: ServeSettings) -> str | None:
     return settings.push_url or settings.mirror_url or config.watch.remote
 
 
+def _git_files(config: RuntimeConfig, settings: ServeSettings) -> dict[str, Path | None]:
+    """The credentials of serve's mirror fetch, relative paths resolved against the config."""
+    files = {
+        "credentials_file": settings.mirror_credentials_file,
+        "ssh_identity": settings.ssh_identity,
+        "ssh_known_hosts": settings.ssh_known_hosts,
+    }
+    return {key: None if path is None else config.resolve(path) for key, path in files.items()}
+
+
 def _remote(config: RuntimeConfig, settings: ServeSettings) -> RegistrationRemote | None:
     url = push_url_of(config, settings)
     if url is None:
@@ -72,6 +82,10 @@ def _remote(config: RuntimeConfig, settings: ServeSettings) -> RegistrationRemot
         work=config.resolve(config.state_dir) / "serve" / "registration.git",
         branch=settings.branch or config.source.rev,
         credentials_file=credentials,
+        ssh_identity=config.resolve(settings.ssh_identity) if settings.ssh_identity else None,
+        ssh_known_hosts=(
+            config.resolve(settings.ssh_known_hosts) if settings.ssh_known_hosts else None
+        ),
         timeout=settings.push_timeout,
     )
 
@@ -110,7 +124,14 @@ def build_app(
     mirror = None
     if settings.mirror_url is not None:
         path = config.resolve(config.state_dir) / "serve" / "mirror.git"
-        mirror = AcceptedMirror(settings.mirror_url, path=path)
+        files = _git_files(config, settings)
+        mirror = AcceptedMirror(
+            settings.mirror_url,
+            path=path,
+            credentials_file=files["credentials_file"],
+            ssh_identity=files["ssh_identity"],
+            ssh_known_hosts=files["ssh_known_hosts"],
+        )
     compiled = CompiledInventory(
         engine,
         refresh_seconds=settings.refresh_seconds,

@@ -3,10 +3,12 @@
 ``accepted.json`` names the git directory the revision was applied from: the
 writer's (``watch``'s or the operator's) mirror. A ``serve`` in another pod
 or on another machine cannot read that folder, so with ``[serve] mirror_url``
-it keeps a mirror of its own (``state_dir/serve/mirror.git``) and reads the
-accepted commit from there: when the record names a commit the mirror does
-not hold, serve fetches, then reads exactly that commit by its id. A branch
-head is never read; a record whose revision is not a commit id is refused.
+(and the credentials of a private repository: ``mirror_credentials_file``,
+``ssh_identity``, ``ssh_known_hosts``) it keeps a mirror of its own
+(``state_dir/serve/mirror.git``) and reads the accepted commit from there:
+when the record names a commit the mirror does not hold, serve fetches, then
+reads exactly that commit by its id. A branch head is never read; a record
+whose revision is not a commit id is refused.
 """
 
 from __future__ import annotations
@@ -24,9 +26,29 @@ COMMIT_ID = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")  # SHA-1 or SHA-256 r
 class AcceptedMirror:
     """Fetches ``url`` into ``path`` when the accepted commit is not there yet."""
 
-    def __init__(self, url: str, *, path: Path, timeout: float = 120.0) -> None:
-        # RemoteSource's fetch: clone --mirror, credentials through GIT_ASKPASS, redacted errors.
-        self.remote = RemoteSource(url, mirror=path, rev="HEAD", subdir="", timeout=timeout)
+    def __init__(
+        self,
+        url: str,
+        *,
+        path: Path,
+        timeout: float = 120.0,
+        credentials_file: Path | None = None,
+        ssh_identity: Path | None = None,
+        ssh_known_hosts: Path | None = None,
+    ) -> None:
+        # RemoteSource's fetch: clone --mirror, credentials through GIT_ASKPASS or
+        # GIT_SSH_COMMAND (the [serve] settings), redacted errors.
+        self.remote = RemoteSource(
+            url,
+            mirror=path,
+            rev="HEAD",
+            subdir="",
+            timeout=timeout,
+            credentials_file=credentials_file,
+            ssh_identity=ssh_identity,
+            ssh_known_hosts=ssh_known_hosts,
+        )
+        self.remote.table = "serve"
 
     @property
     def path(self) -> Path:

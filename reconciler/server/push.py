@@ -42,6 +42,8 @@ class RegistrationRemote:
         work: Path,
         branch: str,
         credentials_file: Path | None = None,
+        ssh_identity: Path | None = None,
+        ssh_known_hosts: Path | None = None,
         timeout: float = 60.0,
     ) -> None:
         self.url = url  # handed to git only; everything shown uses shown_url
@@ -49,6 +51,8 @@ class RegistrationRemote:
         self.work = work
         self.wanted = branch
         self.credentials_file = credentials_file
+        self.ssh_identity = ssh_identity
+        self.ssh_known_hosts = ssh_known_hosts
         self.timeout = timeout
         self._branch: str | None = None
 
@@ -56,13 +60,19 @@ class RegistrationRemote:
         """The URL to give git and the environment carrying its credentials."""
         try:
             return git_transport(
-                self.url, folder=self.work.parent, credentials_file=self.credentials_file
+                self.url,
+                folder=self.work.parent,
+                credentials_file=self.credentials_file,
+                ssh_identity=self.ssh_identity,
+                ssh_known_hosts=self.ssh_known_hosts,
             )
         except OSError as error:
             raise RemoteUnavailable(
                 f"cannot read [serve] push_credentials_file {self.credentials_file}: "
                 f"{error.strerror or error}"
             ) from None
+        except ValueError as error:  # a known_hosts path ssh cannot take
+            raise RemoteUnavailable(f"[serve] ssh_known_hosts: {error}") from None
 
     def _git(self, *args: str) -> subprocess.CompletedProcess[str]:
         url, env = self._transport()

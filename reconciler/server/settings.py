@@ -122,6 +122,24 @@ class ServeSettings(BaseModel):
         "mounted git-credentials Secret), so the token is in neither the URL nor the config. "
         "Relative: to the config file",
     )
+    mirror_credentials_file: Path | None = Field(
+        default=None,
+        description="file holding 'user:token' for an http(s) mirror_url of a private "
+        "repository (in Kubernetes the mounted git-credentials Secret: push-token can read "
+        "too), given to git through GIT_ASKPASS. Relative: to the config file",
+    )
+    ssh_identity: Path | None = Field(
+        default=None,
+        description="SSH private key for an ssh:// or scp-like mirror_url and push_url (the "
+        "Site's deploy key: in Kubernetes the git-credentials Secret's identity), used as "
+        "[watch] ssh_identity is. Relative: to the config file",
+    )
+    ssh_known_hosts: Path | None = Field(
+        default=None,
+        description="known_hosts file holding the git host's key, used with ssh_identity "
+        "(StrictHostKeyChecking=yes); unset: ssh's own known_hosts files. "
+        "Relative: to the config file",
+    )
     push_timeout: float = Field(
         default=60.0, gt=0, description="seconds one fetch or push of a registration may take"
     )

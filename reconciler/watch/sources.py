@@ -215,6 +215,8 @@ class LocalRepoSource:
 class RemoteSource:
     """A remote repository (any URL git can fetch), mirrored under the state directory."""
 
+    table = "watch"  # the config table of the credential settings, named in errors
+
     def __init__(
         self,
         url: str,
@@ -260,11 +262,11 @@ class RemoteSource:
             )
         except OSError as error:
             raise SourceUnavailable(
-                f"cannot read [watch] credentials_file {self.credentials_file}: "
+                f"cannot read [{self.table}] credentials_file {self.credentials_file}: "
                 f"{error.strerror or error}"
             ) from None
         except ValueError as error:  # a known_hosts path ssh cannot take
-            raise SourceUnavailable(f"[watch] ssh_known_hosts: {error}") from None
+            raise SourceUnavailable(f"[{self.table}] ssh_known_hosts: {error}") from None
         try:
             if not (self.repo / "HEAD").exists():
                 self.repo.parent.mkdir(parents=True, exist_ok=True)

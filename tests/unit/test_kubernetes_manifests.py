@@ -141,15 +141,17 @@ def test_serve_follows_the_accepted_configmap_and_fetches_the_sites_repository(
     # Registrations are pushed to the Site's repository with the mounted git-credentials.
     assert push_url_of(load_config(toml), settings) == site["spec"]["source"]["url"]
     secret = volumes["git-credentials"]["secret"]
-    assert secret["secretName"] == "git-credentials"
-    (item,) = secret["items"]
-    assert settings.push_credentials_file == Path(mounts["git-credentials"]) / item["path"]
+    assert secret["secretName"] == "git-credentials" and "items" not in secret  # every key
+    assert settings.push_credentials_file == Path(mounts["git-credentials"]) / "push-token"
+    # serve's mirror fetches the Site's private repository with the same Secret.
+    assert settings.mirror_credentials_file == settings.push_credentials_file
 
 
 def test_the_sample_sites_git_secret_holds_what_the_operator_and_serve_read(
     tmp_path: Path,
 ) -> None:
     """username/password for the https source (the operator), push-token for serve."""
+    from reconciler.config import load_config
     from reconciler.operator.site import runtime_config
 
     kinds = {(d["kind"], d["metadata"]["name"]): d for _, d in documents()}
@@ -157,9 +159,12 @@ def test_the_sample_sites_git_secret_holds_what_the_operator_and_serve_read(
     assert spec.source.secret_ref is not None and spec.source.url.startswith("https://")
     secret = kinds[("Secret", spec.source.secret_ref.name)]
     assert secret["metadata"]["labels"]["reconciler.dev/secret"] == "true"  # or it is not read
-    pod = kinds[("Deployment", "reconciler-serve")]["spec"]["template"]["spec"]
-    (item,) = next(v for v in pod["volumes"] if v["name"] == "git-credentials")["secret"]["items"]
-    assert {"username", "password", item["key"]} <= set(secret["stringData"])
+    toml = tmp_path / "serve.toml"
+    toml.write_text(kinds[("ConfigMap", "reconciler-serve")]["data"]["reconciler.toml"])
+    serve = load_config(toml).serve
+    assert serve.push_credentials_file is not None and serve.mirror_credentials_file is not None
+    read_by_serve = {serve.push_credentials_file.name, serve.mirror_credentials_file.name}
+    assert {"username", "password", *read_by_serve} <= set(secret["stringData"])
     data = {k: base64.b64encode(v.encode()).decode() for k, v in secret["stringData"].items()}
     namespace = secret["metadata"]["namespace"]
     keys = {(namespace, n): {"omapi-key": "a2V5", "tsig-key": "a2V5"} for n in ["example-keys"]}
