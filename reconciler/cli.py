@@ -349,9 +349,10 @@ def main() -> None:
     """The console script. Commands that run one pass and exit do so without the
     cyclic garbage collector: a pass builds hundreds of thousands of long-lived
     objects, and full sweeps over them cost a third of a 50,000-host plan while
-    freeing nothing (reference counting still frees what is dropped)."""
+    freeing nothing (reference counting still frees what is dropped). Nor does the
+    help (no command): its sweeps would run over the modules rich imports to print it."""
     command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
-    if command in ONE_SHOT_COMMANDS:
+    if command is None or command in ONE_SHOT_COMMANDS:
         gc.disable()
     app()
 
