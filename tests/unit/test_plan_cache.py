@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -257,3 +258,37 @@ def test_the_signature_depends_on_values_only(tmp_path: Path) -> None:
     time.sleep(0.05)  # past the file system's clock tick (see RACY_NS)
     (tmp_path / "d" / "f").write_text("y")
     assert stat_signature(built) != before
+
+
+def test_a_new_commit_of_a_git_source_is_planned_in_full(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(
+            ["git", "-C", str(site.inventory), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+
+    git("init", "-q", "-b", "main")
+    git("add", ".")
+    git("commit", "-qm", "site")
+    config = site.config.read_text()
+    site.config.write_text(config.replace('path = "inventory"', 'repo = "inventory"\nrev = "main"'))
+    assert runner.invoke(app, ["apply", "-c", str(site.config)]).exit_code == 0
+    settle()
+    assert plan(site)[0] == 0
+    compiles = Compiles(monkeypatch)
+    first = json.loads(plan(site, "--format", "json")[1])
+    assert compiles.count == 0
+    git("commit", "-qm", "nothing changed but the revision", "--allow-empty")
+    code, out = same_as_without_cache(site, "--format", "json")
+    assert code == 0 and compiles.count == 2
+    assert json.loads(out)["revision"] != first["revision"]
+    site.edit("images/compute.yaml", 'console=ttyS0 quiet"', 'console=ttyS0 debug"')
+    assert plan(site)[0] == 0  # not committed: the revision is what is planned
+    git("commit", "-qam", "debug")
+    code, out = same_as_without_cache(site)
+    assert code == 1
+    assert "debug" in plan(site, "--format", "json")[1]
