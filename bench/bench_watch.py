@@ -215,8 +215,9 @@ SAMPLES = 4  # one-host commits timed in process, after one in force
 
 def breakdown(config_path: Path) -> None:
     """Where a watch pass's time goes for a one-host commit, in this process: load, the
-    rollout decision, compile, and each target's plan from the previous revision (as
-    ``watch/target_steps`` plans a target brought to it, without reading live state);
+    rollout decision, compile, each target's plan from the previous revision (as
+    ``watch/target_steps`` plans a target brought to it, without reading live state) and
+    saving the rollout decision (not the targets' applies);
     this way, then with group reuse and the key-map plan off (``BEFORE_GROUPS``).
     The repository's last ``SAMPLES`` commits are timed, each a one-host change."""
     for label in ("new", "before"):
@@ -241,7 +242,8 @@ def commits_in_process(config_path: Path) -> list[dict[str, float]]:
     by step, planned from the one before, as a running watch does."""
     config = load_config(config_path)
     engine = Engine(config)
-    rollouts = LoopRollouts(config.resolve(config.state_dir), interval=60)
+    state_dir = tempfile.TemporaryDirectory(prefix="bench-watch-state-")  # each way its own
+    rollouts = LoopRollouts(Path(state_dir.name), interval=60)
     repo = config.resolve(config.source.repo or ".")
 
     def compiled(rev: str, previous: GoodRevision | None) -> tuple[GoodRevision, dict[str, float]]:
@@ -259,6 +261,9 @@ def commits_in_process(config_path: Path) -> list[dict[str, float]]:
             else:
                 good.changes_since(previous, target)
             times[f"plan {target.name}"] = time.perf_counter()
+        if decided is not None:  # as the loop does once the targets hold the revision
+            rollouts.save(decided)
+        times["save rollouts"] = time.perf_counter()
         return good, times
 
     previous, _ = compiled(f"HEAD~{SAMPLES}", None)
@@ -269,6 +274,7 @@ def commits_in_process(config_path: Path) -> list[dict[str, float]]:
         result = {b: (times[b] - times[a]) * 1000 for a, b in itertools.pairwise(steps)}
         result["total"] = (times[steps[-1]] - times["start"]) * 1000
         figures.append(result)
+    state_dir.cleanup()
     return figures
 
 

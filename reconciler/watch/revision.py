@@ -100,7 +100,7 @@ def _key_step(
     key names depends on order)."""
     if len(old_keys) != len(old):
         return None
-    gone, fresh = unshared(old, new)  # exact: ``old`` holds no object twice
+    gone, fresh = unshared(old, new)  # exact: ``old`` holds no key twice
     removed = {resource.key for resource in gone}
     added = {resource.key: resource for resource in fresh}
     grown = sum(1 for key in added if key in removed or key not in old_keys)

@@ -28,6 +28,7 @@ from reconciler.inventory.sources import FolderSource
 from reconciler.model.problems import InventoryError
 from reconciler.plan import compute_changes
 from reconciler.resources import DesiredState, DnsRecord
+from reconciler.shared_runs import shared_ends
 from reconciler.targets.base import LiveState, Target
 from reconciler.watch.revision import GoodRevision
 
@@ -319,3 +320,24 @@ def test_a_plan_made_again_and_the_previous_key_map_asked_again(site: Site, tmp_
         assert good.changes_since(previous, target) == expected  # a retry
         assert previous.keys(target) == {r.key: r for r in previous.desired(target)}
         assert good.keys(target) == {r.key: r for r in good.desired(target)}
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_shared_ends_as_a_plain_walk_finds_them(seed: int) -> None:
+    rng = random.Random(seed)
+    items = [object() for _ in range(rng.randrange(0, 700))]
+    old = list(items)
+    new = list(items)
+    for _ in range(rng.randrange(0, 4)):
+        at = rng.randrange(len(new) + 1)
+        if rng.random() < 0.5 and new:
+            del new[min(at, len(new) - 1)]
+        else:
+            new.insert(at, object())
+    shorter = min(len(old), len(new))
+    head = next((i for i in range(shorter) if old[i] is not new[i]), shorter)
+    tail = 0
+    if head < shorter:
+        rest = shorter - head
+        tail = next((i for i in range(rest) if old[-1 - i] is not new[-1 - i]), rest)
+    assert shared_ends(old, tuple(new)) == (head, tail)
