@@ -4,7 +4,9 @@ finds nothing to change in."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
+from typing import Any
 
 from typer.testing import CliRunner
 from watch_fixture import WatchSite, ready, wait_status
@@ -76,3 +78,20 @@ def test_a_group_setting_reaches_every_host_of_the_group(
     status = wait_status(loop, lambda s: ready(s) and s.applied_revision == changed)
     assert status.targets["boot"].applied == 4  # both files of both GPU nodes
     assert fresh_plan_is_empty(watch_site)
+
+
+def test_a_pass_runs_without_the_cyclic_collector_and_gives_it_back(
+    watch_site: WatchSite, running: Start
+) -> None:
+    loop = watch_site.loop()
+    seen: list[bool] = []
+    compile_revision = loop.engine.compile
+
+    def compile_and_look(*args: Any, **kwargs: Any) -> Any:
+        seen.append(gc.isenabled())
+        return compile_revision(*args, **kwargs)
+
+    loop.engine.compile = compile_and_look  # type: ignore[method-assign]
+    running(loop)
+    wait_status(loop, ready)
+    assert seen and not any(seen) and gc.isenabled()
