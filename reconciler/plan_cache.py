@@ -113,11 +113,22 @@ def stat_signature(live: LiveFiles) -> tuple[str, int] | None:
         for folder in live.folders:
             rows.append(("realpath", folder, os.path.realpath(folder)))
             try:
+                # In the order listed: an order that changed only costs a full plan.
                 with os.scandir(folder) as entries:
-                    listed = [_stat_row(e.path, e.stat(follow_symlinks=False)) for e in entries]
+                    listed = [
+                        (
+                            e.name,
+                            (info := e.stat(follow_symlinks=False)).st_dev,
+                            info.st_ino,
+                            info.st_mode,
+                            info.st_size,
+                            info.st_mtime_ns,
+                            info.st_ctime_ns,
+                        )
+                        for e in entries
+                    ]
             except (FileNotFoundError, NotADirectoryError):
                 continue
-            listed.sort()
             if listed:
                 newest = max(newest, max(r[5] for r in listed), max(r[6] for r in listed))
             rows.extend(listed)
@@ -247,6 +258,7 @@ class PlanCache:
         self._base: str | None = None
         self._live: dict[str, tuple[LiveFiles, str] | None] = {}
         self._stored = self._read_entry()
+        self._moved = False  # a lookup found output files changed
 
     # -- the inputs --------------------------------------------------------------
     def _base_key(self) -> str:
@@ -307,6 +319,8 @@ class PlanCache:
 
     def _reuse(self) -> Plan | None:
         assert self._stored is not None
+        if self._moved:
+            return None
         entries: list[_TargetEntry] = self._stored["targets"]
         targets = self.engine.targets
         if [(e.name, e.kind) for e in entries] != [(t.name, t.kind) for t in targets]:
@@ -315,6 +329,7 @@ class PlanCache:
             current = stat_signature(entry.live)
             if current is None or current[0] != entry.signature:
                 log.info("plan cache: files changed", extra={"target": entry.name})
+                self._moved = True  # the second lookup would find the same
                 return None
         log.info("plan cache: inputs and outputs as the last no-op plan found them")
         return Plan(
