@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -36,9 +37,12 @@ from reconciler.compile_cache import CompileCache  # noqa: E402
 from reconciler.config import load_config  # noqa: E402
 from reconciler.engine import Engine  # noqa: E402
 from reconciler.inventory.sources import GitSource  # noqa: E402
+from reconciler.watch.metrics import WatchMetrics  # noqa: E402
 from reconciler.watch.revision import GoodRevision  # noqa: E402
 from reconciler.watch.rollouts import LoopRollouts  # noqa: E402
-from reconciler.watch.status import StatusStore  # noqa: E402
+from reconciler.watch.settings import WatchSettings  # noqa: E402
+from reconciler.watch.status import Status, StatusStore, TargetStatus  # noqa: E402
+from reconciler.watch.target_steps import TargetSteps  # noqa: E402
 from tests.integration.watch_live import (  # noqa: E402
     LiveWatchSite,
     git,
@@ -244,6 +248,11 @@ def commits_in_process(config_path: Path) -> list[dict[str, float]]:
     engine = Engine(config)
     state_dir = tempfile.TemporaryDirectory(prefix="bench-watch-state-")  # each way its own
     rollouts = LoopRollouts(Path(state_dir.name), interval=60)
+    status = Status()
+    planner = TargetSteps(
+        engine=engine, settings=WatchSettings(), status=status, metrics=WatchMetrics(),
+        stop=threading.Event(), suspended=False,
+    )  # fmt: skip
     repo = config.resolve(config.source.repo or ".")
 
     def compiled(rev: str, previous: GoodRevision | None) -> tuple[GoodRevision, dict[str, float]]:
@@ -258,8 +267,9 @@ def commits_in_process(config_path: Path) -> list[dict[str, float]]:
         for target in engine.targets:
             if previous is None:
                 good.keys(target)
-            else:
-                good.changes_since(previous, target)
+            else:  # the target is at the previous revision: what watch's pass does
+                status.targets[target.name] = TargetStatus(ok=True, revision=previous.commit)
+                planner._plan(good, target, previous=previous, drift=False)
             times[f"plan {target.name}"] = time.perf_counter()
         if decided is not None:  # as the loop does once the targets hold the revision
             rollouts.save(decided)

@@ -120,8 +120,9 @@ class TargetSteps:
             return None
         if record.revision != previous.commit:
             return None
+        owned = len(previous.keys(target))  # before this revision takes that key map over
         changes = good.changes_since(previous, target)
-        return TargetPlan(target.name, target.kind, changes, len(previous.keys(target)))
+        return TargetPlan(target.name, target.kind, changes, owned)
 
     def _refuse(self, name: str, plan: TargetPlan, reason: str) -> None:
         self.refused[name] = reason
