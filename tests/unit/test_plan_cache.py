@@ -292,3 +292,15 @@ def test_a_new_commit_of_a_git_source_is_planned_in_full(
     code, out = same_as_without_cache(site)
     assert code == 1
     assert "debug" in plan(site, "--format", "json")[1]
+
+
+def test_a_managed_folder_swapped_for_a_link_is_seen(recorded: Site) -> None:
+    """The same files behind a symbolic link: the folder's own lstat changed."""
+    ipxe = recorded.root / "out/tftp/ipxe"
+    elsewhere = recorded.root / "elsewhere"
+    shutil.copytree(ipxe, elsewhere)
+    shutil.rmtree(ipxe)
+    ipxe.symlink_to(elsewhere)
+    code, out = same_as_without_cache(recorded)
+    assert code == 2
+    assert "resolves outside" in out
