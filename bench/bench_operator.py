@@ -1,7 +1,8 @@
 """Operator benchmark: Site created -> Ready and commit -> lastAppliedRevision, beside watch.
 
 Run by hand: ``.venv/bin/python bench/bench_operator.py [--hosts 1000 10000] [--commits 12]
-[--repeat 1] [--baseline DIR]``.
+[--repeat 1] [--baseline DIR] [--no-takeover]`` (``--repeat``: fresh setups, their
+commits pooled; Ready is the median of the setups').
 
 For each size, one generated inventory (bench/generate.py), one copy of its git
 repository per contender, and the file targets (dhcp-file, dns-zonefile,
@@ -389,6 +390,19 @@ def bench_size(root: Path, hosts: int, *, commits: int, baseline: Path | None) -
     return {"ready": ready, "latencies": latencies, "steps": steps, **size}
 
 
+def pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several setups as one: Ready the median of theirs, commits and steps all together."""
+    if len(runs) == 1:
+        return runs[0]
+    names = list(runs[0]["ready"])
+    return {
+        **runs[-1],
+        "ready": {n: statistics.median(run["ready"][n] for run in runs) for n in names},
+        "latencies": {n: [x for run in runs for x in run["latencies"][n]] for n in names},
+        "steps": {n: [x for run in runs for x in run["steps"][n]] for n in names},
+    }
+
+
 def one_line(values: list[float]) -> str:
     return f"{statistics.median(values):6.3f}s ({min(values):.2f}-{max(values):.2f})"
 
@@ -431,10 +445,16 @@ def main() -> None:
     parser.add_argument("--commits", type=int, default=12, help="rounds of commits per size")
     parser.add_argument("--baseline", type=Path, help="another checkout to run beside this one")
     parser.add_argument("--no-takeover", action="store_true", help="skip the takeover run")
+    parser.add_argument("--repeat", type=int, default=1, help="fresh setups per size, pooled")
     args = parser.parse_args()
     for hosts in args.hosts:
-        with tempfile.TemporaryDirectory() as folder:
-            result = bench_size(Path(folder), hosts, commits=args.commits, baseline=args.baseline)
+        runs = []
+        for _ in range(args.repeat):
+            with tempfile.TemporaryDirectory() as folder:
+                runs.append(
+                    bench_size(Path(folder), hosts, commits=args.commits, baseline=args.baseline)
+                )
+        result = pooled(runs)
         takeover = float("nan")
         if not args.no_takeover:
             with tempfile.TemporaryDirectory() as folder:
