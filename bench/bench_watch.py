@@ -11,6 +11,12 @@ the same run. Goal: p90 <= 300 ms (Flux polls every 60 s by default).
 ``--targets live``: real dhcpd over OMAPI and real named over RFC 2136 in a
 network namespace (the integration tests' fixtures, tests/integration/watch_live.py).
 ``--targets files``: dhcp-file, dns-zonefile, bootfiles, node-images on disk.
+``--layout racks``: ``bench/generate.py``'s racks of 2,500 hosts (the 100k site).
+After the rounds, the in-process split of a one-host commit (load, rollout
+decision, compile, each target's plan, saving the rollout state), this way and
+with group reuse and the key-map plan off; ``--breakdown-only`` prints just that
+on a generated site, without a watch process or servers (the live targets are
+planned, never contacted).
 """
 
 from __future__ import annotations
