@@ -18,9 +18,17 @@ import pytest
 from reconciler.operator.kube import KubeError
 from reconciler.operator.site import SpecError, runtime_config, secrets_digest
 from reconciler.operator.spec import SiteSpec
-from reconciler.operator.statefiles import PART_BYTES, ledger_bytes, pack, unpack
+from reconciler.operator.statefiles import (
+    PART_BYTES,
+    decode_journal,
+    ledger_bytes,
+    pack,
+    unpack,
+)
 from reconciler.operator.statemap import StateMaps
 from reconciler.operator.status import events_between, site_status
+from reconciler.statefiles import mirror_state
+from reconciler.targets.base import OwnershipLedger
 from reconciler.watch.status import Status, TargetStatus
 
 SPEC = {
@@ -252,6 +260,40 @@ def test_a_widened_ledger_reaches_the_head_journal_in_one_small_patch(tmp_path: 
     again = tmp_path / "again"
     state_maps(api).restore(again)
     assert (again / "dhcp.owned.json").read_bytes() == ledger_bytes({"node02"})
+
+
+def journal_of(api: FakeMaps) -> dict[str, list[str]]:
+    return decode_journal(api.maps["site-lab-state"]["binaryData"].get("journal"))
+
+
+def test_a_ledger_widened_through_the_hook_journals_exactly_its_new_keys(tmp_path: Path) -> None:
+    """The keys come with the write (no re-read); after a save they are the journal's base."""
+    state = (tmp_path / "state").resolve()
+    state.mkdir()
+    owned = OwnershipLedger(state, "dhcp")
+    owned.widen({"node01"})
+    api = FakeMaps()
+    maps = state_maps(api)
+    assert maps.save(state) is True
+    mirror_state(state, lambda path, keys: maps.record_ledger(path, state_dir=state, keys=keys))
+    try:
+        owned.widen({"node02"})
+        assert journal_of(api) == {"dhcp.owned.json": ["node02"]}
+        assert maps.save(state) is True  # the base is now node01 + node02, as told by the hook
+        owned.widen({"node03"})
+        assert journal_of(api) == {"dhcp.owned.json": ["node03"]}
+        # The ledger rewritten behind the hook's back: the save's base is what the file holds.
+        (state / "dhcp.owned.json").write_bytes(ledger_bytes({"node01"}))
+        assert maps.save(state) is True
+        owned.widen({"node02", "node04"})
+        assert journal_of(api) == {"dhcp.owned.json": ["node02", "node04"]}
+    finally:
+        mirror_state(state, None)
+    restored = tmp_path / "restored"
+    state_maps(api).restore(restored)
+    assert (restored / "dhcp.owned.json").read_bytes() == ledger_bytes(
+        {"node01", "node02", "node04"}
+    )
 
 
 def test_a_pass_that_only_counted_itself_writes_nothing(tmp_path: Path) -> None:
