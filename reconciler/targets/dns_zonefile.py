@@ -12,6 +12,7 @@ Reloading the server (``rndc reload``) is left to the operator's hook.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import time
 from collections.abc import Iterable, Sequence
@@ -84,6 +85,14 @@ class ZoneFileSettings(BaseModel):
     )
 
 
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
 class ZoneFileTarget:
     """Zone files in one folder; see the module docstring."""
 
@@ -105,6 +114,10 @@ class ZoneFileTarget:
             ttl=settings.ttl,
         )
         self._zones: tuple[str, ...] = ()
+        # Each zone file's (inode, size, mtime) as an apply last left it, written or found
+        # as it should be: a zone without changes whose file still has it needs no look
+        # (at 100,000 hosts, reading and rendering all 640 zones took 4.5 s per commit).
+        self._as_left: dict[str, tuple[int, int, int]] = {}
 
     def path_of(self, zone: str) -> Path:
         stem = zone.rstrip(".") or "root"
@@ -141,9 +154,16 @@ class ZoneFileTarget:
         result = ApplyResult()
         for zone in sorted(set(self._zones) | set(by_zone)):
             zone_changes = by_zone.get(zone, [])
+            left = self._as_left.pop(zone, None)
+            if not zone_changes and left is not None and left == _stamp(self.path_of(zone)):
+                self._as_left[zone] = left
+                continue
             if self._apply_zone(zone, zone_changes):
                 result.writes += 1
                 result.notes.append(f"rewrote {self.path_of(zone)}")
+            stamp = _stamp(self.path_of(zone))
+            if stamp is not None:
+                self._as_left[zone] = stamp
             result.applied += len(zone_changes)
             for change in zone_changes:
                 log.info(

@@ -173,3 +173,35 @@ def test_checkzone_failure_keeps_old_file(tmp_path: Path) -> None:
     with pytest.raises(TargetError, match="named-checkzone rejects"):
         reconcile(target, bad)
     assert target.path_of(FWD).read_text() == old
+
+
+def test_a_zone_without_changes_is_looked_at_again_only_when_its_file_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An apply leaves zones it has no change for alone while their files are as it left
+    them; a file someone rewrote (a header edited by hand) is checked and fixed again."""
+    target = make_target(tmp_path)
+    state = dns_site({"node020": 20, "node021": 21})
+    reconcile(target, state)
+    rendered = target.path_of(REV).read_text()
+    parsed: list[str] = []
+    real_parse = parse_zone
+
+    def counting(text: str, *, zone: str, source: str) -> object:
+        parsed.append(zone)
+        return real_parse(text, zone=zone, source=source)
+
+    monkeypatch.setattr("reconciler.targets.dns_zonefile.parse_zone", counting)
+    change = DnsRecord(FWD, f"extra.{FWD}", "A", 300, ("10.23.45.99",))
+    desired = [*target.desired(state), change]
+    plan = build_target_plan(
+        target=target.name, kind=target.kind, desired=desired, live=target.read(desired)
+    )
+    parsed.clear()
+    target.apply(plan.changes)
+    assert parsed == [FWD]  # the reverse zone, unchanged and untouched, was not read
+    target.path_of(REV).write_text(rendered.replace("ns1.cluster.example.", "ns9.example.", 1))
+    parsed.clear()
+    target.apply([])
+    fixed = target.path_of(REV).read_text()
+    assert parsed == [REV] and "ns9.example." not in fixed and "ns1.cluster.example." in fixed
