@@ -24,7 +24,7 @@ ledger write:
   ledgers, so a replica killed mid-apply leaves no object its successor does
   not know it owns. A full save resets the journal in the same head switch.
 
-The file targets' manifests (``*.files.json``: size, mtime and sha256 of each
+The file targets' manifests (``*.files.json``: size, mtime, ctime, inode and sha256 of each
 file written, over half of the state at 10k hosts) are only a cache: without
 them a file target reads and digests its files again, with the same result.
 So they stay out of the parts a commit waits for: ``save`` only takes a copy,
