@@ -8,7 +8,7 @@ differ. Writing the assignment is the reconciler's part of a rollout.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,6 +23,42 @@ from reconciler.targets.filetree import FileTreeTarget
 # for every file: json.dumps with options builds a new one per call, which at
 # 100,000 node files was a third of a no-op read.
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+# How that encoder quotes each string (ensure_ascii, its default).
+_quoted: Callable[[str], str] = json.encoder.encode_basestring_ascii
+
+
+def encode_node_image(image: NodeImage) -> str:
+    """``_ENCODER.encode(image.to_dict()) + "\\n"``, written out: the same bytes in a quarter
+    of the time (a no-op plan encodes each of 100,000 node files to compare digests).
+
+    The keys in sorted order, each string by the function the encoder itself uses
+    for it; a field that is not a plain string (never, from compile) takes the
+    encoder's way.
+    """
+    fields = (
+        image.cmdline,
+        image.host,
+        image.image,
+        image.initrd_sha256,
+        image.initrd_url,
+        image.kernel_sha256,
+        image.kernel_url,
+        image.mac,
+        image.rootfs_sha256,
+        image.rootfs_url,
+        image.swap,
+        image.version,
+    )
+    if not all(type(field) is str for field in fields):
+        return _ENCODER.encode(image.to_dict()) + "\n"
+    q = [_quoted(field) for field in fields]
+    swap = "" if image.swap == "live" else f'"swap":{q[10]},'
+    return (
+        f'{{"cmdline":{q[0]},"host":{q[1]},"image":{q[2]},'
+        f'"initrd":{{"sha256":{q[3]},"url":{q[4]}}},'
+        f'"kernel":{{"sha256":{q[5]},"url":{q[6]}}},"mac":{q[7]},'
+        f'"rootfs":{{"sha256":{q[8]},"url":{q[9]}}},{swap}"version":{q[11]}}}\n'
+    )
 
 
 class NodeImagesSettings(BaseModel):
@@ -74,7 +110,7 @@ class NodeImagesTarget(FileTreeTarget):
 
     def encode(self, resource: AnyResource) -> str:
         assert isinstance(resource, NodeImage)
-        return _ENCODER.encode(resource.to_dict()) + "\n"
+        return encode_node_image(resource)
 
     def decode(self, relative: str, content: str) -> AnyResource:
         host = relative.removeprefix("nodes/").removesuffix(".json")
