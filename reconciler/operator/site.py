@@ -62,6 +62,8 @@ def _secret_names(spec: SiteSpec) -> set[str]:
         names.add(spec.source.verify.allowed_signers.name)
     if spec.source.secret_ref is not None:
         names.add(spec.source.secret_ref.name)
+    if spec.reports is not None and spec.reports.token_secret_ref is not None:
+        names.add(spec.reports.token_secret_ref.name)
     return names
 
 
@@ -110,6 +112,12 @@ def runtime_config(
             folder / "allowed_signers", _secret_value(secrets, namespace, ref.name, ref.key)
         )
     git_files = _git_credentials(spec, namespace=namespace, folder=folder, secrets=secrets)
+    token = spec.reports.token_secret_ref if spec.reports is not None else None
+    if token is not None:
+        value = _secret_value(secrets, namespace, token.name, token.key)
+        reports_token: Path | None = _write_secret(folder / "reports-token", value)
+    else:
+        reports_token = None
     try:
         return to_runtime_config(
             spec,
@@ -117,6 +125,7 @@ def runtime_config(
             secret_files=files,
             allowed_signers=signers,
             git_files=git_files,
+            reports_token=reports_token,
         )
     except ValidationError as error:
         raise SpecError(describe_errors(error, prefix="spec.")) from None

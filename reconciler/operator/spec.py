@@ -94,6 +94,21 @@ class SiteTarget(_Spec):
     )
 
 
+class Reports(_Spec):
+    """Where the node agents' reports are: the ``reconciler serve`` they report to."""
+
+    url: str = Field(
+        pattern=r"^https?://",
+        description="base URL of reconciler serve (deploy/kubernetes/serve.yaml); each "
+        "rollout pass pulls GET <url>/reports",
+    )
+    token_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key holding the token of serve's [serve] reports_token_file",
+    )
+    timeout: float = Field(default=5.0, gt=0, description="seconds a pull may take")
+
+
 class SiteSpec(_Spec):
     """``spec`` of a Site."""
 
@@ -108,6 +123,11 @@ class SiteSpec(_Spec):
     )
     boot: BootConfig = Field(default_factory=BootConfig)
     targets: list[SiteTarget] = Field(default_factory=list)
+    reports: Reports | None = Field(
+        default=None,
+        description="the serve that keeps the node agents' reports: without it no rollout "
+        "of an image change gets past its first wave",
+    )
     deletion_policy: Literal["orphan", "prune"] = Field(
         default="orphan",
         description="on Site deletion: orphan leaves live objects; prune removes what it owns",
@@ -121,12 +141,14 @@ def to_runtime_config(
     secret_files: dict[str, dict[str, Path]],
     allowed_signers: Path | None,
     git_files: dict[str, Path] | None = None,
+    reports_token: Path | None = None,
 ) -> RuntimeConfig:
     """The runtime config of one Site: its repository mirror, its state dir, its targets.
 
     ``secret_files`` maps a target name to setting name -> the file its Secret key
     was written to; ``git_files`` maps a ``[watch]`` setting (credentials_file,
-    ssh_identity, ssh_known_hosts) to the file holding the source's credentials.
+    ssh_identity, ssh_known_hosts) to the file holding the source's credentials;
+    ``reports_token`` is the file holding the token of serve's ``GET /reports``.
     Raises pydantic's ValidationError on settings that do not fit.
     """
     targets: dict[str, dict[str, Any]] = {}
@@ -140,6 +162,10 @@ def to_runtime_config(
         "drift_interval": spec.drift_interval,
         **(git_files or {}),
     }
+    if spec.reports is not None:
+        watch["reports_url"] = spec.reports.url
+        watch["reports_timeout"] = spec.reports.timeout
+        watch["reports_token_file"] = reports_token
     if spec.source.verify is not None and spec.source.verify.mode == "ssh":
         watch["verify_signatures"] = "ssh"
         watch["allowed_signers"] = allowed_signers

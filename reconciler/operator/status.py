@@ -91,6 +91,7 @@ def site_status(
         ],
         "inventory": counts,
         "rollouts": status.rollouts,
+        "rolloutError": status.rollout_error,
         "errors": status.errors[:20],
     }
 
@@ -117,6 +118,9 @@ def events_between(before: Status | None, after: Status) -> list[Event]:
         and (was is None or not was.status or was.message != stalled.message)
     ):
         events.append(Event("Warning", "Refused", stalled.message[:1000]))
+    waiting = after.rollout_error
+    if waiting and (before is None or before.rollout_error != waiting):
+        events.append(Event("Warning", "RolloutWaiting", waiting[:1000]))
     for name, target in sorted(after.targets.items()):
         old = before.targets.get(name) if before is not None else None
         if not target.ok and (old is None or old.ok or old.error != target.error):

@@ -57,8 +57,13 @@ def decide(
     rollout: GroupRollout | None,
     brake: Brake,
     now: float,
+    timeout_from: float = 0.0,
 ) -> Decision:
-    """One pass for one group; ``hosts`` are its nodes that follow the group image (no canaries)."""
+    """One pass for one group; ``hosts`` are its nodes that follow the group image (no canaries).
+
+    No node fails for its wave timeout before ``timeout_from`` plus the timeout: the
+    reports were unavailable until then (serve away), so silence proves nothing.
+    """
     ordered = sorted(hosts)
     events: list[str] = []
     if rollout is None or rollout.target != target:
@@ -76,7 +81,7 @@ def decide(
         return _finish(ordered, target, rollout, states, events, policy)
 
     states = _states(rollout, movers, reports, policy, now)
-    _note_failures(rollout, states, reports, policy, now, events)
+    _note_failures(rollout, states, reports, policy, max(now - timeout_from, 0.0), now, events)
     blocking = {h: f for h, f in rollout.failed.items() if f.at > brake.resumed_at}
     if blocking:
         _fail(rollout, policy, events)
@@ -168,6 +173,7 @@ def _note_failures(
     states: dict[str, NodeState],
     reports: Mapping[str, NodeReport],
     policy: RolloutPolicy,
+    waited_at_most: float,
     now: float,
     events: list[str],
 ) -> None:
@@ -185,7 +191,8 @@ def _note_failures(
                 "rolled-back",
             ):
                 reason = f"came back on {report.running}: {report.reason or report.swap_result}"
-        if reason is None and now - max(since, rollout.wave_started) > policy.timeout:
+        waited = min(now - max(since, rollout.wave_started), waited_at_most)
+        if reason is None and waited > policy.timeout:
             reason = f"not healthy on {rollout.target} within {policy.timeout} s"
         if reason is not None:
             rollout.failed[host] = Failure(reason=reason, at=now)

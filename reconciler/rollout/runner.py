@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.model.inventory import Inventory
 from reconciler.rollout.controller import decide, decide_settled
-from reconciler.rollout.state import Brake, Decision
+from reconciler.rollout.state import Brake, Decision, NodeReport
 from reconciler.rollout.store import RolloutStore
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,15 @@ def run_rollouts(
     *,
     persist: bool,
     now: float | None = None,
+    reports_from: Callable[[], Mapping[str, Any]] | None = None,
+    timeout_from: float = 0.0,
 ) -> RolloutPass:
-    """Decide every group's rollout; write the state back when ``persist``."""
+    """Decide every group's rollout; write the state back when ``persist``.
+
+    ``reports_from`` gives the agents' reports by host when they are not in the state
+    dir (pulled from serve; called only when a group has nodes moving, and may raise);
+    no node fails for its wave timeout before ``timeout_from``.
+    """
     now = time.time() if now is None else now
     previous = store.assignments()
     brakes = store.brakes()
@@ -114,16 +122,45 @@ def run_rollouts(
                 revision=inventory.revision,
                 policy=group.rollout,
                 current=current,
-                reports=store.reports(hosts),
+                reports=_Reports(store, hosts, reports_from),
                 rollout=rollout,
                 brake=brakes.get(group.name, Brake()),
                 now=now,
+                timeout_from=timeout_from,
             )
         result.decisions[group.name] = decision
         result.assignments.update(decision.assignments)
     if persist:
         save_pass(store, result)
     return result
+
+
+class _Reports(Mapping[str, NodeReport]):
+    """A group's reports, read (or pulled) only when the controller looks at one."""
+
+    def __init__(
+        self,
+        store: RolloutStore,
+        hosts: list[str],
+        pulled: Callable[[], Mapping[str, Any]] | None,
+    ) -> None:
+        self._store, self._hosts, self._pulled = store, hosts, pulled
+        self._found: dict[str, NodeReport] | None = None
+
+    def _reports(self) -> dict[str, NodeReport]:
+        if self._found is None:
+            stored = self._pulled() if self._pulled is not None else None
+            self._found = self._store.reports(self._hosts, stored=stored)
+        return self._found
+
+    def __getitem__(self, host: str) -> NodeReport:
+        return self._reports()[host]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._reports())
+
+    def __len__(self) -> int:
+        return len(self._reports())
 
 
 def save_pass(store: RolloutStore, result: RolloutPass) -> None:

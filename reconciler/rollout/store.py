@@ -25,7 +25,7 @@ import json
 import os
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from json.encoder import encode_basestring_ascii as _string
 from pathlib import Path
 from typing import Any
@@ -263,9 +263,13 @@ class RolloutStore:
             },
         )
 
-    def reports(self, hosts: Iterable[str]) -> dict[str, NodeReport]:
-        """The last report of each host that has one (unreadable reports count as none)."""
-        stored = load_reports(self.reports_folder.parent)
+    def reports(
+        self, hosts: Iterable[str], *, stored: Mapping[str, Any] | None = None
+    ) -> dict[str, NodeReport]:
+        """The last report of each host that has one (unreadable reports count as none):
+        from ``stored`` (pulled from serve) when given, else from the state dir."""
+        if stored is None:
+            stored = load_reports(self.reports_folder.parent)
         now = time.time()
         found: dict[str, NodeReport] = {}
         for host in hosts:

@@ -21,21 +21,19 @@ before its clean-up leaves no server running longer than ``lifetime`` seconds.
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
-import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.sandbox.netns import (
     MissingTool,
-    entered,
     lone_namespace,
     popen_in,
     read_text,
     wait_for,
 )
+from reconciler.sandbox.relay import Relay
 
 SSHD_ROOT = Path("/usr/local/lib/reconciler/openssh-server")  # scripts/fetch-sshd.sh
 SSHD = SSHD_ROOT / "usr/sbin/sshd"
@@ -105,64 +103,6 @@ def _config(folder: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-@dataclass
-class _Relay:
-    """127.0.0.1:<port> of the machine -> 127.0.0.1:22 inside ``namespace``, byte for byte."""
-
-    namespace: str
-    listener: socket.socket = field(init=False)
-    _thread: threading.Thread = field(init=False)
-    _open: list[socket.socket] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __post_init__(self) -> None:
-        self.listener = socket.create_server((LOOPBACK, 0))
-        self._thread = threading.Thread(target=self._accept, name="sshd-relay", daemon=True)
-        self._thread.start()
-
-    @property
-    def port(self) -> int:
-        return int(self.listener.getsockname()[1])
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:  # closed: the server is stopping
-                return
-            try:
-                with entered(self.namespace):
-                    upstream = socket.create_connection((LOOPBACK, 22), timeout=10)
-                upstream.settimeout(None)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._open += [client, upstream]
-            for source, target in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(source, target), daemon=True).start()
-
-    def close(self) -> None:
-        # shutdown wakes the thread blocked in accept (EINVAL); only once it has returned is
-        # the socket closed, so it never accepts on a number reused by the next relay.
-        with contextlib.suppress(OSError):
-            self.listener.shutdown(socket.SHUT_RDWR)
-        self._thread.join(timeout=10)
-        self.listener.close()
-        with self._lock:
-            for connection in self._open:
-                connection.close()
-
-
-def _pump(source: socket.socket, target: socket.socket) -> None:
-    """Copy until end of file, then pass the end of file on (half-close)."""
-    with contextlib.suppress(OSError):
-        while data := source.recv(65536):
-            target.sendall(data)
-    with contextlib.suppress(OSError):
-        target.shutdown(socket.SHUT_WR)
-
-
 @contextlib.contextmanager
 def ssh_git_host(
     folder: Path, *, authorized_keys: Sequence[str], lifetime: float = 600
@@ -189,7 +129,7 @@ def ssh_git_host(
             ["timeout", "--kill-after=5", str(lifetime), *command],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )  # fmt: skip
-        relay: _Relay | None = None
+        relay: Relay | None = None
         try:
             wait_for(
                 lambda: "Server listening" in read_text(log_path) or process.poll() is not None,
@@ -197,8 +137,8 @@ def ssh_git_host(
             )  # fmt: skip
             if process.poll() is not None:
                 raise RuntimeError(f"sshd exited: {read_text(log_path).strip()}")
-            relay = _Relay(namespace)
-            yield SshGitHost(port=relay.port, host_key=host_key, log_path=log_path)
+            relay = Relay(namespace, host=LOOPBACK, port=22)
+            yield SshGitHost(port=relay.local_port, host_key=host_key, log_path=log_path)
         finally:
             if relay is not None:
                 relay.close()

@@ -35,6 +35,7 @@ from reconciler.server.registration import (
     RemoteOf,
     request_remote,
 )
+from reconciler.server.reportfeed import ReportFeed
 from reconciler.server.reports import ReportHandler
 from reconciler.server.settings import ServeSettings, load_serve_config
 from reconciler.server.state import CompiledInventory, NotReady
@@ -187,6 +188,14 @@ def build_app(
     app.add_routes(BootHandlers(compiled, scripts).routes())
     app.add_routes(nodes.routes())
     app.add_routes(node_reports.routes())
+    token_file = settings.reports_token_file
+    app.add_routes(
+        ReportFeed(
+            compiled=compiled,
+            store=reports,
+            token_file=config.resolve(token_file) if token_file is not None else None,
+        ).routes()
+    )
     app.add_routes(registration.routes())
     secret_file = config.watch.webhook_secret_file
     app.add_routes(

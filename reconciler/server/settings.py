@@ -148,6 +148,13 @@ class ServeSettings(BaseModel):
         description="the accepted-revision record to follow (default: state_dir/accepted.json; "
         "relative: to state_dir); in Kubernetes the mounted ConfigMap site-<name>-accepted",
     )
+    reports_token_file: Path | None = Field(
+        default=None,
+        description="file holding the token that GET /reports asks for ('Bearer <token>'): "
+        "the node agents' last reports, which the operator pulls for its rollouts (in "
+        "Kubernetes the mounted Secret serve-reports); unset: GET /reports is off. "
+        "Relative: to the config file",
+    )
     assignments_file: Path | None = Field(
         default=None,
         description="the rollout assignments to follow: the image version each node runs "

@@ -30,6 +30,7 @@ from reconciler.targets.base import Target
 from reconciler.watch.conditions import PassOutcome, settle
 from reconciler.watch.debounce import Trigger
 from reconciler.watch.metrics import WatchMetrics
+from reconciler.watch.pulledreports import pulled_reports
 from reconciler.watch.revision import GoodRevision
 from reconciler.watch.rollouts import LoopRollouts
 from reconciler.watch.settings import WatchSettings
@@ -81,7 +82,11 @@ class WatchLoop:
         self.accepted = AcceptedStore(store.path.parent)
         self.state_lock = StateLock(store.path.parent, purpose="watch", timeout=LOCK_WAIT_SECONDS)
         self._postponed: tuple[float, set[str]] | None = None  # a pass that waits for the lock
-        self.rollouts = LoopRollouts(store.path.parent, interval=settings.rollout_interval)
+        self.rollouts = LoopRollouts(
+            store.path.parent,
+            interval=settings.rollout_interval,
+            pulled=pulled_reports(engine.config, settings),
+        )
         self._reassigned = False  # node assignments changed: every target is due
 
     @property

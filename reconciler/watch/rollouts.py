@@ -8,7 +8,10 @@ decision is saved only after the targets were brought to it, so ``serve`` never
 hands a node a version whose boot files are not written yet. While a rollout
 waits for nodes, the loop wakes every ``rollout_interval`` seconds to look at
 new reports. A damaged rollout state file never takes the loop down: the
-assignments in force stay, and status says which file to remove.
+assignments in force stay, and status says which file to remove. When serve
+keeps the reports elsewhere (``[watch] reports_url``, the operator), they are
+pulled from it; while it cannot be reached the assignments in force stay too,
+and status says so (``pulledreports``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from reconciler.engine import Engine
 from reconciler.model.inventory import Inventory
 from reconciler.rollout.runner import RolloutPass, run_rollouts, save_pass
 from reconciler.rollout.store import RolloutStateError, RolloutStore
+from reconciler.watch.pulledreports import PulledReports, ReportsUnavailable
 from reconciler.watch.revision import GoodRevision
 
 log = logging.getLogger(__name__)
@@ -30,23 +34,42 @@ log = logging.getLogger(__name__)
 class LoopRollouts:
     """Decisions for the loop's good revision, and when to look again."""
 
-    def __init__(self, state_dir: Path, *, interval: float) -> None:
+    def __init__(
+        self, state_dir: Path, *, interval: float, pulled: PulledReports | None = None
+    ) -> None:
         self.store = RolloutStore(state_dir)
         self.interval = interval
+        self.pulled = pulled  # the reports, when serve keeps them elsewhere
         self.error: str | None = None
+        self.waiting_for_reports = False
         self.last: RolloutPass | None = None
         self._next = 0.0
 
     def decide(self, inventory: Inventory) -> RolloutPass | None:
         """This pass's decision (not saved yet); None when the state files are damaged."""
+        pulled = self.pulled
+        if pulled is not None:
+            pulled.begin_pass()
         try:
-            result = run_rollouts(inventory, self.store, persist=False)
+            result = run_rollouts(
+                inventory,
+                self.store,
+                persist=False,
+                reports_from=pulled,
+                timeout_from=pulled.judged_from if pulled is not None else 0.0,
+            )
         except RolloutStateError as error:
             if self.error != str(error):
                 log.error("rollout state unusable; assignments kept", extra={"error": str(error)})
             self.error = str(error)
             return None
-        self.error = None
+        except ReportsUnavailable as error:
+            if self.error != str(error):
+                log.warning("rollouts wait for node reports", extra={"error": str(error)})
+            self.error, self.waiting_for_reports = str(error), True
+            self._next = time.monotonic() + self.interval  # look again, not at once
+            return None
+        self.error, self.waiting_for_reports = None, False
         self._next = time.monotonic() + self.interval
         return result
 
@@ -58,6 +81,13 @@ class LoopRollouts:
         if decided is None and in_force is not None:
             decided = in_force.rollouts
         assignments = decided.assignments if decided is not None else None
+        if assignments is None and self.waiting_for_reports:
+            # A restart (or a takeover) while serve is away: the assignments last recorded
+            # stay in force (not saved again: no decision was made).
+            try:
+                assignments = self.store.assignments() or None
+            except RolloutStateError:
+                assignments = None
         state = engine.compile(inventory, assignments=assignments)
         return GoodRevision(commit, state, inventory, decided)
 
@@ -93,7 +123,7 @@ class LoopRollouts:
         ``rollout resume`` may acknowledge), and on a brake command; never for an
         idle site, so a pass stays cheap when no image moves.
         """
-        if reasons & {"rollout", "manual", "startup"}:
+        if reasons & {"rollout", "manual", "startup"} or self.waiting_for_reports:
             return True
         if self.last is None:
             return False
@@ -104,6 +134,8 @@ class LoopRollouts:
 
     def wakeup(self) -> float | None:
         """When the loop should look at reports again: only while a rollout waits for nodes."""
+        if self.waiting_for_reports:
+            return self._next
         if self.last is None or not self.last.active:
             return None
         return self._next

@@ -72,6 +72,21 @@ class WatchSettings(BaseModel):
         description="seconds between looks at the node agents' reports while an image "
         "rollout waits for nodes",
     )
+    reports_url: str | None = Field(
+        default=None,
+        description="base URL of the reconciler serve that keeps the node agents' reports, "
+        "when it runs elsewhere (the operator: serve's own pod): each rollout pass pulls "
+        "GET <url>/reports; unset: the reports in state_dir/reports, as serve writes them "
+        "beside watch",
+    )
+    reports_token_file: Path | None = Field(
+        default=None,
+        description="file holding the token serve's GET /reports asks for ([serve] "
+        "reports_token_file). Relative: to the config file",
+    )
+    reports_timeout: float = Field(
+        default=5.0, gt=0, description="seconds a pull of the node reports may take"
+    )
     backoff_initial: float = Field(default=1.0, gt=0, description="first retry delay, seconds")
     backoff_max: float = Field(default=300.0, gt=0, description="retry delay cap, seconds")
     backoff_factor: float = Field(
