@@ -49,8 +49,18 @@ def rollout_of(site: dict[str, Any]) -> dict[str, Any]:
 
 
 @contextmanager
-def serve_on_the_link(cluster: Cluster, pair: NetnsPair, accepted: Path) -> Iterator[Relay]:
-    """``reconciler serve`` in the server namespace with GET /reports on; a relay to it."""
+def relay_to_serve(pair: NetnsPair) -> Iterator[Relay]:
+    """127.0.0.1:<port> -> serve's address in the server namespace (up or not)."""
+    relay = Relay(pair.server, host=SERVE_IP, port=PORT)
+    try:
+        yield relay
+    finally:
+        relay.close()
+
+
+@contextmanager
+def serve_on_the_link(cluster: Cluster, pair: NetnsPair, accepted: Path) -> Iterator[None]:
+    """``reconciler serve`` in the server namespace, with GET /reports on."""
     (cluster.root / "reports-token").write_text(TOKEN + "\n")
     config = cluster.root / "serve.toml"
     config.write_text(f"""state_dir = "{cluster.root / "serve-state"}"
@@ -71,11 +81,9 @@ reports_token_file = "{cluster.root / "reports-token"}"
     with (cluster.root / "serve.log").open("wb") as log:
         process = popen_in(pair.server, [RECONCILER, "serve", "-c", str(config)],
                            stdout=log, stderr=log)  # fmt: skip
-    relay = Relay(pair.server, host=SERVE_IP, port=PORT)
     try:
-        yield relay
+        yield
     finally:
-        relay.close()
         process.terminate()
         try:
             process.wait(timeout=30)
@@ -121,9 +129,8 @@ def link() -> Iterator[NetnsPair]:
         yield pair
 
 
-def test_reports_pulled_from_serve_move_waves_and_an_outage_fails_no_node(
-    cluster: Cluster, link: NetnsPair
-) -> None:
+def prepare(cluster: Cluster) -> None:
+    """A short rollout timeout for the compute group, and the token's Secret."""
     cluster.commit("groups/compute.yaml", f"image: {OLD}", f"image: {OLD}\nrollout:\n"
                    f"  timeout: {TIMEOUT}")  # fmt: skip
     cluster.client.create(f"/api/v1/namespaces/{NS}/secrets", {
@@ -132,12 +139,22 @@ def test_reports_pulled_from_serve_move_waves_and_an_outage_fails_no_node(
                      "labels": {"reconciler.dev/secret": "true"}},
         "data": {"token": base64.b64encode(TOKEN.encode()).decode()},
     })  # fmt: skip
+
+
+def reports_spec(relay: Relay) -> dict[str, Any]:
+    return {"url": f"http://127.0.0.1:{relay.local_port}",
+            "tokenSecretRef": {"name": "serve-reports", "key": "token"}}  # fmt: skip
+
+
+def test_reports_pulled_from_serve_move_waves_and_an_outage_fails_no_node(
+    cluster: Cluster, link: NetnsPair
+) -> None:
+    prepare(cluster)
     accepted = cluster.root / "accepted"
     configmap = f"{CONFIGMAPS}/site-lab-accepted"
-    with operator(), serve_on_the_link(cluster, link, accepted) as relay:
+    with operator(), relay_to_serve(link) as relay, serve_on_the_link(cluster, link, accepted):
         url = f"http://127.0.0.1:{relay.local_port}"
-        cluster.site(reports={"url": url, "tokenSecretRef": {"name": "serve-reports",
-                                                              "key": "token"}})  # fmt: skip
+        cluster.site(reports=reports_spec(relay))
         cluster.wait("Ready", lambda s: condition(s, "Ready").get("status") == "True")
         mount(wait_for("accepted published", lambda: cluster.client.get(configmap), cluster),
               accepted)  # fmt: skip
@@ -174,3 +191,29 @@ def test_reports_pulled_from_serve_move_waves_and_an_outage_fails_no_node(
         events = cluster.client.get(f"/api/v1/namespaces/{NS}/events") or {}
         reasons = {e["reason"]: e["message"] for e in events.get("items", [])}
         assert "node reports unavailable" in reasons.get("RolloutWaiting", "")
+
+
+def test_a_rollout_waits_for_serve_and_starts_when_it_answers(
+    cluster: Cluster, link: NetnsPair
+) -> None:
+    prepare(cluster)
+    accepted = cluster.root / "accepted"
+    with operator(), relay_to_serve(link) as relay:
+        cluster.site(reports=reports_spec(relay))  # serve is not running yet
+        cluster.wait("Ready", lambda s: condition(s, "Ready").get("status") == "True")
+        newer = cluster.commit("groups/compute.yaml", f"image: {OLD}", f"image: {NEW}")
+        site = cluster.wait("the new revision applied", lambda s: applied(s) == newer)
+        site = cluster.wait("the wait in status", lambda s: bool(s["status"].get("rolloutError")))
+        assert "node reports unavailable" in site["status"]["rolloutError"]
+        # No node moved: every compute node keeps the old image while nothing is known.
+        assert not rollout_of(site)
+        assert site["status"]["inventory"]["nodesByVersion"][OLD] == 4
+
+        mount(cluster.client.get(f"{CONFIGMAPS}/site-lab-accepted") or {}, accepted)
+        with serve_on_the_link(cluster, link, accepted):
+            site = cluster.wait(
+                "wave 1 opened once serve answers",
+                lambda s: rollout_of(s).get("versions") == {NEW: 1, OLD: 3},
+            )
+            assert rollout_of(site)["phase"] == "Progressing"
+            assert not site["status"].get("rolloutError")
