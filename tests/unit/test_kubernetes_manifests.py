@@ -138,6 +138,12 @@ def test_serve_follows_the_accepted_configmap_and_fetches_the_sites_repository(
     # The rollout waves' assignments: the operator publishes them in the same ConfigMap.
     assert settings.assignments_file == Path(mounts["accepted"]) / "assignments.json.gz"
     assert volumes["accepted"]["configMap"]["name"] == "site-example-accepted"
+    # The node reports, pulled by the operator: serve's token is the Site's Secret key.
+    reports = site["spec"]["reports"]
+    assert settings.reports_token_file == Path(mounts["serve-reports"]) / "token"
+    assert volumes["serve-reports"]["secret"]["secretName"] == reports["tokenSecretRef"]["name"]
+    assert reports["tokenSecretRef"]["key"] == "token"
+    assert reports["url"] == f"http://{settings.listen}:{settings.port}"
     # Registrations are pushed to the Site's repository with the mounted git-credentials.
     assert push_url_of(load_config(toml), settings) == site["spec"]["source"]["url"]
     secret = volumes["git-credentials"]["secret"]
@@ -169,8 +175,16 @@ def test_the_sample_sites_git_secret_holds_what_the_operator_and_serve_read(
     namespace = secret["metadata"]["namespace"]
     keys = {(namespace, n): {"omapi-key": "a2V5", "tsig-key": "a2V5"} for n in ["example-keys"]}
     keys[(namespace, secret["metadata"]["name"])] = data
+    reports = kinds[("Secret", "serve-reports")]
+    assert reports["metadata"]["labels"]["reconciler.dev/secret"] == "true"
+    keys[(namespace, "serve-reports")] = {"token": base64.b64encode(b"t0ken").decode()}
     config = runtime_config(spec, namespace=namespace, work_dir=tmp_path, secrets=keys)
     assert config.watch.credentials_file is not None
+    # The operator pulls the node reports from serve with the token, a 0600 file.
+    assert config.watch.reports_url == "http://10.23.45.2:8080"
+    assert config.watch.reports_token_file is not None
+    assert config.watch.reports_token_file.read_bytes() == b"t0ken"
+    assert config.watch.reports_token_file.stat().st_mode & 0o777 == 0o600
     token = config.watch.credentials_file.read_text()
     assert token == f"{secret['stringData']['username']}:{secret['stringData']['password']}"
     assert config.watch.credentials_file.stat().st_mode & 0o777 == 0o600
