@@ -199,9 +199,21 @@ def test_a_zone_without_changes_is_looked_at_again_only_when_its_file_changed(
     )
     parsed.clear()
     target.apply(plan.changes)
-    assert parsed == [FWD]  # the reverse zone, unchanged and untouched, was not read
+    # Neither the zone changed (this target wrote it: its records are known) nor the one
+    # left alone is parsed.
+    assert parsed == [] and "extra.cluster.example." in target.path_of(FWD).read_text()
     target.path_of(REV).write_text(rendered.replace("ns1.cluster.example.", "ns9.example.", 1))
     parsed.clear()
     target.apply([])
     fixed = target.path_of(REV).read_text()
     assert parsed == [REV] and "ns9.example." not in fixed and "ns1.cluster.example." in fixed
+    # A record added by hand to a file this target wrote: read again, kept in the rewrite.
+    forward = target.path_of(FWD)
+    forward.write_text(forward.read_text() + f"byhand.{FWD} 300 IN A 10.23.45.98\n")
+    other = DnsRecord(FWD, f"other.{FWD}", "A", 300, ("10.23.45.97",))
+    target.apply(build_target_plan(
+        target=target.name, kind=target.kind, desired=[*desired, other],
+        live=target.read([*desired, other]),
+    ).changes)  # fmt: skip
+    text = forward.read_text()
+    assert f"byhand.{FWD}" in text and f"other.{FWD}" in text and f"extra.{FWD}" in text
