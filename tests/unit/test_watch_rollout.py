@@ -7,6 +7,7 @@ reports are the files ``serve`` writes when an agent posts (``reports/<host>.jso
 from __future__ import annotations
 
 import json
+import socket
 
 from watch_fixture import WatchSite
 
@@ -161,3 +162,24 @@ def test_a_degraded_rollout_keeps_looking_until_its_swapping_nodes_settle(
     assert sorted(row["failures"]) == ["node011", "node012"]
     assert row["states"] == {"failed": 2, "healthy": 2}
     assert loop.rollouts.wakeup() is None  # settled: no more timer passes
+
+
+def test_a_restart_while_serve_is_unreachable_keeps_the_assignments_in_force(
+    watch_site: WatchSite,
+) -> None:
+    """A takeover while serve (where the reports are, [watch] reports_url) is away."""
+    start_rollout(watch_site)
+    with socket.socket() as probe:  # a port that was free a moment ago: refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    again = watch_site.loop(
+        rollout_interval=0.05, reports_url=f"http://127.0.0.1:{port}", reports_timeout=2
+    )
+    again.run_pass({"startup"})
+    # Nothing is decided without the reports: node010 keeps the new version, the others
+    # the old one (not the group's new image all at once), and status says why.
+    moved = [h for h in COMPUTE if assigned(watch_site, h) == "compute@2024.11"]
+    assert moved == ["node010"]
+    status = again.store.load()
+    assert status.rollout_error is not None and "node reports unavailable" in status.rollout_error
+    assert again.rollouts.wakeup() is not None  # it asks serve again soon
