@@ -10,7 +10,7 @@ by composing the document again and walking the path to the offending value.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -86,6 +86,71 @@ _Loader.add_implicit_resolver(
 _Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
+class _Unusual(Exception):
+    """A node the fast construction leaves to PyYAML (other tags, a node met twice)."""
+
+
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_NULL = "tag:yaml.org,2002:null"
+
+
+class _Construct:
+    """``construct_document`` for the tags an inventory uses, without PyYAML's per-node
+    bookkeeping (a third of loading 100,000 hosts): the same values and the same
+    problems. Any other tag, or an anchor's node used twice (PyYAML shares one object,
+    and allows a node inside itself), raises ``_Unusual``: the document is built by
+    PyYAML instead.
+    """
+
+    def __init__(self, loader: _Loader) -> None:
+        self.loader = loader
+        self.seen: set[int] = set()
+
+    def value(self, node: yaml.Node) -> Any:
+        if id(node) in self.seen:
+            raise _Unusual
+        self.seen.add(id(node))
+        tag = node.tag
+        if isinstance(node, yaml.ScalarNode):
+            if tag == _STR:
+                return node.value
+            if tag == _NULL:
+                return None
+            if tag == "tag:yaml.org,2002:int":
+                return _construct_int(cast("yaml.SafeLoader", self.loader), node)
+            if tag == "tag:yaml.org,2002:bool":
+                return self.loader.construct_yaml_bool(node)
+            if tag == "tag:yaml.org,2002:float":
+                return self.loader.construct_yaml_float(node)
+        elif isinstance(node, yaml.SequenceNode) and tag == _SEQ:
+            return [self.value(item) for item in node.value]
+        elif isinstance(node, yaml.MappingNode) and tag == _MAP:
+            return self._mapping(node)
+        raise _Unusual
+
+    def _mapping(self, node: yaml.MappingNode) -> dict[Any, Any]:
+        """As ``_Loader.construct_mapping``, with its checks and messages."""
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = self.value(key_node)
+            try:
+                duplicate = key in mapping
+            except TypeError:
+                mark = key_node.start_mark
+                raise YamlProblem(
+                    "a key must be a plain word such as 'name', not a list or mapping",
+                    mark.line + 1,
+                    mark.column + 1,
+                ) from None
+            if duplicate:
+                _Loader.construct_mapping(self.loader, node)  # raises its problem
+                raise _Unusual  # not reached
+            mapping[key] = self.value(value_node)
+        return mapping
+
+
 def parse_yaml(text: str) -> Any:
     """Parse one YAML document; raise YamlProblem with line and column on failure."""
     return parse_yaml_marked(text, None)[0]
@@ -106,7 +171,11 @@ def parse_yaml_marked(text: str, key: str | None) -> tuple[Any, list[Mark] | Non
             node = loader.get_single_node()
             if node is None:
                 return None, None
-            return loader.construct_document(node), _item_marks(node, key)
+            try:
+                value = _Construct(loader).value(node)
+            except _Unusual:
+                value = loader.construct_document(node)
+            return value, _item_marks(node, key)
         finally:
             loader.dispose()
     except YamlProblem:

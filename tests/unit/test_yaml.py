@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from reconciler.inventory import yamlfile
 from reconciler.inventory.yamlfile import YamlProblem, locate, parse_yaml
 
 
@@ -125,3 +126,29 @@ def test_locate_block_mapping_value_points_at_its_key() -> None:
     text = "name: compute\nregistraton:\n  open: false\n"
     assert locate(text, ("registraton",)) == (2, 1)
     assert locate(text, ("registraton", "open")) == (3, 9)
+
+
+def _pyyaml_way(text: str) -> object:
+    """What PyYAML's own construction makes of the document (the fast path's reference)."""
+    loader = yamlfile._Loader(text)
+    try:
+        return loader.construct_document(loader.get_single_node())
+    finally:
+        loader.dispose()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hosts:\n  - index: 1\n    mac: '52:54:00:00:00:01'\n    aliases: [a, b]\n"
+        "  - {index: 0x2}\n",
+        "a: &shared [1, 2]\nb: *shared\n",  # one node used twice: PyYAML builds it
+        "a: &loop\n  b: *loop\n",  # a node inside itself
+        "bytes: !!binary aGVsbG8=\nset: !!set {x, y}\nwhen: !!timestamp 2001-12-14\n",
+        "flag: !!bool yes\nnumber: !!int '7'\ntext: !!str 12\nnothing: !!null ''\n",
+        "inf: .inf\nnan_free: -.5\nnested: {k: [1, {v: null}]}\n",
+    ],
+)
+def test_values_are_the_ones_pyyaml_builds(text: str) -> None:
+    fast = parse_yaml(text)
+    assert repr(fast) == repr(_pyyaml_way(text))
