@@ -9,6 +9,7 @@ to be restarted by whoever runs it to pick the change up.
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +31,7 @@ from reconciler.targets.base import (
     atomic_write,
 )
 from reconciler.targets.dhcp_hosts import HostBlock, parse_host_file, render_host_block
+from reconciler.targets.left_files import LeftFiles
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,8 @@ class DhcpFileTarget:
         self.path = path
         self.ledger = ledger
         self.boot_url = boot_url
+        # The file as this target last left it: a one-host change re-renders one block.
+        self._left: LeftFiles[HostsFile] = LeftFiles()
 
     def desired(self, state: DesiredState) -> Sequence[AnyResource]:
         return state.dhcp_hosts
@@ -93,31 +97,25 @@ class DhcpFileTarget:
         if not changes:
             return result
         owned_keys = self.ledger.load()
-        blocks = self._blocks()
-        foreign = {b.name: b.text for b in blocks if b.name not in owned_keys}
-        ours: dict[str, DhcpHost] = {
-            b.name: b.to_host(boot_url=self.boot_url) for b in blocks if b.name in owned_keys
-        }
+        hosts_file = self._left.recall(self.path)
+        current = self._left.text(self.path)
+        self._left.forget(self.path)  # edited below: kept again once the file holds it
+        if hosts_file is None or hosts_file.owned != owned_keys:
+            current, hosts_file = self._parsed(owned_keys)
         for change in changes:
             if change.action is Action.DELETE:
-                ours.pop(change.key, None)
+                hosts_file.remove(change.key)
             else:
                 if not isinstance(change.new, DhcpHost):
                     raise TargetError(self.name, f"{change.key}: not a DHCP host")
-                foreign.pop(change.key, None)  # adopted: ours from now on
-                ours[change.key] = change.new
+                hosts_file.foreign.pop(change.key, None)  # adopted: ours from now on
+                hosts_file.put(change.new)
             log.info(
                 "dhcp-file change",
                 extra={"target": self.name, "action": change.action.value, "key": change.key},
             )
             result.applied += 1
-        text = self.render(foreign=list(foreign.values()), hosts=list(ours.values()))
-        try:
-            current = self.path.read_text()
-        except FileNotFoundError:
-            current = None
-        except OSError as error:
-            raise TargetError(self.name, f"cannot read {self.path}: {error}") from None
+        text = hosts_file.text()
         created = {c.key for c in changes if c.action is not Action.DELETE}
         self.ledger.widen(created)
         if text != current:
@@ -127,7 +125,28 @@ class DhcpFileTarget:
                 raise TargetError(self.name, f"cannot write {self.path}: {error}") from None
             result.writes += 1
         self.ledger.narrow(c.key for c in changes if c.action is Action.DELETE)
+        hosts_file.owned = frozenset(self.ledger.load())
+        self._left.keep(self.path, text=text, value=hosts_file)
         return result
+
+    def _parsed(self, owned_keys: set[str]) -> tuple[str | None, HostsFile]:
+        """The file's text (None when missing) and its blocks, ours and others'."""
+        try:
+            current: str | None = self.path.read_text()
+        except FileNotFoundError:
+            current = None
+        except (OSError, UnicodeDecodeError) as error:
+            raise TargetError(self.name, f"cannot read {self.path}: {error}") from None
+        blocks = parse_host_file(current or "")
+        hosts_file = HostsFile(
+            header=HEADER.format(name=self.name),
+            boot_url=self.boot_url,
+            foreign={b.name: b.text for b in blocks if b.name not in owned_keys},
+        )
+        ours = {b.name: b for b in blocks if b.name in owned_keys}
+        for block in ours.values():
+            hosts_file.put(block.to_host(boot_url=self.boot_url))
+        return current, hosts_file
 
     def render(self, *, foreign: list[str], hosts: list[DhcpHost]) -> str:
         """The whole include file: header, hand-made blocks as found, then ours by name."""
@@ -138,6 +157,37 @@ class DhcpFileTarget:
             for h in sorted(hosts, key=lambda h: h.hostname)
         )
         return "".join(parts)
+
+
+class HostsFile:
+    """The include file as blocks: others' as found, ours rendered and sorted by name, so
+    a change of one host re-renders one block (``DhcpFileTarget.render`` makes the same)."""
+
+    def __init__(self, *, header: str, boot_url: str, foreign: dict[str, str]) -> None:
+        self.header = header
+        self.boot_url = boot_url
+        self.foreign = foreign
+        self.names: list[str] = []  # our hosts' names, sorted
+        self.blocks: list[str] = []  # their rendered blocks, in the same order
+        self.owned: frozenset[str] = frozenset()  # the ledger's keys these blocks were split by
+
+    def put(self, host: DhcpHost) -> None:
+        at = bisect.bisect_left(self.names, host.hostname)
+        block = render_host_block(host, boot_url=self.boot_url)
+        if at < len(self.names) and self.names[at] == host.hostname:
+            self.blocks[at] = block
+        else:
+            self.names.insert(at, host.hostname)
+            self.blocks.insert(at, block)
+
+    def remove(self, name: str) -> None:
+        at = bisect.bisect_left(self.names, name)
+        if at < len(self.names) and self.names[at] == name:
+            del self.names[at], self.blocks[at]
+
+    def text(self) -> str:
+        others = "".join(f"{text}\n" for text in self.foreign.values())
+        return self.header + others + "".join(self.blocks)
 
 
 def build(name: str, settings: dict[str, Any], config: RuntimeConfig) -> DhcpFileTarget:
