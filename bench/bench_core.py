@@ -8,7 +8,9 @@ validate in <= 1 s, no-op plan in <= 2 s; 50k within 5x of 10k; issue 17:
 100,000 hosts no-op plan in <= 10 s.
 
 The no-op plan is measured both ways in the same run: ``plan`` as users run it
-(the first plan after the apply computes everything and remembers the result in
+(the first plan after the apply computes everything, reads once every file the apply
+wrote as the file targets' manifest trusts no file within a second of its write, and
+remembers the result in
 ``state_dir/plan-cache.json``; the next ones reuse it while the inventory, config,
 templates, code and every output file are unchanged, see
 ``reconciler/plan_cache.py``) and ``plan --no-cache`` (everything computed).
