@@ -34,8 +34,29 @@ def normalise_values(rtype: str, values: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(set(values)))
 
 
+def _is_absolute(name: str) -> bool:
+    """Whether ``absolute(name) == name``."""
+    return name[-1:] == "." and name == name.lower() and name == name.strip()
+
+
+def _is_normal(record: DnsRecord) -> bool:
+    """Whether ``normalise(record) == record`` (what compile and the readers give)."""
+    values = record.values
+    rtype = record.rtype
+    return (
+        type(values) is tuple
+        and rtype == rtype.upper()
+        and _is_absolute(record.zone)
+        and _is_absolute(record.name)
+        and (len(values) < 2 or all(map(str.__lt__, values, values[1:])))  # sorted, unique
+        and (rtype not in NAME_VALUED_TYPES or all(map(_is_absolute, values)))
+    )
+
+
 def normalise(record: DnsRecord) -> DnsRecord:
-    """The record as both sides of a diff write it."""
+    """The record as both sides of a diff write it (the record itself when it already is)."""
+    if _is_normal(record):
+        return record
     rtype = record.rtype.upper()
     return DnsRecord(
         zone=absolute(record.zone),
