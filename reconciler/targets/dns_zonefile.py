@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, ClassVar
@@ -46,9 +46,10 @@ from reconciler.targets.left_files import LeftFiles
 from reconciler.targets.zonefile_format import (
     ParsedZone,
     SoaFields,
+    ZoneBody,
     ZoneFileError,
     parse_zone,
-    render_zone,
+    zone_head,
 )
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class ZoneFileTarget:
         # serial and records. A zone without changes whose file still holds it needs no
         # look, and a change to a zone of 100,000 records does not parse its file again
         # (at 100,000 hosts, reading and rendering all 640 zones took 4.5 s per commit).
-        self._left: LeftFiles[tuple[int, dict[str, DnsRecord]]] = LeftFiles()
+        self._left: LeftFiles[tuple[int, ZoneBody]] = LeftFiles()
 
     def path_of(self, zone: str) -> Path:
         stem = zone.rstrip(".") or "root"
@@ -183,38 +184,39 @@ class ZoneFileTarget:
         old_serial: int | None
         if kept is not None:
             # The file is still what this target left: its records, without a parse.
-            old_serial, before = kept
-            current = dict(before)
-            self._edit(current, changes)
-            if current == before:
+            old_serial, body = kept
+            if not self._edit(body, changes):
                 return False
         else:
-            old_text, old_serial, current = self._parsed_zone(zone)
-            self._edit(current, changes)
-            if old_text is not None and old_serial is not None:
-                unchanged = self._render(zone, serial=old_serial, records=current.values())
-                if unchanged == old_text:
-                    self._left.keep(path, text=old_text, value=(old_serial, current))
-                    return False
+            old_text, old_serial, records = self._parsed_zone(zone)
+            body = ZoneBody(records)
+            self._edit(body, changes)
+            unchanged = old_serial is not None and body.text(self._head(zone, old_serial))
+            if old_text is not None and old_serial is not None and unchanged == old_text:
+                self._left.keep(path, text=old_text, value=(old_serial, body))
+                return False
         self._left.forget(path)
         serial = max((old_serial or 0) + 1, int(time.time()))
-        text = self._render(zone, serial=serial, records=current.values())
+        text = body.text(self._head(zone, serial))
         if self.settings.checkzone:
             self._check(zone, path=path, text=text)
         try:
             atomic_write(path, text)
         except OSError as error:
             raise TargetError(self.name, f"cannot write zone file {path}: {error}") from None
-        self._left.keep(path, text=text, value=(serial, current))
+        self._left.keep(path, text=text, value=(serial, body))
         return True
 
     @staticmethod
-    def _edit(records: dict[str, DnsRecord], changes: list[Change]) -> None:
+    def _edit(body: ZoneBody, changes: list[Change]) -> bool:
+        """Apply the changes to the zone's records; True when one of them changed."""
+        changed = False
         for change in changes:
             if change.action is Action.DELETE:
-                records.pop(change.key, None)
+                changed = body.drop(change.key) or changed
             elif isinstance(change.new, DnsRecord):
-                records[change.key] = change.new
+                changed = body.put(change.key, change.new) or changed
+        return changed
 
     def _parsed_zone(self, zone: str) -> tuple[str | None, int | None, dict[str, DnsRecord]]:
         """The zone file's text, serial and records we may own (nothing when it is missing)."""
@@ -234,13 +236,9 @@ class ZoneFileTarget:
         records = {r.key: r for r in parsed.records if not is_zone_infrastructure(r)}
         return old_text, parsed.serial, records
 
-    def _render(self, zone: str, *, serial: int, records: Iterable[DnsRecord]) -> str:
-        return render_zone(
-            zone=zone,
-            soa=self.soa,
-            serial=serial,
-            nameservers=self.settings.nameservers,
-            records=records,
+    def _head(self, zone: str, serial: int) -> str:
+        return zone_head(
+            zone=zone, soa=self.soa, serial=serial, nameservers=self.settings.nameservers
         )
 
     def _check(self, zone: str, *, path: Path, text: str) -> None:

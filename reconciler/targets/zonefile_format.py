@@ -13,6 +13,7 @@ before them. The next rewrite puts the file back into the canonical shape.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -60,6 +61,12 @@ def render_zone(
     records: Iterable[DnsRecord],
 ) -> str:
     """The whole file. ``records`` must not contain the apex SOA/NS (they come from settings)."""
+    head = zone_head(zone=zone, soa=soa, serial=serial, nameservers=nameservers)
+    return head + "".join(map(record_lines, sorted(records, key=_order)))
+
+
+def zone_head(*, zone: str, soa: SoaFields, serial: int, nameservers: Iterable[str]) -> str:
+    """The comment, SOA and apex NS lines that start a zone file."""
     lines = [
         f"; zone {zone} -- written by the reconciler (dns-zonefile target).",
         "; Records it does not own are kept; the others come from the inventory.",
@@ -67,11 +74,54 @@ def render_zone(
         f"{serial} {soa.refresh} {soa.retry} {soa.expire} {soa.minimum}",
     ]
     lines.extend(f"{zone} {soa.ttl} IN NS {absolute(ns)}" for ns in sorted(set(nameservers)))
-    for record in sorted(records, key=lambda r: (r.name, r.rtype)):
-        prefix = f"{record.name} {record.ttl} IN {record.rtype} "
-        lines.extend(prefix + value for value in record.values)
-    lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
+
+
+def record_lines(record: DnsRecord) -> str:
+    prefix = f"{record.name} {record.ttl} IN {record.rtype} "
+    return "".join(f"{prefix}{value}\n" for value in record.values)
+
+
+def _order(record: DnsRecord) -> tuple[str, str]:
+    return (record.name, record.rtype)
+
+
+class ZoneBody:
+    """A zone's records by key and their lines in file order, so a change of one record
+    re-renders one record (``render_zone`` writes the same text)."""
+
+    def __init__(self, records: dict[str, DnsRecord]) -> None:
+        self.records = records
+        ordered = sorted(records.values(), key=_order)
+        self._order = list(map(_order, ordered))
+        self._lines = list(map(record_lines, ordered))
+
+    def put(self, key: str, record: DnsRecord) -> bool:
+        """Add or replace a record; False when it was there as it is."""
+        old = self.records.get(key)
+        if old == record:
+            return False
+        if old is not None:
+            self._remove(old)
+        self.records[key] = record
+        at = bisect.bisect_left(self._order, _order(record))
+        self._order.insert(at, _order(record))
+        self._lines.insert(at, record_lines(record))
+        return True
+
+    def drop(self, key: str) -> bool:
+        old = self.records.pop(key, None)
+        if old is None:
+            return False
+        self._remove(old)
+        return True
+
+    def _remove(self, record: DnsRecord) -> None:
+        at = bisect.bisect_left(self._order, _order(record))
+        del self._order[at], self._lines[at]
+
+    def text(self, head: str) -> str:
+        return head + "".join(self._lines)
 
 
 def parse_zone(text: str, *, zone: str, source: str) -> ParsedZone:
