@@ -38,6 +38,8 @@ from reconciler.targets.manifest import Manifest, digest
 
 log = logging.getLogger(__name__)
 
+FEW_FILES = 16  # an apply of at most this many files syncs each one, not the machine
+
 
 class FileTreeTarget:
     """Base for targets that keep one file per resource under ``root``."""
@@ -226,7 +228,9 @@ class FileTreeTarget:
         """Write every new file beside its target, sync once, then rename them all in.
 
         One sync for the whole batch instead of one per file keeps a first apply
-        of 30,000 files fast; the renames still make each file appear whole.
+        of 30,000 files fast; the renames still make each file appear whole. A batch
+        of a few files syncs each instead: a sync of every file system waits for
+        whatever else the machine writes (a one-host commit: two boot files).
         """
         result = ApplyResult()
         self._real_root, self._checked_folders = "", set()
@@ -235,6 +239,7 @@ class FileTreeTarget:
         self.ledger.widen(c.key for c in changes if c.new is not None)
         staged: list[tuple[Path, Path, str, str]] = []
         deleted: list[str] = []
+        few = len(changes) <= FEW_FILES
         try:
             for change in changes:
                 if change.new is None:
@@ -243,8 +248,8 @@ class FileTreeTarget:
                 path = Path(self._confined(change.key))
                 if change.old is not None and self.encode(change.old) == content:
                     continue  # adopted as it is (the read noted it, when it read it)
-                staged.append((stage_file(path, content), path, change.key, content))
-            if staged:
+                staged.append((stage_file(path, content, sync=few), path, change.key, content))
+            if staged and not few:
                 os.sync()
             for temporary, path, key, content in staged:
                 os.replace(temporary, path)
