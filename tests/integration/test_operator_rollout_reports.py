@@ -20,19 +20,18 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from test_operator_kmock import CONFIGMAPS, NS, Cluster, applied, cluster, condition, operator
-from test_operator_rollout_serve import NEW, OLD, RECONCILER, mount, wait_for
+from test_operator_rollout_serve import NEW, OLD, mount, serve, wait_for
 
-from reconciler.sandbox.netns import NetnsPair, entered, netns_pair, popen_in
+from reconciler.sandbox.netns import NetnsPair, entered, netns_pair
 from reconciler.sandbox.relay import Relay
 
 __all__ = ["cluster"]  # the fixture, shared with test_operator_kmock.py
@@ -58,38 +57,14 @@ def relay_to_serve(pair: NetnsPair) -> Iterator[Relay]:
         relay.close()
 
 
-@contextmanager
-def serve_on_the_link(cluster: Cluster, pair: NetnsPair, accepted: Path) -> Iterator[None]:
+def serve_on_the_link(
+    cluster: Cluster, pair: NetnsPair, accepted: Path
+) -> AbstractContextManager[str]:
     """``reconciler serve`` in the server namespace, with GET /reports on."""
     (cluster.root / "reports-token").write_text(TOKEN + "\n")
-    config = cluster.root / "serve.toml"
-    config.write_text(f"""state_dir = "{cluster.root / "serve-state"}"
-[source]
-repo = "{cluster.root / "serve-state/serve/mirror.git"}"
-rev = "main"
-[boot]
-http_url = "http://{SERVE_IP}:{PORT}"
-[serve]
-listen = "{SERVE_IP}"
-port = {PORT}
-refresh_seconds = 0.1
-mirror_url = "{cluster.repo}"
-accepted_file = "{accepted / "accepted.json"}"
-assignments_file = "{accepted / "assignments.json.gz"}"
-reports_token_file = "{cluster.root / "reports-token"}"
-""")
-    with (cluster.root / "serve.log").open("wb") as log:
-        process = popen_in(pair.server, [RECONCILER, "serve", "-c", str(config)],
-                           stdout=log, stderr=log)  # fmt: skip
-    try:
-        yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    token_file = f'reports_token_file = "{cluster.root / "reports-token"}"\n'
+    return serve(cluster, accepted, listen=SERVE_IP, port=PORT, netns=pair.server,
+                 settings=token_file)  # fmt: skip
 
 
 def report_healthy(pair: NetnsPair, ref: str) -> int:

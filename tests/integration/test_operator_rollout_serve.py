@@ -33,6 +33,7 @@ from typing import Any
 from test_operator_kmock import CONFIGMAPS, Cluster, applied, cluster, condition, operator
 
 from reconciler.sandbox.named import free_port
+from reconciler.sandbox.netns import popen_in
 
 __all__ = ["cluster"]  # the fixture, shared with test_operator_kmock.py
 
@@ -58,9 +59,21 @@ def mount(configmap: dict[str, Any], folder: Path) -> None:
 
 
 @contextmanager
-def serve(cluster: Cluster, accepted: Path) -> Iterator[str]:
-    """``reconciler serve`` configured as deploy/kubernetes/serve.yaml does; its URL."""
-    port = free_port()
+def serve(
+    cluster: Cluster,
+    accepted: Path,
+    *,
+    listen: str = "127.0.0.1",
+    port: int | None = None,
+    netns: str | None = None,
+    settings: str = "",
+) -> Iterator[str]:
+    """``reconciler serve`` configured as deploy/kubernetes/serve.yaml does; its URL.
+
+    It listens on ``listen``:``port`` (a free port when None), inside ``netns`` when
+    given; ``settings`` are more lines of its ``[serve]`` section.
+    """
+    port = port or free_port()
     config = cluster.root / "serve.toml"
     config.write_text(f"""state_dir = "{cluster.root / "serve-state"}"
 [source]
@@ -69,17 +82,21 @@ rev = "main"
 [boot]
 http_url = "http://10.23.45.2:8080"
 [serve]
-listen = "127.0.0.1"
+listen = "{listen}"
 port = {port}
 refresh_seconds = 0.1
 mirror_url = "{cluster.repo}"
 accepted_file = "{accepted / "accepted.json"}"
 assignments_file = "{accepted / "assignments.json.gz"}"
-""")
+{settings}""")
+    command = [RECONCILER, "serve", "-c", str(config)]
     with (cluster.root / "serve.log").open("wb") as log:
-        process = subprocess.Popen([RECONCILER, "serve", "-c", str(config)], stdout=log, stderr=log)
+        if netns:
+            process = popen_in(netns, command, stdout=log, stderr=log)
+        else:
+            process = subprocess.Popen(command, stdout=log, stderr=log)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{listen}:{port}"
     finally:
         process.send_signal(signal.SIGTERM)
         try:
