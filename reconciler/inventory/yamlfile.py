@@ -27,6 +27,19 @@ class YamlProblem(Exception):
         self.column = column
 
 
+def _already_in(mapping: dict[Any, Any], key: Any, key_node: yaml.Node) -> bool:
+    """Whether ``key`` is in ``mapping``; a YamlProblem for a key that is a list or mapping."""
+    try:
+        return key in mapping
+    except TypeError:
+        mark = key_node.start_mark
+        raise YamlProblem(
+            "a key must be a plain word such as 'name', not a list or mapping",
+            mark.line + 1,
+            mark.column + 1,
+        ) from None
+
+
 class _Loader(yaml.CSafeLoader):
     """Safe loader with YAML 1.2 core-schema scalars and duplicate-key detection."""
 
@@ -37,16 +50,7 @@ class _Loader(yaml.CSafeLoader):
         mapping: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in mapping
-            except TypeError:
-                mark = key_node.start_mark
-                raise YamlProblem(
-                    "a key must be a plain word such as 'name', not a list or mapping",
-                    mark.line + 1,
-                    mark.column + 1,
-                ) from None
-            if duplicate:
+            if _already_in(mapping, key, key_node):
                 first = next(k for k, _ in node.value if k.value == key_node.value)
                 mark = key_node.start_mark
                 raise YamlProblem(
@@ -135,16 +139,7 @@ class _Construct:
         mapping: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = self.value(key_node)
-            try:
-                duplicate = key in mapping
-            except TypeError:
-                mark = key_node.start_mark
-                raise YamlProblem(
-                    "a key must be a plain word such as 'name', not a list or mapping",
-                    mark.line + 1,
-                    mark.column + 1,
-                ) from None
-            if duplicate:
+            if _already_in(mapping, key, key_node):
                 _Loader.construct_mapping(self.loader, node)  # raises its problem
                 raise _Unusual  # not reached
             mapping[key] = self.value(value_node)
