@@ -83,6 +83,16 @@ def popen_in(namespace: str, argv: Sequence[str], **kwargs: object) -> subproces
     return subprocess.Popen(["ip", "netns", "exec", namespace, *argv], **kwargs)  # type: ignore[call-overload,no-any-return]
 
 
+def stop_process(process: subprocess.Popen[bytes], *, timeout: float = 30) -> None:
+    """SIGTERM ``process`` and wait up to ``timeout`` s for it to end; SIGKILL it after that."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
 @contextlib.contextmanager
 def entered(namespace: str) -> Iterator[None]:
     """Move the calling thread into ``namespace`` (network only) and back afterwards.

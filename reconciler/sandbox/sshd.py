@@ -31,6 +31,7 @@ from reconciler.sandbox.netns import (
     lone_namespace,
     popen_in,
     read_text,
+    stop_process,
     wait_for,
 )
 from reconciler.sandbox.relay import Relay
@@ -142,9 +143,4 @@ def ssh_git_host(
         finally:
             if relay is not None:
                 relay.close()
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            stop_process(process, timeout=10)

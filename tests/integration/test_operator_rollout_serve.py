@@ -20,7 +20,6 @@ import base64
 import gzip
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -33,7 +32,7 @@ from typing import Any
 from test_operator_kmock import CONFIGMAPS, Cluster, applied, cluster, condition, operator
 
 from reconciler.sandbox.named import free_port
-from reconciler.sandbox.netns import popen_in
+from reconciler.sandbox.netns import popen_in, stop_process
 
 __all__ = ["cluster"]  # the fixture, shared with test_operator_kmock.py
 
@@ -98,12 +97,7 @@ assignments_file = "{accepted / "assignments.json.gz"}"
     try:
         yield f"http://{listen}:{port}"
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
 
 
 def versions(url: str, hosts: tuple[str, ...]) -> dict[str, str]:

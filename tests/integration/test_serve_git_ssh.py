@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import pytest
 
 from reconciler.accepted import AcceptedRevision
 from reconciler.sandbox.named import free_port
+from reconciler.sandbox.netns import stop_process
 from reconciler.sandbox.site import git
 from reconciler.sandbox.sshd import SshGitHost, make_key, ssh_git_host
 from reconciler.server.push import RegistrationRemote
@@ -99,12 +99,7 @@ ssh_known_hosts = "{known_hosts}"
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
 
 
 def assignment(url: str, host: str) -> tuple[int, str]:

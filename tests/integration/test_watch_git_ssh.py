@@ -10,7 +10,6 @@ process with ``[watch] remote = "ssh://..."``, ``ssh_identity`` and
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.sandbox.netns import stop_process
 from reconciler.sandbox.site import git
 from reconciler.sandbox.sshd import SshGitHost, make_key, ssh_git_host
 from reconciler.watch.status import Status, StatusStore
@@ -108,12 +108,7 @@ class Watch:
         return self.store.load()
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 def test_watch_fetches_over_ssh_with_the_deploy_key_and_applies_each_pushed_commit(
