@@ -11,7 +11,6 @@ proves a host key that known_hosts must pin. serve runs as a process.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from test_watch_git_ssh import example_remote
 
 from reconciler.accepted import AcceptedRevision
 from reconciler.sandbox.named import free_port
@@ -33,7 +33,6 @@ from reconciler.server.push import RegistrationRemote
 
 pytestmark = pytest.mark.integration
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "inventory-example"
 RECONCILER = str(Path(sys.executable).parent / "reconciler")
 COMMITTER = ("-c", "user.name=t", "-c", "user.email=t@t")
 
@@ -54,13 +53,7 @@ class Origin:
 
 @pytest.fixture
 def origin(tmp_path: Path) -> Iterator[Origin]:
-    work = tmp_path / "work"
-    shutil.copytree(EXAMPLE, work)
-    git(work, "init", "-q", "-b", "main")
-    git(work, "add", "-A")
-    git(work, *COMMITTER, "commit", "-qm", "site")
-    repo = tmp_path / "origin.git"
-    git(tmp_path, "clone", "-q", "--bare", str(work), str(repo))
+    repo = example_remote(tmp_path, "origin.git")
     deploy_key = make_key(tmp_path / "deploy-key", comment="site-deploy-key")
     with ssh_git_host(tmp_path / "sshd", authorized_keys=[deploy_key], lifetime=300) as host:
         accepted = git(repo, "rev-parse", "main")

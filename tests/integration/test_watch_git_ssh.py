@@ -30,6 +30,18 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "inventory-example"
 RECONCILER = str(Path(sys.executable).parent / "reconciler")
 
 
+def example_remote(root: Path, name: str) -> Path:
+    """The example inventory committed in ``root``/work and cloned bare to ``root``/``name``."""
+    work = root / "work"
+    shutil.copytree(EXAMPLE, work)
+    git(work, "init", "-q", "-b", "main")
+    git(work, "add", "-A")
+    git(work, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "site")
+    remote = root / name
+    git(root, "clone", "-q", "--bare", str(work), str(remote))
+    return remote
+
+
 @dataclass
 class SshSite:
     root: Path
@@ -68,13 +80,7 @@ path = "out/dhcpd.hosts.conf"
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[SshSite]:
-    work = tmp_path / "work"
-    shutil.copytree(EXAMPLE, work)
-    git(work, "init", "-q", "-b", "main")
-    git(work, "add", "-A")
-    git(work, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "site")
-    remote = tmp_path / "remote.git"
-    git(tmp_path, "clone", "-q", "--bare", str(work), str(remote))
+    remote = example_remote(tmp_path, "remote.git")
     deploy_key = make_key(tmp_path / "deploy-key", comment="site-deploy-key")
     fingerprint = subprocess.run(
         ["ssh-keygen", "-l", "-f", str(tmp_path / "deploy-key.pub")],
