@@ -20,7 +20,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from reconciler.watch.credentials import git_transport
+from reconciler.watch.credentials import checked_git_transport
 from reconciler.watch.sources import redact_url, scrub_secrets
 
 
@@ -58,21 +58,16 @@ class RegistrationRemote:
 
     def _transport(self) -> tuple[str, dict[str, str] | None]:
         """The URL to give git and the environment carrying its credentials."""
-        try:
-            return git_transport(
-                self.url,
-                folder=self.work.parent,
-                credentials_file=self.credentials_file,
-                ssh_identity=self.ssh_identity,
-                ssh_known_hosts=self.ssh_known_hosts,
-            )
-        except OSError as error:
-            raise RemoteUnavailable(
-                f"cannot read [serve] push_credentials_file {self.credentials_file}: "
-                f"{error.strerror or error}"
-            ) from None
-        except ValueError as error:  # a known_hosts path ssh cannot take
-            raise RemoteUnavailable(f"[serve] ssh_known_hosts: {error}") from None
+        return checked_git_transport(
+            self.url,
+            folder=self.work.parent,
+            credentials_file=self.credentials_file,
+            ssh_identity=self.ssh_identity,
+            ssh_known_hosts=self.ssh_known_hosts,
+            table="serve",
+            credentials_setting="push_credentials_file",
+            error=RemoteUnavailable,
+        )
 
     def _git(self, *args: str) -> subprocess.CompletedProcess[str]:
         url, env = self._transport()

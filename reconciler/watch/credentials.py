@@ -117,3 +117,32 @@ def git_transport(
     if ssh_identity is not None:
         env = {**(env or os.environ), "GIT_SSH_COMMAND": ssh_command(ssh_identity, ssh_known_hosts)}
     return url, env
+
+
+def checked_git_transport(
+    url: str,
+    *,
+    folder: Path,
+    credentials_file: Path | None,
+    ssh_identity: Path | None,
+    ssh_known_hosts: Path | None,
+    table: str,
+    credentials_setting: str,
+    error: type[Exception],
+) -> tuple[str, dict[str, str] | None]:
+    """``git_transport``, its failures raised as ``error`` naming the ``[table]`` setting to fix."""
+    try:
+        return git_transport(
+            url,
+            folder=folder,
+            credentials_file=credentials_file,
+            ssh_identity=ssh_identity,
+            ssh_known_hosts=ssh_known_hosts,
+        )
+    except OSError as failure:
+        raise error(
+            f"cannot read [{table}] {credentials_setting} {credentials_file}: "
+            f"{failure.strerror or failure}"
+        ) from None
+    except ValueError as failure:  # a known_hosts path ssh cannot take
+        raise error(f"[{table}] ssh_known_hosts: {failure}") from None

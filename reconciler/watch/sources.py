@@ -25,7 +25,7 @@ from watchdog.observers import Observer
 
 from reconciler.inventory.sources import GitSource
 from reconciler.watch.backoff import Backoff, RetryState
-from reconciler.watch.credentials import git_transport
+from reconciler.watch.credentials import checked_git_transport
 from reconciler.watch.debounce import Trigger
 
 log = logging.getLogger(__name__)
@@ -252,21 +252,17 @@ class RemoteSource:
 
     def fetch(self) -> None:
         """Bring the mirror up to date with the remote (clone it the first time)."""
-        try:  # credentials go to git through GIT_ASKPASS / GIT_SSH_COMMAND, not its arguments
-            url, env = git_transport(
-                self.url,
-                folder=self.repo.parent,
-                credentials_file=self.credentials_file,
-                ssh_identity=self.ssh_identity,
-                ssh_known_hosts=self.ssh_known_hosts,
-            )
-        except OSError as error:
-            raise SourceUnavailable(
-                f"cannot read [{self.table}] credentials_file {self.credentials_file}: "
-                f"{error.strerror or error}"
-            ) from None
-        except ValueError as error:  # a known_hosts path ssh cannot take
-            raise SourceUnavailable(f"[{self.table}] ssh_known_hosts: {error}") from None
+        # credentials go to git through GIT_ASKPASS / GIT_SSH_COMMAND, not its arguments
+        url, env = checked_git_transport(
+            self.url,
+            folder=self.repo.parent,
+            credentials_file=self.credentials_file,
+            ssh_identity=self.ssh_identity,
+            ssh_known_hosts=self.ssh_known_hosts,
+            table=self.table,
+            credentials_setting="credentials_file",
+            error=SourceUnavailable,
+        )
         try:
             if not (self.repo / "HEAD").exists():
                 self.repo.parent.mkdir(parents=True, exist_ok=True)
