@@ -231,7 +231,7 @@ def main() -> None:
             ).changes
         )
         render_s = time.perf_counter() - t0
-        conf.include = include  # type: ignore[attr-defined]
+        conf.include = include
         t0 = time.perf_counter()
         conf.apply(
             build_target_plan(

@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -128,7 +129,7 @@ class Site:
 def drive(
     pair: NetnsPair,
     args: argparse.Namespace,
-    schedule: list[tuple[float, Callable[[], None]]],
+    schedule: Sequence[tuple[float, Callable[[], None]]],
 ) -> tuple[PerfdhcpReport, list[float]]:
     """perfdhcp for the whole period; each step run at its time (or at once when behind)."""
     durations: list[float] = []
@@ -172,7 +173,7 @@ def run_omapi(
     sync(hosts)  # the pass after it (asks dhcpd again about the hosts it just created)
     steps = change_steps(hosts, 0 if baseline else args.changes)
     schedule = [
-        (args.first + i * args.interval, lambda desired=desired: sync(desired))
+        (args.first + i * args.interval, functools.partial(sync, desired))
         for i, desired in enumerate(steps)
     ]
     report, durations = drive(pair, args, schedule)
@@ -213,7 +214,7 @@ def run_restart(
         schedule = [(middle, lambda: rewrite_and_restart(steps[-1]))]
     else:
         schedule = [
-            (args.first + i * args.interval, lambda desired=desired: rewrite_and_restart(desired))
+            (args.first + i * args.interval, functools.partial(rewrite_and_restart, desired))
             for i, desired in enumerate(steps)
         ]
     report, durations = drive(pair, args, schedule)

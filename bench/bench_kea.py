@@ -36,7 +36,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_dhcp import make_hosts
+from bench_dhcp import make_hosts
+
 from reconciler.plan import build_target_plan
 from reconciler.resources import DesiredState, DhcpHost, DhcpSubnet
 from reconciler.sandbox.dhcp import OMAPI_PORT, Dhcpd, write_key

@@ -56,14 +56,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
-from bench.generate import generate  # noqa: E402
-from bench.operator_timeline import (  # noqa: E402
+from generate import generate  # noqa: E402
+from operator_timeline import (  # noqa: E402
     APISERVER,
     RequestLog,
     api_steps,
     file_steps,
     summary,
 )
+
 from reconciler.config import RuntimeConfig  # noqa: E402
 from reconciler.operator.kube import Credentials, KubeClient  # noqa: E402
 from reconciler.sandbox.site import git  # noqa: E402

@@ -39,7 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.generate import generate  # noqa: E402
+from generate import generate  # noqa: E402
+
 from reconciler.inventory.load import load_inventory  # noqa: E402
 from reconciler.inventory.sources import FolderSource  # noqa: E402
 from reconciler.rollout.controller import decide  # noqa: E402
@@ -52,7 +53,8 @@ POLICY = "rollout: {waves: [1, 10%, 50%, 100%], max_unavailable: 10%, timeout: 1
 
 def write_report(store: RolloutStore, host: str, ref: str, at: float) -> None:
     image, _, version = ref.partition("@")
-    data = {"host": host, "image": image, "version": version, "health": {"ok": True}}
+    data: dict[str, object] = {"host": host, "image": image, "version": version}
+    data["health"] = {"ok": True}
     data["received_at"] = at
     (store.reports_folder / f"{host}.json").write_text(json.dumps(data))
 
@@ -140,7 +142,7 @@ def main() -> None:
         f"one node at a time {one_by_one:.0f} s (x{figures['rollout_s'] / one_by_one:.3f})"
     )
     if args.agents:
-        from bench.rollout_polls import print_serve_load
+        from rollout_polls import print_serve_load
 
         print_serve_load(args.agents, args.seconds)
 

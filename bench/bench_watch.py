@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -242,7 +243,7 @@ def breakdown(config_path: Path) -> None:
         print(f"one-host commit in this process, {label} (median of {len(figures)}): {split}")
 
 
-def restore(compile_cache: dict[str, object], revision: dict[str, object]) -> None:
+def restore(compile_cache: dict[str, Any], revision: dict[str, Any]) -> None:
     CompileCache.reusable = compile_cache["reusable"]  # type: ignore[method-assign]
     GoodRevision.changes_since = revision["changes_since"]  # type: ignore[method-assign]
 
@@ -259,7 +260,7 @@ def commits_in_process(config_path: Path) -> list[dict[str, float]]:
         engine=engine, settings=WatchSettings(), status=status, metrics=WatchMetrics(),
         stop=threading.Event(), suspended=False,
     )  # fmt: skip
-    repo = config.resolve(config.source.repo or ".")
+    repo = config.resolve(config.source.repo or Path("."))
 
     def compiled(rev: str, previous: GoodRevision | None) -> tuple[GoodRevision, dict[str, float]]:
         times = {"start": time.perf_counter()}

@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-
-from bench.bench_longpoll import cpu_seconds, host_names, loopback_serve
+from bench_longpoll import cpu_seconds, host_names, loopback_serve
 
 WAVES = (0.01, 0.1, 0.5, 1.0)  # cumulative share of the moving nodes, as [1%, 10%, 50%, 100%]
 REFRESH_SECONDS = 0.5  # serve's refresh_seconds: how often it looks at the assignments

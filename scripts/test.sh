@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy reconciler
+.venv/bin/mypy reconciler tests bench  # --strict, see pyproject.toml [tool.mypy]
 RECONCILER_NO_SKIPS=1 .venv/bin/python -m pytest -q "$@"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Generator
 
+import pluggy
 import pytest
 
 # A fresh CI machine has no git identity or other settings in ~/.gitconfig or
@@ -20,9 +21,9 @@ os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, None]:
+) -> Generator[None, pluggy.Result[pytest.TestReport], None]:
     outcome = yield
-    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    report = outcome.get_result()
     if report.skipped and os.environ.get("RECONCILER_NO_SKIPS") == "1":
         report.outcome = "failed"
         report.longrepr = f"skipped, but this run must not skip anything: {report.longrepr}"

@@ -34,7 +34,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import attrs
 import jsonpatch
@@ -109,6 +109,8 @@ class StrictApiserver(kmock.KubernetesEmulator):
                 meta.setdefault("namespace", request.namespace)
             object.__setattr__(request, "data", body)
             return
+        if request.name is None:
+            return  # no one object: nothing to check
         key = (resource, request.namespace, request.name)
         try:
             stored = self._objects[key]  # kmock's ObjectsArray has no .get()
@@ -169,6 +171,7 @@ class StrictApiserver(kmock.KubernetesEmulator):
 
     async def _serve_list(self, request: rendering.Request) -> Any:
         listed = await super()._serve_list(request)
+        assert isinstance(listed, dict)  # a list answer is the kind's List object
         listed["metadata"]["resourceVersion"] = str(self._version)
         selector = _selector(request.params.get("labelSelector", ""))
         listed["items"] = [item for item in listed["items"] if _matches(item, selector)]
@@ -211,7 +214,15 @@ def _merge_patch(old: Any, new: Any) -> Any:
     return patch
 
 
-RESOURCES = {
+class Discovery(TypedDict, total=False):
+    """What the emulator tells clients about a resource (kmock.ResourceInfo's fields)."""
+
+    kind: str
+    namespaced: bool
+    subresources: set[str]
+
+
+RESOURCES: dict[str, Discovery] = {
     "reconciler.dev/v1alpha1/sites": {
         "kind": "Site",
         "namespaced": True,

@@ -16,7 +16,7 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,7 +181,7 @@ def site(
 def _boot_all(
     site: Site,
     image: Path,
-    plan: list[tuple[str, str, str | None]],
+    plan: Sequence[tuple[str, str, str | None]],
     *,
     tag: str,
     pattern: re.Pattern[str] = MARKER_LINE,
@@ -205,7 +205,7 @@ def _boot_all(
 
 
 def test_net_medium_boots_each_host_four_ways(
-    site: Site, record_property: pytest.RecordProperty
+    site: Site, record_property: Callable[[str, object], None]
 ) -> None:
     image = site.build(name="net.iso")
     plan = [(fw, medium, mac) for (fw, medium), mac in zip(WAYS, HOSTS.values(), strict=True)]
@@ -218,7 +218,7 @@ def test_net_medium_boots_each_host_four_ways(
 
 
 def test_host_medium_boots_without_dhcp_from_its_own_address(
-    site: Site, record_property: pytest.RecordProperty
+    site: Site, record_property: Callable[[str, object], None]
 ) -> None:
     """dhcpd is stopped. node010 (BIOS, CD) boots the marker image; node014 (UEFI, USB
     stick) boots its real image, whose initramfs takes the address the medium set
@@ -276,7 +276,7 @@ def _manifest_of(image: Path) -> dict[str, object]:
 
 
 def test_live_medium_boots_four_ways_without_a_network_card(
-    site: Site, record_property: pytest.RecordProperty
+    site: Site, record_property: Callable[[str, object], None]
 ) -> None:
     """node014 (the example's canary, compute@2024.11) boots its image from the medium:
     the project's initramfs finds the CD or stick by its label, checks the rootfs and

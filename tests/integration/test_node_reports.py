@@ -63,7 +63,12 @@ def site(tmp_path: Path, make_pair: Callable[..., NetnsPair]) -> Iterator[tuple[
              "from reconciler.cli import main; main()", "serve", "-c", str(config)],
             env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-    pair.on_cleanup(lambda: (serve.terminate(), serve.wait(10)))
+
+    def stop_serve() -> None:
+        serve.terminate()
+        serve.wait(10)
+
+    pair.on_cleanup(stop_serve)
     with entered(pair.client):
         for _ in range(300):  # serve needs a few seconds to import and compile
             try:

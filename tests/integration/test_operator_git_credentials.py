@@ -15,11 +15,11 @@ import base64
 import logging
 
 import pytest
-from test_operator_kmock import NS, Cluster, applied, cluster, condition, operator
 
 from reconciler.sandbox.git_http import git_http_host
 from reconciler.sandbox.site import git
 from reconciler.sandbox.sshd import make_key, ssh_git_host
+from tests.integration.test_operator_kmock import NS, Cluster, applied, cluster, condition, operator
 
 __all__ = ["cluster"]  # the fixture, shared with test_operator_kmock.py
 

@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 from kopf.testing import KopfRunner
-from kube_apiserver import RunningApiserver, apiserver
 
 from reconciler.operator.kube import Credentials, KubeClient
 from reconciler.sandbox.site import git
+from tests.integration.kube_apiserver import RunningApiserver, apiserver
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "inventory-example"
 NS = "sites"
@@ -238,8 +238,8 @@ def test_unsigned_commits_stall_and_a_rotated_signers_secret_is_used(cluster: Cl
         cluster.client.merge_patch(f"{secret}/signers", {"data": {"allowed": rotated}})
         cluster.wait("applied after rotation",
                      lambda s: applied(s) == by_new)  # fmt: skip
-        site = cluster.get()
-        assert site is not None and "new@example.invalid" not in str(site)  # never in status
+        latest = cluster.get()
+        assert latest is not None and "new@example.invalid" not in str(latest)  # never in status
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> int:

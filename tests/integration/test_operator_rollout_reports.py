@@ -28,11 +28,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_operator_kmock import CONFIGMAPS, NS, Cluster, applied, cluster, condition, operator
-from test_operator_rollout_serve import NEW, OLD, mount, serve, wait_for
 
 from reconciler.sandbox.netns import NetnsPair, entered, netns_pair
 from reconciler.sandbox.relay import Relay
+from tests.integration.test_operator_kmock import (
+    CONFIGMAPS,
+    NS,
+    Cluster,
+    applied,
+    cluster,
+    condition,
+    operator,
+)
+from tests.integration.test_operator_rollout_serve import NEW, OLD, mount, serve, wait_for
 
 __all__ = ["cluster"]  # the fixture, shared with test_operator_kmock.py
 

@@ -29,10 +29,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from test_operator_kmock import CONFIGMAPS, Cluster, applied, cluster, condition, operator
-
 from reconciler.sandbox.named import free_port
 from reconciler.sandbox.netns import popen_in, stop_process
+from tests.integration.test_operator_kmock import (
+    CONFIGMAPS,
+    Cluster,
+    applied,
+    cluster,
+    condition,
+    operator,
+)
 
 __all__ = ["cluster"]  # the fixture, shared with test_operator_kmock.py
 

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_apiserver import RunningApiserver, apiserver
 
 from reconciler.engine import Engine
 from reconciler.inventory.sources import GitSource
@@ -32,6 +31,7 @@ from reconciler.operator.kube import Credentials, KubeClient
 from reconciler.operator.statemap import StateMaps
 from reconciler.watch.settings import load_watch_config
 from tests.integration.dhcp_server import KEY_NAME, OMAPI_PORT
+from tests.integration.kube_apiserver import RunningApiserver, apiserver
 from tests.integration.netns import entered
 from tests.integration.watch_live import ROOT, LiveWatchSite, live_watch_site, mac_of
 

@@ -138,7 +138,11 @@ def test_two_real_nodes_move_one_after_the_other_and_a_failing_image_rolls_back(
         first.wait_console(f"{MARKER} version=1 ", timeout=BOOT_TIMEOUT)
         second.wait_console(f"{MARKER} version=1 ", timeout=BOOT_TIMEOUT)
         for host in (NODE, NODE2):
-            wait(lab, lambda h=host: report(lab, h).get("version") == "1", f"{host} on 1")
+
+            def runs_version_1(h: str = host) -> bool:
+                return report(lab, h).get("version") == "1"
+
+            wait(lab, runs_version_1, f"{host} on 1")
 
         # 1. node@2: node020 first; node021 only once node020 reported it runs 2, healthy.
         commit(lab, "2")

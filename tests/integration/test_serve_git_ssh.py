@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_watch_git_ssh import example_remote
 
 from reconciler.accepted import AcceptedRevision
 from reconciler.sandbox.named import free_port
@@ -30,6 +29,7 @@ from reconciler.sandbox.netns import stop_process
 from reconciler.sandbox.site import git
 from reconciler.sandbox.sshd import SshGitHost, make_key, ssh_git_host
 from reconciler.server.push import RegistrationRemote
+from tests.integration.test_watch_git_ssh import example_remote
 
 pytestmark = pytest.mark.integration
 

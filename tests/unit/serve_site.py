@@ -16,15 +16,18 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from inventory_factory import write_inventory
 
 from reconciler.accepted import AcceptedRevision, AcceptedStore, revision_of
 from reconciler.config import BootConfig, RuntimeConfig, SourceConfig
 from reconciler.inventory.sources import GitSource
 from reconciler.server.app import Outside, build_app
 from reconciler.server.settings import ServeSettings
+from tests.unit.inventory_factory import write_inventory
 
 T = TypeVar("T")
+
+# A loopback HTTP client of a test server running serve's application.
+ServeClient = TestClient[web.Request, web.Application]
 HTTP_URL = "http://10.23.45.2:8080"
 REMOTE_HEADER = "X-Test-Remote"
 NEIGHBOUR_HEADER = "X-Test-Neighbour"  # the MAC the fake neighbour table learns for the remote
@@ -142,7 +145,7 @@ def serve_app(
     )
 
 
-def with_client(app: web.Application, scenario: Callable[[TestClient], Awaitable[T]]) -> T:
+def with_client(app: web.Application, scenario: Callable[[ServeClient], Awaitable[T]]) -> T:
     """Run ``scenario`` against ``app`` on a loopback test server, in a fresh event loop."""
 
     async def main() -> T:

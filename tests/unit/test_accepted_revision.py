@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from typer.testing import CliRunner
-from watch_fixture import WatchSite, git, ready, wait_status
 
 from reconciler.accepted import AcceptedStore
 from reconciler.cli import app as cli
 from reconciler.config import load_config
+from reconciler.sandbox.site import git
 from reconciler.server.app import build_app
 from reconciler.server.settings import ServeSettings
 from reconciler.watch.loop import WatchLoop
+from tests.unit.watch_fixture import WatchSite, ready, wait_status
 
 Start = Callable[[WatchLoop], WatchLoop]
 NODE010 = "52:54:00:12:34:0a"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from site_fixture import Site
 from typer.testing import CliRunner
 
 from reconciler.cli import app
+from tests.unit.site_fixture import Site
 
 runner = CliRunner()
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_fakes import FakeServer, FakeSystem
 
 from reconciler.agent.agent import Agent, Settings
 from reconciler.agent.assignment import Assignment, AssignmentError, parse_assignment
@@ -17,6 +16,7 @@ from reconciler.agent.client import Fetched, ServerError
 from reconciler.agent.ladder import Capabilities, choose_method
 from reconciler.agent.main import Loop
 from reconciler.agent.state import RunDir, Running
+from tests.unit.agent_fakes import FakeServer, FakeSystem
 
 BASE = "http://boot.example/compute"
 KERNEL_A, KERNEL_B = b"kernel A" * 10, b"kernel B" * 10
@@ -496,7 +496,9 @@ def test_loop_notices_a_swap_that_never_took_the_agent_down(node: Node) -> None:
     assert "still on the old root" in node.run.refusals[0].reason
 
 
-def test_loop_survives_an_unexpected_error(node: Node, caplog: pytest.LogCaptureFixture) -> None:
+def test_loop_survives_an_unexpected_error(
+    node: Node, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     class Stop(Exception):
         pass
 
@@ -505,7 +507,11 @@ def test_loop_survives_an_unexpected_error(node: Node, caplog: pytest.LogCapture
 
     loop = Loop(node.agent, node.server, wait=55, report_interval=300, swap_timeout=3,
                 sleep=sleep)  # fmt: skip
-    node.agent.apply = lambda _a: 1 / 0  # type: ignore[assignment,method-assign,misc]
+
+    def apply_with_a_bug(_assignment: Assignment) -> str:
+        return str(1 / 0)
+
+    monkeypatch.setattr(node.agent, "apply", apply_with_a_bug)
     node.server.answers = [Fetched(200, assignment_body(node, "v2"), '"e"')]
     with pytest.raises(Stop) as stopped:
         loop.forever()

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from site_fixture import Site
 
 import reconciler.inventory.load as load_module
 import reconciler.inventory.load_cache as load_cache_module
 from reconciler.compile import compile_inventory
 from reconciler.compile_cache import CompileCache
+from reconciler.inventory.host_entries import header_mapping
 from reconciler.inventory.load import load_inventory
 from reconciler.inventory.load_cache import LoadCache
 from reconciler.inventory.sources import FolderSource
 from reconciler.model.problems import InventoryError
+from tests.unit.site_fixture import Site
 
 
 def test_only_changed_files_are_parsed_again(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -20,11 +21,10 @@ def test_only_changed_files_are_parsed_again(site: Site, monkeypatch: pytest.Mon
     source = FolderSource(site.inventory)
     load_inventory(source, cache=cache)
     parsed: list[str] = []
-    real_header = load_cache_module.header_mapping
 
     def counting_header(text: str) -> dict[str, object]:
         parsed.append(text)
-        return real_header(text)
+        return header_mapping(text)
 
     monkeypatch.setattr(load_module, "parse_yaml_marked", None)  # no file is parsed whole
     monkeypatch.setattr(load_cache_module, "header_mapping", counting_header)

@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 
 import yaml
-from site_fixture import EXAMPLE, FILE_TARGETS
 from typer.testing import CliRunner
 
 from reconciler.cli import app
 from reconciler.sandbox.site import git
+from tests.unit.site_fixture import EXAMPLE, FILE_TARGETS
 
 CI = Path(__file__).resolve().parents[2] / "deploy/ci"
 BIN = str(Path(sys.executable).parent)

@@ -6,11 +6,11 @@ import json
 import subprocess
 from pathlib import Path
 
-from site_fixture import EXAMPLE, Site
 from typer.testing import CliRunner
 
 from reconciler.cli import app
 from reconciler.schemas import stale_schemas
+from tests.unit.site_fixture import EXAMPLE, Site
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]

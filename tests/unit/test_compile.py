@@ -6,7 +6,6 @@ import ipaddress
 from pathlib import Path
 
 import pytest
-from inventory_factory import group, host, load, write_inventory
 
 from reconciler.compile import (
     CompileOptions,
@@ -17,6 +16,7 @@ from reconciler.compile import (
     reverse_zones,
 )
 from reconciler.resources import DesiredState, DnsRecord
+from tests.unit.inventory_factory import group, host, load, write_inventory
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "inventory-example"
 FWD = "cluster.example."

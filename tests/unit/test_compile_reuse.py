@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from site_fixture import Site
 
 from reconciler.compile import compile_inventory
 from reconciler.engine import Engine
@@ -31,6 +30,7 @@ from reconciler.resources import DesiredState, DnsRecord
 from reconciler.shared_runs import shared_ends
 from reconciler.targets.base import LiveState, Target
 from reconciler.watch.revision import GoodRevision
+from tests.unit.site_fixture import Site
 
 IMAGE = """\
 name: compute

@@ -45,9 +45,9 @@ def test_the_deploy_example_mentions_every_setting_of_what_it_shows() -> None:
         header = re.match(r"^\[([^\]]+)\]", line)
         if header:
             table = header.group(1)
-        key = re.match(r"^#? ?([a-z_]+) = ", line)
-        if key:
-            tables.setdefault(table, []).append(key.group(1))
+        setting = re.match(r"^#? ?([a-z_]+) = ", line)
+        if setting:
+            tables.setdefault(table, []).append(setting.group(1))
     sections: dict[str, type[BaseModel]] = {"": RuntimeConfig}
     for name, field in RuntimeConfig.model_fields.items():
         annotation = field.annotation

@@ -99,6 +99,6 @@ def test_ten_thousand_hosts_read_back_exactly(target: DhcpFileTarget) -> None:
     ]
     sync(target, hosts)
     live = target.read(hosts)  # its speed: bench/bench_readers.py
-    assert sorted(live.owned.values(), key=lambda h: h.hostname) == hosts
+    assert sorted(live.owned.values(), key=lambda h: h.key) == hosts
     plan, result = sync(target, hosts)
     assert plan.changes == () and result.writes == 0

@@ -9,13 +9,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from dns_sites import FWD, REV, dns_site
 
 from reconciler.config import RuntimeConfig, SourceConfig
 from reconciler.plan import build_target_plan
 from reconciler.resources import DesiredState, DnsRecord, DnsZone
 from reconciler.targets.dns_zonefile import ZoneFileTarget, build
 from reconciler.targets.zonefile_format import parse_zone
+from tests.unit.dns_sites import FWD, REV, dns_site
 
 
 def make_target(tmp_path: Path, **extra: object) -> ZoneFileTarget:

@@ -11,12 +11,12 @@ import types
 from pathlib import Path
 
 import pytest
-from dns_sites import FWD, REV, dns_site
 
 from reconciler.config import RuntimeConfig, SourceConfig
 from reconciler.plan import build_target_plan
 from reconciler.targets.base import Change
 from reconciler.targets.dns_zonefile import ZoneFileTarget, build
+from tests.unit.dns_sites import FWD, REV, dns_site
 
 SETTINGS = {"mname": "ns1.cluster.example.", "rname": "hostmaster.cluster.example."}
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from site_fixture import Site
 
 from reconciler.engine import Engine
 from reconciler.plan import Plan
 from reconciler.targets import filetree, manifest
+from tests.unit.site_fixture import Site
 
 
 def apply_all(engine: Engine) -> None:

@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
-from site_fixture import Site
 
 from reconciler.engine import Engine, PlanRefused
 from reconciler.targets.base import TargetError
+from tests.unit.site_fixture import Site
 
 
 def apply_all(engine: Engine, *, force: bool = False) -> dict[str, int]:

@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from inventory_factory import SHA, group, host, image, load, version, write_inventory
-
 from reconciler.hostdiff import diff_inventories
 from reconciler.hostdiff_render import (
     md_code,
@@ -17,6 +15,7 @@ from reconciler.hostdiff_render import (
     render_diff_text,
 )
 from reconciler.model.inventory import Inventory
+from tests.unit.inventory_factory import SHA, group, host, image, load, version, write_inventory
 
 
 def two(tmp_path: Path, base: dict[str, Any], head: dict[str, Any]) -> tuple[Inventory, Inventory]:

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from inventory_factory import image, load, only_problem, position, write_inventory
 
 from reconciler.compile import CompileOptions, compile_inventory, ipxe_path, pxelinux_path
 from reconciler.config import ConfigError, load_config
+from tests.unit.inventory_factory import image, load, only_problem, position, write_inventory
 
 IMAGES = "images/compute.yaml"
 MAC = "52:54:00:00:00:0a"

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from site_fixture import Site
 
 from reconciler.config import ConfigError, load_config
 from reconciler.engine import Engine
+from tests.unit.site_fixture import Site
 
 OWNED_FILE = "ipxe/52-54-00-12-34-0b.ipxe"
 

@@ -98,7 +98,10 @@ def test_zone_snapshot_is_reused_only_while_the_serial_stays(tmp_path: Path) -> 
         return [soa(zone["serial"]), a]
 
     snapshots = ZoneSnapshots()
-    read = lambda: snapshots.records(ZONE, serial=lambda: zone["serial"], transfer=transfer)  # noqa: E731
+
+    def read() -> list[DnsRecord]:
+        return snapshots.records(ZONE, serial=lambda: zone["serial"], transfer=transfer)
+
     first = read()
     assert read() == first and transfers == [7]
     zone["serial"] = 8  # a hand edit or our own UPDATE

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from site_fixture import Site
 
 import reconciler.inventory.load as load_module
 import reconciler.inventory.load_cache as load_cache_module
@@ -17,6 +16,7 @@ from reconciler.inventory.load_cache import LoadCache
 from reconciler.inventory.sources import FolderSource
 from reconciler.model.inventory import Inventory
 from reconciler.model.problems import InventoryError
+from tests.unit.site_fixture import Site
 
 GPU02 = '  - index: 2\n    mac: "52:54:00:aa:00:02"\n'
 

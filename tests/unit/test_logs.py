@@ -11,8 +11,9 @@ from reconciler.logs import JsonFormatter, TextFormatter
 
 def failing_record() -> logging.LogRecord:
     logger = logging.getLogger("reconciler.test")
+    settings: dict[str, str] = {}
     try:
-        {}["missing"]
+        settings["missing"]
     except KeyError:
         record = logger.makeRecord(
             logger.name, logging.ERROR, __file__, 1, "pass failed", (), exc_info=sys.exc_info()

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pycdlib
 import pytest
-from site_fixture import Site
 from typer.testing import CliRunner
 
 from reconciler.cli import app
+from tests.unit.site_fixture import Site
 
 runner = CliRunner()
 

@@ -38,7 +38,8 @@ def answer(handle: int, rid: int, *, authenticator: omapi.OmapiAuthenticatorBase
         opcode=OP_UPDATE, handle=handle, tid=99, rid=rid, obj=[(b"name", b"node001")]
     )
     message.sign(authenticator)
-    return message.as_string()
+    wire: bytes = message.as_string()
+    return wire
 
 
 def test_answers_are_cut_out_of_the_stream_as_they_complete() -> None:

@@ -19,10 +19,10 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from site_fixture import Site
-from test_operator_parts import FakeMaps, state_maps
 
 from reconciler.engine import Engine
+from tests.unit.site_fixture import Site
+from tests.unit.test_operator_parts import FakeMaps, state_maps
 
 
 def apply(engine: Engine) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from reconciler.plan import Plan, build_target_plan, compute_changes
 from reconciler.render import render_json, render_markdown, render_text
-from reconciler.resources import DhcpHost
+from reconciler.resources import AnyResource, DhcpHost
 from reconciler.targets.base import Action, LiveState
 
 
@@ -51,7 +51,9 @@ def test_unmanaged_objects_are_never_deleted_but_adopted_when_wanted() -> None:
 
 
 def _plan_with(deletes: int, owned: int) -> Plan:
-    hosts = {f"n{i:02d}": dhcp(f"n{i:02d}", f"10.0.0.{i}") for i in range(owned)}
+    hosts: dict[str, AnyResource] = {
+        f"n{i:02d}": dhcp(f"n{i:02d}", f"10.0.0.{i}") for i in range(owned)
+    }
     keep = list(hosts.values())[deletes:]
     target = build_target_plan(
         target="dhcp", kind="dhcp-file", desired=keep, live=LiveState(owned=hosts)

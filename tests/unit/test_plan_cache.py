@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-from site_fixture import Site
 from typer.testing import CliRunner
 
 from reconciler import plan_cache
@@ -22,6 +21,7 @@ from reconciler.engine import Engine
 from reconciler.plan_cache import LiveFiles, PlanCache, stat_signature
 from reconciler.rollout.runner import RolloutPass
 from reconciler.rollout.state import Decision, GroupRollout
+from tests.unit.site_fixture import Site
 
 runner = CliRunner()
 COMPUTE_IPXE = "out/tftp/ipxe/52-54-00-12-34-0a.ipxe"

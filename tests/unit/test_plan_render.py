@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from reconciler.plan import Plan, build_target_plan
 from reconciler.render import render_markdown, render_text
-from reconciler.resources import DhcpHost
+from reconciler.resources import AnyResource, DhcpHost
 from reconciler.targets.base import LiveState
 
 
@@ -20,7 +20,7 @@ def test_update_line_names_the_changed_fields_only() -> None:
 
 
 def test_unsafe_plan_is_flagged() -> None:
-    owned = {
+    owned: dict[str, AnyResource] = {
         f"n{i}": DhcpHost(f"n{i}", f"52:54:00:00:00:{i:02x}", f"10.0.0.{i}", "g", "x")
         for i in range(10)
     }

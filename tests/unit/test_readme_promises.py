@@ -7,14 +7,22 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aiohttp.test_utils import TestClient
-from serve_site import FakeNeighbours, accept, git, make_config, make_repo, serve_app, with_client
-from site_fixture import Site
 from typer.testing import CliRunner
-from watch_fixture import WatchSite, ready, wait_status
 
 from reconciler.cli import app
 from reconciler.server.settings import ServeSettings
+from tests.unit.serve_site import (
+    FakeNeighbours,
+    ServeClient,
+    accept,
+    git,
+    make_config,
+    make_repo,
+    serve_app,
+    with_client,
+)
+from tests.unit.site_fixture import Site
+from tests.unit.watch_fixture import WatchSite, ready, wait_status
 
 runner = CliRunner()
 HOSTS = "out/dhcpd.hosts.conf"
@@ -155,14 +163,14 @@ def test_registration_takes_the_lowest_free_index_and_reuses_a_removed_one(
     settings = ServeSettings(audit_log=tmp_path / "audit.jsonl", refresh_seconds=0)
     app_ = serve_app(config, settings, neighbours)
 
-    async def register(client: TestClient, mac: str, remote: str) -> Any:
+    async def register(client: ServeClient, mac: str, remote: str) -> Any:
         neighbours.entries[remote] = mac
         response = await client.post(
             "/register", data={"mac": mac}, headers={"X-Test-Remote": remote}
         )
         return await response.json()
 
-    async def scenario(client: TestClient) -> list[Any]:
+    async def scenario(client: ServeClient) -> list[Any]:
         first = await register(client, "52:54:00:00:02:01", "10.23.45.201")
         # node011 leaves the inventory (a commit by hand); its index is free again.
         group = repo / "groups/compute.yaml"

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from typer.testing import CliRunner
-from watch_fixture import WatchSite, git, ready, wait_status
 
 from reconciler.cli import app as cli
+from reconciler.sandbox.site import git
 from reconciler.server.app import build_app
 from reconciler.server.settings import ServeSettings
 from reconciler.watch.loop import WatchLoop
 from reconciler.watch.status import Status
+from tests.unit.watch_fixture import WatchSite, ready, wait_status
 
 Start = Callable[[WatchLoop], WatchLoop]
 HOSTS = "dhcpd.hosts.conf"

@@ -13,12 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
-from serve_site import (
+
+from reconciler.inventory.load import load_inventory
+from reconciler.model.inventory import Inventory
+from reconciler.server.audit import AuditLog
+from tests.unit.serve_site import (
     COMPUTE,
     NEIGHBOUR_HEADER,
     REMOTE_HEADER,
     FakeNeighbours,
+    ServeClient,
     accept,
     git,
     make_config,
@@ -28,8 +32,6 @@ from serve_site import (
     with_client,
 )
 
-from reconciler.server.audit import AuditLog
-
 REMOTE = "10.23.45.201"
 
 
@@ -38,7 +40,7 @@ def commits(repo: Path) -> int:
 
 
 async def register(
-    client: TestClient, mac: str, *, remote: str = REMOTE, neighbour: str | None = "same"
+    client: ServeClient, mac: str, *, remote: str = REMOTE, neighbour: str | None = "same"
 ) -> tuple[int, dict[str, Any]]:
     headers = {REMOTE_HEADER: remote}
     if neighbour is not None:
@@ -109,7 +111,7 @@ def test_a_global_cap_holds_back_many_addresses_together(tmp_path: Path) -> None
         FakeNeighbours(),
     )
 
-    async def scenario(client: TestClient) -> list[tuple[int, dict[str, Any]]]:
+    async def scenario(client: ServeClient) -> list[tuple[int, dict[str, Any]]]:
         return [
             await register(client, f"52:54:00:00:03:{i:02x}", remote=f"10.23.45.{210 + i}")
             for i in range(5)
@@ -128,10 +130,11 @@ def test_cheap_refusals_never_read_the_inventory_from_git(
     loads: list[str] = []
     import reconciler.server.enrol as enrol
 
-    real = enrol.load_inventory
-    monkeypatch.setattr(
-        enrol, "load_inventory", lambda *a, **k: loads.append("load") or real(*a, **k)
-    )
+    def counting_load(*args: Any, **kwargs: Any) -> Inventory:
+        loads.append("load")
+        return load_inventory(*args, **kwargs)
+
+    monkeypatch.setattr(enrol, "load_inventory", counting_load)
     config = make_config(tmp_path, repo)
     accept(config)  # the window is checked in the accepted revision, in memory
     app = serve_app(
@@ -140,7 +143,7 @@ def test_cheap_refusals_never_read_the_inventory_from_git(
         FakeNeighbours(),
     )
 
-    async def scenario(client: TestClient) -> list[int]:
+    async def scenario(client: ServeClient) -> list[int]:
         statuses = [(await register(client, "52:54:00:12:34:15"))[0]]  # window closed
         statuses.append((await register(client, "52:54:00:12:34:15"))[0])  # rate
         big = {REMOTE_HEADER: "10.23.45.230"}
@@ -177,7 +180,7 @@ def test_malformed_bodies_are_a_400_never_a_500(
         FakeNeighbours(),
     )
 
-    async def scenario(client: TestClient) -> tuple[int, Any]:
+    async def scenario(client: ServeClient) -> tuple[int, Any]:
         response = await client.post(
             "/register", data=body, headers={REMOTE_HEADER: REMOTE, "Content-Type": content_type}
         )
@@ -196,7 +199,7 @@ def test_the_audit_log_is_rotated_and_bounded(tmp_path: Path) -> None:
         FakeNeighbours(),
     )
 
-    async def scenario(client: TestClient) -> None:
+    async def scenario(client: ServeClient) -> None:
         for i in range(120):
             await register(client, f"52:54:00:00:04:{i:02x}", remote=f"10.23.45.{100 + i}")
 
@@ -217,7 +220,7 @@ def test_repeated_refusals_are_logged_a_few_times_not_every_time(
         make_config(tmp_path, repo), serve_settings(tmp_path, rate_limit_burst=1), FakeNeighbours()
     )
 
-    async def scenario(client: TestClient) -> None:
+    async def scenario(client: ServeClient) -> None:
         for _ in range(50):
             await register(client, "ff:ff:ff:ff:ff:ff")
 

@@ -14,19 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
-from serve_site import (
-    NEIGHBOUR_HEADER,
-    REMOTE_HEADER,
-    FakeNeighbours,
-    accept,
-    git,
-    make_config,
-    make_repo,
-    serve_app,
-    serve_settings,
-    with_client,
-)
 
 from reconciler.inventory.commit import Author
 from reconciler.server.audit import AuditLog
@@ -35,6 +22,19 @@ from reconciler.server.enrol import Enroller
 from reconciler.server.push import RegistrationRemote
 from reconciler.statelock import StateLock
 from reconciler.watch.settings import WatchSettings
+from tests.unit.serve_site import (
+    NEIGHBOUR_HEADER,
+    REMOTE_HEADER,
+    FakeNeighbours,
+    ServeClient,
+    accept,
+    git,
+    make_config,
+    make_repo,
+    serve_app,
+    serve_settings,
+    with_client,
+)
 
 MAC = "52:54:00:12:34:15"
 ADDRESS = "10.23.45.201"
@@ -47,7 +47,7 @@ def remote_site(tmp_path: Path) -> tuple[Path, str]:
 
 
 def register(app: Any, mac: str = MAC) -> tuple[int, dict[str, Any], dict[str, str]]:
-    async def scenario(client: TestClient) -> tuple[int, dict[str, Any], dict[str, str]]:
+    async def scenario(client: ServeClient) -> tuple[int, dict[str, Any], dict[str, str]]:
         headers = {REMOTE_HEADER: ADDRESS, NEIGHBOUR_HEADER: mac}
         response = await client.post("/register", data={"mac": mac}, headers=headers)
         health = await client.get("/healthz")
@@ -175,7 +175,7 @@ def test_a_remote_that_refuses_the_push_answers_503_then_works_again(tmp_path: P
 
     heads: list[str] = []
 
-    async def scenario(client: TestClient) -> list[tuple[int, dict[str, Any], Any]]:
+    async def scenario(client: ServeClient) -> list[tuple[int, dict[str, Any], Any]]:
         answers = []
         headers = {REMOTE_HEADER: ADDRESS, NEIGHBOUR_HEADER: MAC}
         for _ in range(2):

@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serve_site import (
+
+from reconciler.config import ConfigError
+from reconciler.sandbox.git_http import git_http_host
+from tests.unit.serve_site import (
     FakeNeighbours,
     accept,
     git,
@@ -23,10 +26,7 @@ from serve_site import (
     serve_app,
     serve_settings,
 )
-from test_registration_push import register
-
-from reconciler.config import ConfigError
-from reconciler.sandbox.git_http import git_http_host
+from tests.unit.test_registration_push import register
 
 USER, TOKEN = "registration-bot", "s3cr3t-t0ken-4242"
 

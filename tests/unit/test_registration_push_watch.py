@@ -12,13 +12,14 @@ import asyncio
 import subprocess
 
 from aiohttp.test_utils import TestClient, TestServer
-from serve_site import NEIGHBOUR_HEADER, REMOTE_HEADER, FakeNeighbours, serve_app
-from test_signed_registration import Start, open_window, ssh_key, trust
-from watch_fixture import FAST, WatchSite, git, ready, wait_status
 
 from reconciler.config import load_config
+from reconciler.sandbox.site import git
 from reconciler.server.settings import ServeSettings
 from reconciler.watch.service import build_loop
+from tests.unit.serve_site import NEIGHBOUR_HEADER, REMOTE_HEADER, FakeNeighbours, serve_app
+from tests.unit.test_signed_registration import Start, open_window, ssh_key, trust
+from tests.unit.watch_fixture import FAST, WatchSite, ready, wait_status
 
 MAC = "52:54:00:12:34:21"
 

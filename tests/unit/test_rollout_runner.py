@@ -7,13 +7,13 @@ import shutil
 import time
 from pathlib import Path
 
-from site_fixture import EXAMPLE, FILE_TARGETS
 from typer.testing import CliRunner
 
 from reconciler.cli import app
 from reconciler.rollout.runner import run_rollouts
 from reconciler.rollout.store import RolloutStore
 from tests.unit.inventory_factory import group, host, load, write_inventory
+from tests.unit.site_fixture import EXAMPLE, FILE_TARGETS
 
 MACS = [f"52:54:00:00:01:{i:02x}" for i in range(1, 7)]
 OLD, NEW = "compute@2024.10", "compute@2024.11"

@@ -14,7 +14,8 @@ from reconciler.rollout.store import RolloutStore, assignments_text
 @pytest.mark.parametrize("seed", range(2))
 def test_assignments_file_after_random_moves(tmp_path: Path, seed: int) -> None:
     rng = random.Random(seed)
-    store, model = RolloutStore(tmp_path), {}
+    store = RolloutStore(tmp_path)
+    model: dict[str, str] = {}
     path = tmp_path / "rollouts" / "assignments.json"
     for step in range(150):
         model = dict(model)

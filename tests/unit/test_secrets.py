@@ -19,14 +19,15 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from watch_fixture import WatchSite, git, wait_status
 
 from reconciler.config import ConfigError, load_config
 from reconciler.engine import Engine
 from reconciler.sandbox.git_http import git_http_host
+from reconciler.sandbox.site import git
 from reconciler.watch.http import status_routes
 from reconciler.watch.loop import WatchLoop
 from reconciler.watch.sources import redact_url, scrub_secrets
+from tests.unit.watch_fixture import WatchSite, wait_status
 
 TOKEN = "ghp_s3cr3tT0kenValue42"
 Start = Callable[[WatchLoop], WatchLoop]

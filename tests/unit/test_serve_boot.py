@@ -6,10 +6,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
-from serve_site import (
+
+from reconciler.compile import ipxe_path, pxelinux_path
+from reconciler.config import ConfigError
+from reconciler.engine import Engine
+from reconciler.server.neighbours import parse_ip_neigh, parse_proc_arp
+from reconciler.server.settings import ServeSettings, load_serve_config
+from tests.unit.serve_site import (
     HTTP_URL,
     FakeNeighbours,
+    ServeClient,
     accept,
     git,
     make_config,
@@ -17,12 +23,6 @@ from serve_site import (
     serve_app,
     with_client,
 )
-
-from reconciler.compile import ipxe_path, pxelinux_path
-from reconciler.config import ConfigError
-from reconciler.engine import Engine
-from reconciler.server.neighbours import parse_ip_neigh, parse_proc_arp
-from reconciler.server.settings import ServeSettings, load_serve_config
 
 KNOWN = "52:54:00:12:34:0a"
 UNKNOWN = "52:54:00:77:00:01"
@@ -36,7 +36,7 @@ def test_boot_routes_answer_from_the_compiled_inventory(tmp_path: Path) -> None:
     files = {f.path: f.content for f in engine.compile(engine.load()).boot_files}
     app = serve_app(config, ServeSettings(audit_log=tmp_path / "a.jsonl"), FakeNeighbours())
 
-    async def scenario(client: TestClient) -> dict[str, Any]:
+    async def scenario(client: ServeClient) -> dict[str, Any]:
         answers: dict[str, Any] = {}
         for path in [
             "/healthz",
@@ -86,7 +86,7 @@ def test_only_the_accepted_revision_is_served(tmp_path: Path) -> None:
     )
     group = repo / "groups" / "compute.yaml"
 
-    async def scenario(client: TestClient) -> list[tuple[int, str]]:
+    async def scenario(client: ServeClient) -> list[tuple[int, str]]:
         async def boot() -> tuple[int, str]:
             response = await client.get(f"/boot/{KNOWN}")
             return response.status, await response.text()

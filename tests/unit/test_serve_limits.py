@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
-from serve_site import accept, make_config, make_repo
 
 from reconciler.server.app import build_app, connection_limits
 from reconciler.server.limits import ConnectionGuard, ConnectionLimits, start_guarded
@@ -24,6 +23,7 @@ from reconciler.server.settings import ServeSettings
 from reconciler.watch.http import BackgroundServer, watch_routes
 from reconciler.watch.metrics import WatchMetrics
 from reconciler.watch.status import StatusStore
+from tests.unit.serve_site import accept, make_config, make_repo
 
 T = TypeVar("T")
 KNOWN_MAC = "52:54:00:12:34:0a"  # node010 in serve_site's inventory

@@ -12,13 +12,11 @@ import json
 import time
 from pathlib import Path
 
-from aiohttp.test_utils import TestClient
-from serve_site import HTTP_URL, git, make_repo, with_client
-
 from reconciler.accepted import AcceptedRevision
 from reconciler.config import BootConfig, RuntimeConfig, SourceConfig
 from reconciler.server.app import build_app
 from reconciler.server.settings import ServeSettings
+from tests.unit.serve_site import HTTP_URL, ServeClient, git, make_repo, with_client
 
 NODE010 = "52:54:00:12:34:0a"
 NODE012 = "52:54:00:12:34:0c"  # only in the newer commit
@@ -48,7 +46,7 @@ def boot(app_root: Path, origin: Path, accepted: Path, macs: list[str]) -> list[
         refresh_seconds=0,
     )
 
-    async def scenario(client: TestClient) -> list[tuple[int, str]]:
+    async def scenario(client: ServeClient) -> list[tuple[int, str]]:
         answers = []
         for mac in macs:
             response = await client.get(f"/boot/{mac}")

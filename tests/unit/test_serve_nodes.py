@@ -11,10 +11,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aiohttp.test_utils import TestClient
-from serve_site import (
+from typer.testing import CliRunner
+
+from reconciler.agent.client import HttpServer, ServerError
+from reconciler.cli import app as cli
+from reconciler.config import RuntimeConfig
+from reconciler.server.settings import ServeSettings
+from tests.unit.serve_site import (
     REMOTE_HEADER,
     FakeNeighbours,
+    ServeClient,
     accept,
     git,
     make_config,
@@ -22,12 +28,6 @@ from serve_site import (
     serve_app,
     with_client,
 )
-from typer.testing import CliRunner
-
-from reconciler.agent.client import HttpServer, ServerError
-from reconciler.cli import app as cli
-from reconciler.config import RuntimeConfig
-from reconciler.server.settings import ServeSettings
 
 NODE010 = ("10.23.45.10", "52:54:00:12:34:0a")
 
@@ -65,7 +65,7 @@ def report(version: str = "2024.10", **changes: Any) -> dict[str, Any]:
 def test_assignment_has_an_etag_and_answers_304_when_unchanged(tmp_path: Path) -> None:
     _, _, _, app = site(tmp_path)
 
-    async def scenario(client: TestClient) -> None:
+    async def scenario(client: ServeClient) -> None:
         first = await client.get("/nodes/node010.json")
         assert first.status == 200
         etag = first.headers["ETag"]
@@ -87,7 +87,7 @@ def test_assignment_has_an_etag_and_answers_304_when_unchanged(tmp_path: Path) -
 def test_long_polls_wake_up_when_a_new_revision_is_accepted(tmp_path: Path) -> None:
     repo, config, _, app = site(tmp_path)
 
-    async def scenario(client: TestClient) -> None:
+    async def scenario(client: ServeClient) -> None:
         etag = (await client.get("/nodes/node010.json")).headers["ETag"]
         gpu_etag = (await client.get("/nodes/gpu02.json")).headers["ETag"]
 
@@ -118,7 +118,7 @@ def test_the_agent_client_fetches_polls_and_is_refused_a_report_from_loopback(
 ) -> None:
     repo, config, _, app = site(tmp_path)
 
-    async def scenario(client: TestClient) -> None:
+    async def scenario(client: ServeClient) -> None:
         agent = HttpServer(str(client.make_url("")), "node010", timeout=10)
         fetched = await asyncio.to_thread(agent.fetch, etag=None, wait=0)
         assert fetched.status == 200 and fetched.body["version"] == "2024.10"
@@ -139,7 +139,7 @@ def test_the_agent_client_fetches_polls_and_is_refused_a_report_from_loopback(
     with_client(app, scenario)
 
 
-def post(client: TestClient, remote: str, body: Any, **kwargs: Any) -> Any:
+def post(client: ServeClient, remote: str, body: Any, **kwargs: Any) -> Any:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     return client.post(
         "/nodes/node010/report",
@@ -154,7 +154,7 @@ def test_report_guard_and_storage(tmp_path: Path) -> None:
     address, mac = NODE010
     stored = config.resolve(config.state_dir) / "reports" / "node010.json"
 
-    async def scenario(client: TestClient) -> dict[str, tuple[int, str]]:
+    async def scenario(client: ServeClient) -> dict[str, tuple[int, str]]:
         answers = {}
         answers["no neighbour entry"] = await post(client, address, report())
         neighbours.entries[address] = "52:54:00:99:99:99"
@@ -189,7 +189,7 @@ def test_reports_are_rate_limited_per_address(tmp_path: Path) -> None:
     _, _, neighbours, app = site(tmp_path, report_rate_burst=2, report_rate_per_minute=1)
     neighbours.entries[NODE010[0]] = NODE010[1]
 
-    async def scenario(client: TestClient) -> list[int]:
+    async def scenario(client: ServeClient) -> list[int]:
         return [(await post(client, NODE010[0], report())).status for _ in range(4)]
 
     assert with_client(app, scenario) == [200, 200, 429, 429]
@@ -203,7 +203,7 @@ def test_status_metrics_and_the_status_command_count_nodes(tmp_path: Path) -> No
     why = [{"version": "compute@2024.12", "reason": "sha256 mismatch"}]
     refused = report("2024.11", host="gpu02", state="refused", last_swap=None, refused=why)
 
-    async def scenario(client: TestClient) -> tuple[dict[str, Any], str]:
+    async def scenario(client: ServeClient) -> tuple[dict[str, Any], str]:
         assert (await post(client, NODE010[0], report())).status == 200
         answer = await client.post(
             "/nodes/gpu02/report", data=json.dumps(refused),
@@ -245,7 +245,7 @@ def test_status_metrics_and_the_status_command_count_nodes(tmp_path: Path) -> No
 def test_held_polls_answer_at_once_when_serve_stops(tmp_path: Path) -> None:
     _, _, _, app = site(tmp_path)
 
-    async def scenario(client: TestClient) -> int:
+    async def scenario(client: ServeClient) -> int:
         etag = (await client.get("/nodes/node010.json")).headers["ETag"]
         held = asyncio.create_task(
             client.get("/nodes/node010.json?wait=60", headers={"If-None-Match": etag})
@@ -263,7 +263,7 @@ def test_a_report_body_that_never_arrives_times_out(tmp_path: Path) -> None:
     _, _, neighbours, app = site(tmp_path, body_timeout=0.3)
     neighbours.entries[NODE010[0]] = NODE010[1]
 
-    async def scenario(client: TestClient) -> bytes:
+    async def scenario(client: ServeClient) -> bytes:
         reader, writer = await asyncio.open_connection(client.host, client.port)
         writer.write(
             b"POST /nodes/node010/report HTTP/1.1\r\nHost: x\r\n"
@@ -292,7 +292,7 @@ def test_reports_of_hosts_removed_from_the_inventory_are_dropped(tmp_path: Path)
         git(repo, "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "no gpu")
         accept(config)
 
-    async def scenario(client: TestClient) -> tuple[int, int]:
+    async def scenario(client: ServeClient) -> tuple[int, int]:
         assert (await post(client, NODE010[0], report())).status == 200
         answer = await client.post(
             "/nodes/gpu02/report", data=json.dumps(report("2024.11", host="gpu02")),

@@ -9,13 +9,18 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from aiohttp.test_utils import TestClient
-from serve_site import FakeNeighbours, make_config, make_repo, serve_app, with_client
-
 from reconciler.server.settings import ServeSettings
 from reconciler.watch.sources import FETCH_REASONS
 from reconciler.watch.status import Status, StatusStore, TargetStatus
 from reconciler.watch.wakeup import WakeupWatcher, request_pass, wakeup_path
+from tests.unit.serve_site import (
+    FakeNeighbours,
+    ServeClient,
+    make_config,
+    make_repo,
+    serve_app,
+    with_client,
+)
 
 SECRET = b"s3cret-for-tests"
 
@@ -43,7 +48,7 @@ def _app(tmp_path: Path, *, with_secret: bool) -> Any:
 def test_status_and_metrics_come_from_the_loop_state(tmp_path: Path) -> None:
     app, _ = _app(tmp_path, with_secret=False)
 
-    async def scenario(client: TestClient) -> tuple[int, Any, str, int]:
+    async def scenario(client: ServeClient) -> tuple[int, Any, str, int]:
         status = await client.get("/status")
         metrics = await client.get("/metrics")
         webhook = await client.post("/webhook/github", data=b"{}")
@@ -64,7 +69,7 @@ def test_a_signed_webhook_wakes_the_loop_and_a_forged_one_does_not(tmp_path: Pat
     body = json.dumps({"ref": "refs/heads/main"}).encode()
     good = "sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest()
 
-    async def scenario(client: TestClient) -> list[int]:
+    async def scenario(client: ServeClient) -> list[int]:
         forged = await client.post(
             "/webhook/github", data=body, headers={"X-Hub-Signature-256": "sha256=" + "0" * 64}
         )
@@ -114,13 +119,15 @@ def test_metrics_show_rollout_progress_and_swap_downtimes(tmp_path: Path) -> Non
     reports.mkdir(parents=True)
     for host, method, downtime in (("n1", "switch-root", 2.4), ("n2", "kexec", 14.0)):
         swap = {"method": method, "downtime_s": downtime, "result": "ok"}
-        body = {"host": host, "state": "running", "image": "compute", "version": "2"}
+        body: dict[str, object] = {
+            "host": host, "state": "running", "image": "compute", "version": "2"
+        }  # fmt: skip
         body["last_swap"] = swap
         (reports / f"{host}.json").write_text(json.dumps(body))
 
     app = serve_app(config, ServeSettings(audit_log=tmp_path / "a.jsonl"), FakeNeighbours())
 
-    async def scenario(client: TestClient) -> str:
+    async def scenario(client: ServeClient) -> str:
         return await (await client.get("/metrics")).text()
 
     metrics = with_client(app, scenario)

@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
-from serve_site import (
+from aiohttp import ClientResponse
+
+from reconciler.server.audit import AuditLog
+from tests.unit.serve_site import (
     COMPUTE,
     NEIGHBOUR_HEADER,
     REMOTE_HEADER,
     FakeNeighbours,
+    ServeClient,
     accept,
     git,
     make_config,
@@ -24,27 +27,25 @@ from serve_site import (
     with_client,
 )
 
-from reconciler.server.audit import AuditLog
-
 MAC = "52:54:00:12:34:15"
 REMOTE = "10.23.45.201"
 
 
-def post(
-    client: TestClient,
+async def post(
+    client: ServeClient,
     mac: str,
     *,
     remote: str = REMOTE,
     as_json: bool = False,
     on_link: bool = True,
-) -> Any:
+) -> ClientResponse:
     """POST /register from ``remote``; ``on_link``: the kernel has a neighbour entry for it."""
     headers = {REMOTE_HEADER: remote}
     if on_link:
         headers[NEIGHBOUR_HEADER] = mac
     if as_json:
-        return client.post("/register", json={"mac": mac}, headers=headers)
-    return client.post("/register", data={"mac": mac}, headers=headers)
+        return await client.post("/register", json={"mac": mac}, headers=headers)
+    return await client.post("/register", data={"mac": mac}, headers=headers)
 
 
 def group_file(repo: Path, rev: str = "main") -> str:
@@ -63,7 +64,7 @@ def test_enrolment_appends_the_host_and_commits(tmp_path: Path, bare: bool) -> N
     accept(config)
     app = serve_app(config, serve_settings(tmp_path), FakeNeighbours())
 
-    async def scenario(client: TestClient) -> tuple[int, Any, str, str]:
+    async def scenario(client: ServeClient) -> tuple[int, Any, str, str]:
         response = await post(client, MAC)
         body = await response.json()
         waiting = await (await client.get(f"/boot/{MAC}")).text()
@@ -108,7 +109,7 @@ def test_repeat_gets_the_same_answer_and_no_second_commit(tmp_path: Path) -> Non
     repo = make_repo(tmp_path)
     app = serve_app(make_config(tmp_path, repo), serve_settings(tmp_path), FakeNeighbours())
 
-    async def scenario(client: TestClient) -> list[Any]:
+    async def scenario(client: ServeClient) -> list[Any]:
         first = await (await post(client, MAC)).json()
         second = await (await post(client, MAC.upper().replace(":", "-"), as_json=True)).json()
         return [first, second]
@@ -126,7 +127,7 @@ def test_closed_window_is_refused(tmp_path: Path) -> None:
     repo = make_repo(tmp_path, open_window=False)
     app = serve_app(make_config(tmp_path, repo), serve_settings(tmp_path), FakeNeighbours())
 
-    async def scenario(client: TestClient) -> tuple[int, Any]:
+    async def scenario(client: ServeClient) -> tuple[int, Any]:
         response = await post(client, MAC)
         return response.status, await response.json()
 
@@ -139,7 +140,7 @@ def test_full_window_is_refused(tmp_path: Path) -> None:
     repo = make_repo(tmp_path, indexes="21-22")
     app = serve_app(make_config(tmp_path, repo), serve_settings(tmp_path), FakeNeighbours())
 
-    async def scenario(client: TestClient) -> list[tuple[int, Any]]:
+    async def scenario(client: ServeClient) -> list[tuple[int, Any]]:
         answers = []
         for last in ("21", "22", "23"):
             response = await post(client, f"52:54:00:00:01:{last}", remote=f"10.23.45.2{last}")
@@ -157,7 +158,7 @@ def test_concurrent_registrations_get_distinct_consecutive_indexes(tmp_path: Pat
     app = serve_app(make_config(tmp_path, repo), serve_settings(tmp_path), FakeNeighbours())
     macs = [f"52:54:00:00:02:{i:02x}" for i in range(12)]
 
-    async def scenario(client: TestClient) -> list[Any]:
+    async def scenario(client: ServeClient) -> list[Any]:
         responses = await asyncio.gather(
             *(post(client, mac, remote=f"10.23.45.{200 + i}") for i, mac in enumerate(macs))
         )
@@ -189,7 +190,7 @@ def test_bad_requests_are_refused(
     repo = make_repo(tmp_path)
     app = serve_app(make_config(tmp_path, repo), serve_settings(tmp_path), FakeNeighbours())
 
-    async def scenario(client: TestClient) -> tuple[int, Any]:
+    async def scenario(client: ServeClient) -> tuple[int, Any]:
         headers = {REMOTE_HEADER: REMOTE}
         if content_type == "form":
             response = await client.post("/register", data=body, headers=headers)
@@ -212,7 +213,7 @@ def test_where_the_request_comes_from_is_checked(tmp_path: Path) -> None:
     neighbours.entries[REMOTE] = "52:54:00:99:99:99"
     app = serve_app(make_config(tmp_path, repo), serve_settings(tmp_path), neighbours)
 
-    async def scenario(client: TestClient) -> list[tuple[int, str]]:
+    async def scenario(client: ServeClient) -> list[tuple[int, str]]:
         answers = []
         for mac, remote in [
             (MAC, REMOTE),  # the kernel saw another MAC at this address
@@ -240,7 +241,7 @@ def test_rate_limit_per_source_address(tmp_path: Path) -> None:
         FakeNeighbours(),
     )
 
-    async def scenario(client: TestClient) -> list[tuple[int, str | None]]:
+    async def scenario(client: ServeClient) -> list[tuple[int, str | None]]:
         answers = []
         for remote in [REMOTE] * 5 + ["10.23.45.202"]:
             response = await post(client, MAC, remote=remote)
@@ -260,7 +261,7 @@ def test_body_size_is_bounded(tmp_path: Path) -> None:
         make_config(tmp_path, repo), serve_settings(tmp_path, max_body_bytes=256), FakeNeighbours()
     )
 
-    async def scenario(client: TestClient) -> int:
+    async def scenario(client: ServeClient) -> int:
         response = await post(client, MAC + "x" * 1000)
         return response.status
 
@@ -279,7 +280,7 @@ def test_an_invalid_inventory_is_never_committed(
         lambda text, *, index, mac: text + f'  - index: 10\n    mac: "{mac}"\n',
     )
 
-    async def scenario(client: TestClient) -> tuple[int, Any]:
+    async def scenario(client: ServeClient) -> tuple[int, Any]:
         response = await post(client, MAC)
         return response.status, await response.json()
 
@@ -293,7 +294,7 @@ def test_audit_log_has_one_line_per_decision(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
     app = serve_app(make_config(tmp_path, repo), serve_settings(tmp_path), FakeNeighbours())
 
-    async def scenario(client: TestClient) -> None:
+    async def scenario(client: ServeClient) -> None:
         await post(client, MAC)
         await post(client, "nonsense")
         await post(client, "52:54:00:12:34:16", remote="192.0.2.9")
@@ -318,7 +319,7 @@ def test_ipxe_without_params_registers_with_get(tmp_path: Path, allowed: bool) -
         FakeNeighbours(),
     )
 
-    async def scenario(client: TestClient) -> tuple[int, str]:
+    async def scenario(client: ServeClient) -> tuple[int, str]:
         response = await client.get(
             f"/register?mac={MAC}", headers={REMOTE_HEADER: REMOTE, NEIGHBOUR_HEADER: MAC}
         )

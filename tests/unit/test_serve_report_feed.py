@@ -16,13 +16,14 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from test_rollout_controller import NEW, Site
-from test_serve_nodes import NODE010, post, report, site
 
 from reconciler.watch.pulledreports import PulledReports, ReportsUnavailable
+from tests.unit.serve_site import ServeClient
+from tests.unit.test_rollout_controller import NEW, Site
+from tests.unit.test_serve_nodes import NODE010, post, report, site
 
 
-def get(client: TestClient, token: str | None) -> Any:
+def get(client: ServeClient, token: str | None) -> Any:
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     return client.get("/reports", headers=headers)
 
@@ -30,7 +31,7 @@ def get(client: TestClient, token: str | None) -> Any:
 def test_reports_are_offered_only_when_a_token_file_is_set(tmp_path: Path) -> None:
     _, _, _, app = site(tmp_path)
 
-    async def scenario(client: TestClient) -> tuple[int, str]:
+    async def scenario(client: ServeClient) -> tuple[int, str]:
         answer = await get(client, "anything")
         return answer.status, await answer.text()
 
@@ -43,7 +44,7 @@ def test_the_token_guards_the_reports_of_the_accepted_hosts(tmp_path: Path) -> N
     _, _, neighbours, app = site(tmp_path, reports_token_file=token)
     neighbours.entries[NODE010[0]] = NODE010[1]
 
-    async def scenario(client: TestClient) -> dict[str, tuple[int, Any]]:
+    async def scenario(client: ServeClient) -> dict[str, tuple[int, Any]]:
         answers = {"no file": await get(client, "t0ken")}
         token.write_text("t0ken\n")  # the Secret arrives: no restart needed
         answers["no token"] = await get(client, None)
@@ -67,7 +68,7 @@ def test_the_pull_gives_the_reports_or_says_serve_is_unavailable(tmp_path: Path)
     _, _, neighbours, app = site(tmp_path, reports_token_file=token)
     neighbours.entries[NODE010[0]] = NODE010[1]
 
-    async def scenario(client: TestClient) -> None:
+    async def scenario(client: ServeClient) -> None:
         assert (await post(client, NODE010[0], report())).status == 200
         url = str(client.make_url("/"))
         mine = tmp_path / "operator-token"  # the operator's copy of the Secret

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from serve_site import NEIGHBOUR_HEADER, REMOTE_HEADER, FakeNeighbours, serve_app
-from watch_fixture import WatchSite, git, ready, wait_status
 
 from reconciler.config import ConfigError
+from reconciler.sandbox.site import git
 from reconciler.server.settings import ServeSettings
 from reconciler.watch.loop import WatchLoop
 from reconciler.watch.status import Status
+from tests.unit.serve_site import NEIGHBOUR_HEADER, REMOTE_HEADER, FakeNeighbours, serve_app
+from tests.unit.watch_fixture import WatchSite, ready, wait_status
 
 Start = Callable[[WatchLoop], WatchLoop]
 MAC = "52:54:00:12:34:21"

@@ -6,12 +6,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from inventory_factory import group, write_inventory
 
 from reconciler.inventory.load import load_inventory
 from reconciler.inventory.sources import FolderSource, GitSource, SourceError
 from reconciler.model.problems import InventoryError
 from reconciler.sandbox.site import git
+from tests.unit.inventory_factory import group, write_inventory
 
 
 @pytest.fixture

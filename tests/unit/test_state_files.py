@@ -9,12 +9,12 @@ from collections.abc import Callable
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from typer.testing import CliRunner
-from watch_fixture import WatchSite, ready, wait_status
 
 from reconciler.cli import app as cli
 from reconciler.server.app import build_app
 from reconciler.server.settings import ServeSettings
 from reconciler.watch.loop import WatchLoop
+from tests.unit.watch_fixture import WatchSite, ready, wait_status
 
 Start = Callable[[WatchLoop], WatchLoop]
 runner = CliRunner()

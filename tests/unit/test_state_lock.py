@@ -13,15 +13,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
-from serve_site import REMOTE_HEADER, FakeNeighbours, make_config, make_repo, serve_app, with_client
 from typer.testing import CliRunner
-from watch_fixture import WatchSite, ready, wait_status
 
 from reconciler.cli import app as cli
 from reconciler.server.settings import ServeSettings
 from reconciler.statelock import StateLock, StateLocked
 from reconciler.watch.loop import WatchLoop
+from tests.unit.serve_site import (
+    REMOTE_HEADER,
+    FakeNeighbours,
+    ServeClient,
+    make_config,
+    make_repo,
+    serve_app,
+    with_client,
+)
+from tests.unit.watch_fixture import WatchSite, ready, wait_status
 
 Start = Callable[[WatchLoop], WatchLoop]
 runner = CliRunner()
@@ -84,7 +91,7 @@ def test_a_registration_waits_then_answers_503_naming_the_holder(
     app = serve_app(config, ServeSettings(audit_log=tmp_path / "a.jsonl"), FakeNeighbours())
     lock = held(tmp_path / "state")
 
-    async def scenario(client: TestClient) -> tuple[int, Any]:
+    async def scenario(client: ServeClient) -> tuple[int, Any]:
         response = await client.post(
             "/register", data={"mac": "52:54:00:12:34:15"}, headers={REMOTE_HEADER: "10.23.45.201"}
         )

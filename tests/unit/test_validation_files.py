@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from inventory_factory import (
+
+from reconciler.model.problems import InventoryError
+from tests.unit.inventory_factory import (
     BASE_GROUP,
     SHA,
     assert_problem,
@@ -17,8 +19,6 @@ from inventory_factory import (
     problems,
     write_inventory,
 )
-
-from reconciler.model.problems import InventoryError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "inventory-example"
 GROUP = "groups/compute.yaml"

@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from inventory_factory import (
+
+from reconciler.model.types import normalize_mac
+from tests.unit.inventory_factory import (
     assert_problem,
     group,
     host,
@@ -15,8 +17,6 @@ from inventory_factory import (
     position,
     write_inventory,
 )
-
-from reconciler.model.types import normalize_mac
 
 GROUP = "groups/compute.yaml"
 

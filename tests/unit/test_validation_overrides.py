@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from inventory_factory import (
+
+from reconciler.compile import compile_inventory
+from tests.unit.inventory_factory import (
     assert_problem,
     group,
     host,
@@ -14,8 +16,6 @@ from inventory_factory import (
     position,
     write_inventory,
 )
-
-from reconciler.compile import compile_inventory
 
 GROUP = "groups/compute.yaml"
 MAC_A, MAC_B = "52:54:00:00:00:0a", "52:54:00:00:00:0b"

@@ -7,10 +7,9 @@ import random
 from pathlib import Path
 from typing import Any
 
-from inventory_factory import group, host, load, write_inventory
-
 from reconciler.model.inventory import Group, Site
 from reconciler.model.rules import address_of, check_site
+from tests.unit.inventory_factory import group, host, load, write_inventory
 
 
 def brute_force_first_invalid(groups: list[Group], site: Site, target: Group) -> int | None:

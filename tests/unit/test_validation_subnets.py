@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from inventory_factory import (
+
+from tests.unit.inventory_factory import (
     assert_problem,
     group,
     host,

@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from watch_fixture import WatchSite, git, ready, wait_status
 
+from reconciler.sandbox.site import git
 from reconciler.watch.loop import WatchLoop
+from tests.unit.watch_fixture import WatchSite, ready, wait_status
 
 Start = Callable[[WatchLoop], WatchLoop]
 

@@ -8,9 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from watch_fixture import WatchSite, ready
-
 from reconciler.watch.status import StatusStore
+from tests.unit.watch_fixture import WatchSite, ready
 
 IDLE_SECONDS = 10.0
 CPU_BOUND = 0.05  # share of one core, generous: idle is well under 1% when it sleeps

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 from typer.testing import CliRunner
-from watch_fixture import WatchSite, ready, wait_status
 
 from reconciler.cli import app as cli
 from reconciler.watch.loop import WatchLoop
 from reconciler.watch.status import Status
+from tests.unit.watch_fixture import WatchSite, ready, wait_status
 
 Start = Callable[[WatchLoop], WatchLoop]
 runner = CliRunner()

@@ -8,11 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from watch_fixture import WatchSite, git, ready, wait_status
 
+from reconciler.sandbox.site import git
 from reconciler.watch.loop import WatchLoop
 from reconciler.watch.service import build_loop
 from reconciler.watch.settings import WatchSettings
+from reconciler.watch.status import Status
+from tests.unit.watch_fixture import WatchSite, ready, wait_status
 
 Start = Callable[[WatchLoop], WatchLoop]
 HOSTS = "dhcpd.hosts.conf"
@@ -224,14 +226,12 @@ def test_a_revision_too_large_for_one_target_reaches_no_target(
     text = group.read_text()
     group.write_text(text[: text.index("hosts:")] + "hosts: []\n")
     big = watch_site.commit("remove every compute host")
-    status = wait_status(
-        loop,
-        lambda s: (
-            s.attempted_revision == big
-            and s.condition("Stalled") is not None
-            and s.condition("Stalled").status
-        ),  # type: ignore[union-attr]
-    )
+
+    def stalled_on_big(s: Status) -> bool:
+        stalled = s.condition("Stalled")
+        return s.attempted_revision == big and stalled is not None and bool(stalled.status)
+
+    status = wait_status(loop, stalled_on_big)
     stalled = status.condition("Stalled")
     assert stalled is not None and stalled.reason == "PlanRefused"
     assert "node010" in watch_site.out(HOSTS)  # the small target kept the old revision too

@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 import socket
 
-from watch_fixture import WatchSite
-
 from reconciler.watch.loop import WatchLoop
+from tests.unit.watch_fixture import WatchSite
 
 COMPUTE = ["node010", "node011", "node012", "node013"]  # node014 is a canary
 POLICY = 'rollout: {waves: [1, "100%"], max_unavailable: "100%", on_failure: pause}\n'

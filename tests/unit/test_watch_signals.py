@@ -10,10 +10,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from watch_fixture import WatchSite, ready
-
 from reconciler.targets.base import ApplyResult, Change
 from reconciler.watch.status import StatusStore
+from tests.unit.watch_fixture import WatchSite, ready
 
 
 def test_stop_during_apply_finishes_that_target_only(watch_site: WatchSite) -> None:

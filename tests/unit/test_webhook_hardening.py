@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from serve_site import FakeNeighbours, make_config, make_repo, serve_app
 from typer.testing import CliRunner
 
 from reconciler.cli import app as cli
@@ -30,6 +29,7 @@ from reconciler.watch.metrics import WatchMetrics
 from reconciler.watch.status import StatusStore
 from reconciler.watch.wakeup import wakeup_path
 from reconciler.watch.webhooks import MAX_BODY
+from tests.unit.serve_site import FakeNeighbours, make_config, make_repo, serve_app
 
 SECRET = b"hook-secret-for-tests"
 

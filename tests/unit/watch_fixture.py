@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from site_fixture import EXAMPLE, FILE_TARGETS
 
 from reconciler.config import RuntimeConfig, load_config
 from reconciler.sandbox.site import git
@@ -18,6 +17,7 @@ from reconciler.watch.loop import WatchLoop
 from reconciler.watch.service import build_loop
 from reconciler.watch.settings import WatchSettings
 from reconciler.watch.status import Status
+from tests.unit.site_fixture import EXAMPLE, FILE_TARGETS
 
 FAST = {"debounce": 0.02, "drift_interval": 3600, "local_poll_interval": 30}
 
