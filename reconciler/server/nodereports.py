@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import secrets
 import time
 from collections import Counter
 from collections.abc import Collection
@@ -130,11 +131,22 @@ def normalize_report(host: str, data: Any) -> dict[str, Any]:
 
 
 class ReportStore:
-    """``reports/<host>.json`` under the state dir, with the last reports kept in memory."""
+    """``reports/<host>.json`` under the state dir, with the last reports kept in memory.
+
+    ``version`` names the reports held: it changes whenever one is saved or dropped,
+    and differs between two stores (a restarted serve), so equal versions mean the
+    same reports (``GET /reports`` answers 304 Not Modified on that).
+    """
 
     def __init__(self, state_dir: Path) -> None:
         self.folder = state_dir / "reports"
         self._reports: dict[str, dict[str, Any]] | None = None
+        self._instance = secrets.token_hex(8)
+        self._changes = 0
+
+    @property
+    def version(self) -> str:
+        return f"{self._instance}.{self._changes}"
 
     def save(self, report: dict[str, Any]) -> None:
         host = report["host"]
@@ -143,6 +155,7 @@ class ReportStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write(self.folder / f"{host}.json", json.dumps(report, sort_keys=True) + "\n")
         self.all()[host] = report
+        self._changes += 1
 
     def all(self) -> dict[str, dict[str, Any]]:
         if self._reports is None:
@@ -165,6 +178,7 @@ class ReportStore:
                         "node report not removed", extra={"host": host, "error": str(error)}
                     )
         if gone:
+            self._changes += 1
             log.info("node reports of removed hosts dropped", extra={"hosts": gone})
         return gone
 

@@ -3,11 +3,12 @@
 In a cluster the agents report to serve, in serve's pod; the operator's rollout
 controller runs in another pod and pulls them (``GET <reports_url>/reports``,
 ``reconciler.server.reportfeed``) once per rollout pass that has nodes moving.
-A pull is bounded by ``reports_timeout``. When serve cannot be reached the pass
-decides nothing: the assignments in force stay, no wave opens and no node
-counts as failed, and the loop's status says why. Once serve answers again, the
-wave timeout counts from that moment (``judged_from``): the agents could not
-report while serve was away.
+A pull is bounded by ``reports_timeout``. It sends the ETag of the last answer
+(``If-None-Match``): on ``304 Not Modified`` the reports are that answer's.
+When serve cannot be reached the pass decides nothing: the assignments in
+force stay, no wave opens and no node counts as failed, and the loop's status
+says why. Once serve answers again, the wave timeout counts from that moment
+(``judged_from``): the agents could not report while serve was away.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class PulledReports:
         self.judged_from = 0.0  # when serve answered again after it could not be reached
         self._failing = False
         self._pulled: dict[str, dict[str, Any]] | None = None
+        self._last: tuple[str, dict[str, dict[str, Any]]] | None = None  # ETag, reports
 
     def begin_pass(self) -> None:
         self._pulled = None
@@ -63,11 +65,16 @@ class PulledReports:
             except OSError as error:
                 raise self._unavailable(f"token file unreadable ({error})") from None
             headers["Authorization"] = f"Bearer {token}"
+        if self._last is not None:
+            headers["If-None-Match"] = self._last[0]
         request = urllib.request.Request(self.url, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 body = json.loads(response.read())
+                etag = response.headers.get("ETag")
         except urllib.error.HTTPError as error:
+            if error.code == 304 and self._last is not None:
+                return self._last[1]  # unchanged since the last pull
             detail = error.read(500).decode(errors="replace").strip()
             raise self._unavailable(f"HTTP {error.code} {detail}") from None
         except (OSError, ValueError) as error:  # refused, timed out, not JSON
@@ -75,7 +82,9 @@ class PulledReports:
         reports = body.get("reports") if isinstance(body, dict) else None
         if not isinstance(reports, dict):
             raise self._unavailable("the answer holds no 'reports' object")
-        return {str(h): r for h, r in reports.items() if isinstance(r, dict)}
+        pulled = {str(h): r for h, r in reports.items() if isinstance(r, dict)}
+        self._last = (etag, pulled) if etag else None
+        return pulled
 
     def _unavailable(self, why: str) -> ReportsUnavailable:
         return ReportsUnavailable(
