@@ -163,12 +163,18 @@ async def drive(base: str, nodes: int, pid: int, repo: Path, state: Path) -> Non
 
 @contextmanager
 def loopback_serve(
-    work: Path, nodes: int, *, refresh: float = 0.5, prepare: Callable[[Path], None] | None = None
+    work: Path,
+    nodes: int,
+    *,
+    refresh: float = 0.5,
+    prepare: Callable[[Path], None] | None = None,
+    serve_settings: str = "",
 ) -> Iterator[tuple[str, subprocess.Popen[bytes], Path, Path]]:
     """A generated site of ``nodes`` hosts in git, accepted, served on a loopback port.
 
     Yields the base URL, the serve process, the repository and the state dir;
-    ``prepare(state)`` runs before serve starts. Shared with bench/rollout_polls.py.
+    ``prepare(state)`` runs before serve starts; ``serve_settings``: more lines of
+    its [serve] table. Shared with bench/rollout_polls.py and bench_reports_feed.py.
     """
     repo = generate(work / "inventory", nodes)
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, timeout=60)
@@ -186,7 +192,7 @@ def loopback_serve(
         f'[serve]\nlisten = "127.0.0.1"\nport = {port}\nrefresh_seconds = {refresh}\n'
         # every poll holds a connection, and here they all come from one address
         f"max_connections = {nodes + 100}\n"
-        f"max_connections_per_address = {nodes + 100}\n"
+        f"max_connections_per_address = {nodes + 100}\n{serve_settings}"
     )
     with (work / "serve.log").open("wb") as log:
         serve = subprocess.Popen(
