@@ -13,13 +13,15 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import ClientResponse, web
 from aiohttp.typedefs import Handler
 
 from reconciler.config import RuntimeConfig
+from reconciler.server.settings import ServeSettings
 from reconciler.watch.pulledreports import PulledReports
-from tests.unit.serve_site import ServeClient, with_client
+from tests.unit.serve_site import FakeNeighbours, ServeClient, serve_app, with_client
 from tests.unit.test_serve_nodes import NODE010, new_revision, post, report, site
 
 TOKEN = "t0ken"
@@ -78,6 +80,31 @@ def test_unchanged_reports_304_a_new_report_or_revision_200_with_a_new_etag(
         assert (await get(client, etag=moved.headers["ETag"])).status == 304
 
     with_client(app, scenario)
+
+
+def test_a_restarted_serve_answers_an_earlier_etag_with_the_reports(tmp_path: Path) -> None:
+    """Each serve counts its own changes: after a restart and as many new reports,
+    an ETag of the serve before must not match."""
+    _, config, token, app = reporting_site(tmp_path)
+
+    async def before(client: ServeClient) -> str:
+        assert (await post(client, NODE010[0], report())).status == 200
+        return (await get(client)).headers["ETag"]
+
+    etag = with_client(app, before)
+    settings = ServeSettings(audit_log=tmp_path / "a.jsonl", reports_token_file=token)
+    neighbours = FakeNeighbours()
+    neighbours.entries[NODE010[0]] = NODE010[1]
+    restarted = serve_app(config, settings, neighbours)
+
+    async def after(client: ServeClient) -> tuple[int, str, dict[str, Any]]:
+        assert (await post(client, NODE010[0], report("2024.11"))).status == 200
+        answer = await get(client, etag=etag)
+        return answer.status, answer.headers["ETag"], await answer.json()
+
+    status, new_etag, body = with_client(restarted, after)
+    assert status == 200 and new_etag != etag
+    assert body["reports"]["node010"]["version"] == "2024.11"
 
 
 def test_the_pull_sends_its_etag_and_keeps_its_copy_on_304(tmp_path: Path) -> None:
