@@ -27,6 +27,7 @@ from reconciler.cli_errors import (
     user_errors,
 )
 from reconciler.lazycli import DeferredGroup, command, defer
+from reconciler.light_start import skip_pydantic_plugins
 from reconciler.logs import setup_logging
 
 if TYPE_CHECKING:
@@ -354,6 +355,8 @@ def main() -> None:
     command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
     if command is None or command in ONE_SHOT_COMMANDS:
         gc.disable()
+    if command == "validate":
+        skip_pydantic_plugins()
     app()
 
 

@@ -8,6 +8,7 @@ listed with a one-line help and loaded only when run.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -45,13 +46,17 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stder
 """
 
 
-def _run(*args: str) -> tuple[int, set[str], str]:
+_WITHOUT_PLUGIN_SETTING = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, set[str], str]:
     done = subprocess.run(
         [sys.executable, "-c", PROBE, json.dumps(list(args))],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+        env={**_WITHOUT_PLUGIN_SETTING, **(env or {})},
     )
     report = json.loads(done.stderr.strip().splitlines()[-1])
     modules = set(report["modules"])
@@ -79,6 +84,48 @@ def test_validate_imports_only_what_loading_an_inventory_needs() -> None:
     # nor kept for a next load: no load cache, no group file cut into host entries
     unused |= {"reconciler.inventory.load_cache", "reconciler.inventory.host_entries"}
     assert unused & modules == set()
+    # pydantic looks for no plugins: importlib.metadata and what it imports stay unloaded
+    assert {"email", "zipfile", "csv", "importlib.metadata._meta"} & modules == set()
+
+
+def test_validate_looks_for_pydantic_plugins_when_the_user_set_the_variable() -> None:
+    """PYDANTIC_DISABLE_PLUGINS set by the user wins; empty: every plugin is loaded, so
+    pydantic reads the installed distributions' entry points (importlib.metadata)."""
+    code, modules, out = _run("validate", str(EXAMPLE), env={"PYDANTIC_DISABLE_PLUGINS": ""})
+    assert code == 0, out
+    assert "importlib.metadata._meta" in modules
+
+
+STAND_IN = """
+import importlib, sys
+from reconciler.light_start import skip_pydantic_plugins
+skip_pydantic_plugins()
+import importlib.metadata as stand_in
+from pydantic import BaseModel
+
+class Model(BaseModel):  # pydantic imports importlib.metadata here, without reading it
+    a: int
+
+loaded_by_pydantic = "importlib.metadata._meta" in sys.modules
+from importlib.metadata import version
+print(loaded_by_pydantic, version("pydantic"), stand_in.version("typer"),
+      type(sys.modules["importlib.metadata"]).__name__, importlib.metadata.version("pyyaml"))
+"""
+
+
+def test_the_stand_in_for_importlib_metadata_gives_the_real_module_on_first_use() -> None:
+    from importlib.metadata import version
+
+    done = subprocess.run(
+        [sys.executable, "-c", STAND_IN],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env=_WITHOUT_PLUGIN_SETTING,
+    )
+    expected = f"False {version('pydantic')} {version('typer')} module {version('pyyaml')}"
+    assert done.stdout.split() == expected.split()
 
 
 def test_errors_of_modules_a_command_loaded_are_still_user_errors(tmp_path: Path) -> None:
