@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import jinja2
 
+    from reconciler.boot_format import TemplatePart
+
 BUILTIN = Path(__file__).parent / "templates" / "boot"
 FILE_KINDS = ("ipxe", "pxelinux")
 
@@ -38,6 +40,8 @@ class BootTemplates:
         )
         # Each template with its globals as a plain dict (see render_file).
         self._compiled: dict[str, tuple[jinja2.Template, dict[str, Any]]] = {}
+        self._plain: dict[str, tuple[TemplatePart, ...] | None] = {}
+        self.formats = True  # False: every host's files by jinja2 (tests compare the two)
 
     @cached_property
     def environment(self) -> jinja2.Environment:
@@ -50,6 +54,31 @@ class BootTemplates:
             keep_trailing_newline=True,
             autoescape=False,
         )
+
+    def plain_parts(self, profile: str, kind: str) -> tuple[TemplatePart, ...] | None:
+        """A profile's template as literal text and ``{{ name }}`` / ``{{ name.attribute }}``
+        lookups, in order; None when it does anything else (filters, tags, tests...).
+
+        Such a template renders to its text with ``str()`` of each looked-up value
+        in place (jinja2's own output without autoescape or finalize), so compile can
+        fill it in per host with one ``str.format`` (see ``reconciler.boot_format``).
+        """
+        name = f"{profile}/{kind}.j2"
+        if name in self._plain:
+            return self._plain[name]
+        parts = None
+        if self.formats:
+            from reconciler.boot_format import plain_parts
+
+            try:
+                source, filename, _ = self.environment.loader.get_source(  # type: ignore[union-attr]
+                    self.environment, name
+                )
+                parts = plain_parts(self.environment.parse(source, name, filename))
+            except Exception:
+                parts = None
+        self._plain[name] = parts
+        return parts
 
     def render(self, profile: str, kind: str, context: dict[str, Any]) -> str:
         return self.render_file(f"{profile}/{kind}.j2", context, profile=profile)

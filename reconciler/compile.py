@@ -11,7 +11,6 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from operator import attrgetter
-from types import SimpleNamespace
 
 from reconciler.boot_templates import BootTemplates
 from reconciler.compile_cache import (
@@ -19,9 +18,10 @@ from reconciler.compile_cache import (
     CompiledGroup,
     CompiledHost,
     GroupOutput,
-    HostOutput,
 )
-from reconciler.model.inventory import Group, Host, ImageVersion, Inventory
+from reconciler.compile_host import GroupRenderer
+from reconciler.compile_host import dhcp_host as dhcp_host
+from reconciler.model.inventory import Group, Host, Inventory
 from reconciler.names import ipxe_path as ipxe_path
 from reconciler.names import pxelinux_path as pxelinux_path
 from reconciler.names import reverse_name as reverse_name
@@ -52,40 +52,6 @@ DISCOVERY_IPXE = "ipxe/discovery.ipxe"  # where hosts without an image chain to
 PXELINUX_DEFAULT = "pxelinux.cfg/default"
 
 
-def dhcp_host(
-    group: Group, host: Host, *, hostname: str, address: ipaddress.IPv4Address
-) -> DhcpHost:
-    """A host's DHCP entry. Its boot file: its ``filename`` (its own, else its group's)
-    for every client if it has one, else (group ``dhcp_filename: per-host``) its iPXE
-    script for iPXE clients, else nothing, so the subnet's file holds."""
-    filename = group.filename_for(host)
-    next_server = group.next_server_for(host)
-    per_host = group.dhcp_filename == "per-host" and filename is None
-    return DhcpHost(
-        hostname=hostname,
-        mac=host.mac,
-        ip=str(address),
-        group=group.name,
-        boot_filename=ipxe_path(host.mac) if per_host else "",
-        filename=filename or "",
-        next_server=str(next_server) if next_server is not None else "",
-    )
-
-
-def _image_context(name: str, version: str, image: ImageVersion) -> dict[str, str]:
-    return {
-        "name": name,
-        "version": version,
-        "kernel_url": image.kernel.url,
-        "kernel_sha256": image.kernel.sha256,
-        "initrd_url": image.initrd.url,
-        "initrd_sha256": image.initrd.sha256,
-        "rootfs_url": image.rootfs.url,
-        "rootfs_sha256": image.rootfs.sha256,
-        "cmdline": image.cmdline,
-    }
-
-
 class _Compiler:
     def __init__(
         self,
@@ -110,8 +76,6 @@ class _Compiler:
         self.node_images: list[NodeImage] = []
         self.hosts_by_mac: dict[str, str] = {}
         self.reverse: list[str] = []
-        # A group's gateway and netmask as text, made once rather than once per host.
-        self.group_text: dict[str, tuple[str, str]] = {}
 
     def run(self) -> DesiredState:
         subnets = self._subnets()
@@ -206,6 +170,13 @@ class _Compiler:
         node_images: list[NodeImage] = []
         boot_files: list[BootFile] = []
         by_mac: dict[str, str] = {}
+        renderer = GroupRenderer(
+            group,
+            domain=self.inventory.site.domain,
+            ttl=self.ttl,
+            http_url=self.options.http_url,
+            templates=self.templates,
+        )
         for host in group.hosts:
             ref = host.image or group.image
             if host.image is None and self.assignments:
@@ -219,7 +190,7 @@ class _Compiler:
             image_key = self._image_key(ref)
             if ref is not None:
                 images[ref] = image_key
-            entry = self._host(group, group_key, host, ref, image_key, previous)
+            entry = self._host(renderer, group_key, host, ref, image_key, previous)
             by_id[id(host)] = by_key[entry.key] = entry
             output = entry.output
             dhcp_hosts.append(output.dhcp_host)
@@ -242,7 +213,7 @@ class _Compiler:
 
     def _host(
         self,
-        group: Group,
+        renderer: GroupRenderer,
         group_key: tuple[object, ...],
         host: Host,
         ref: str | None,
@@ -268,7 +239,7 @@ class _Compiler:
         if found is not None:
             return CompiledHost(host, image_key, key, found.output)
         resolved = self.inventory.resolve_image(ref) if ref is not None else None
-        return CompiledHost(host, image_key, key, self._render_host(group, host, resolved))
+        return CompiledHost(host, image_key, key, renderer.render(host, resolved))
 
     def _has_image(self, ref: str) -> bool:
         known = self.known_refs.get(ref)
@@ -290,82 +261,6 @@ class _Compiler:
                 ref + self.inventory.resolve_image(ref)[2].model_dump_json()
             )
         return key
-
-    def _render_host(
-        self, group: Group, host: Host, resolved: tuple[str, str, ImageVersion] | None
-    ) -> HostOutput:
-        hostname = group.name_of(host)
-        address = group.address_for(host)
-        fqdn = f"{hostname}.{self.domain}"
-        ip = str(address)
-        records = [
-            DnsRecord(self.domain, fqdn, "A", self.ttl, (ip,)),
-            DnsRecord(
-                reverse_zone_of(address, group.subnet),
-                reverse_name(address),
-                "PTR",
-                self.ttl,
-                (fqdn,),
-            ),
-        ]
-        records.extend(
-            DnsRecord(self.domain, f"{alias}.{self.domain}", "CNAME", self.ttl, (fqdn,))
-            for alias in host.aliases
-        )
-        image_context: dict[str, str] | None = None
-        node_image: NodeImage | None = None
-        profile = group.boot
-        if resolved is None:
-            profile = "discovery" if profile == "default" else profile
-        else:
-            name, version, image = resolved
-            image_context = _image_context(name, version, image)
-            node_image = NodeImage(
-                host=hostname,
-                mac=host.mac,
-                image=name,
-                version=version,
-                kernel_url=image.kernel.url,
-                kernel_sha256=image.kernel.sha256,
-                initrd_url=image.initrd.url,
-                initrd_sha256=image.initrd.sha256,
-                rootfs_url=image.rootfs.url,
-                rootfs_sha256=image.rootfs.sha256,
-                cmdline=image.cmdline,
-                swap=group.rollout.method,
-            )
-        group_text = self.group_text.get(group.name)
-        if group_text is None:
-            group_text = self.group_text[group.name] = (
-                str(group.gateway),
-                str(group.subnet.netmask),
-            )
-        context = {
-            # Namespaces rather than dicts: jinja2 finds attributes on the first try.
-            "host": SimpleNamespace(
-                hostname=hostname,
-                fqdn=fqdn.rstrip("."),
-                mac=host.mac,
-                ip=ip,
-                group=group.name,
-                index=host.index,
-                gateway=group_text[0],
-                netmask=group_text[1],
-            ),
-            "image": SimpleNamespace(**image_context) if image_context else None,
-            "http_url": self.options.http_url,
-            "domain": self.inventory.site.domain,
-        }
-        boot_files = (
-            BootFile(pxelinux_path(host.mac), self.templates.render(profile, "pxelinux", context)),
-            BootFile(ipxe_path(host.mac), self.templates.render(profile, "ipxe", context)),
-        )
-        return HostOutput(
-            dhcp_host=dhcp_host(group, host, hostname=hostname, address=address),
-            records=tuple(records),
-            node_image=node_image,
-            boot_files=boot_files,
-        )
 
 
 def compile_inventory(

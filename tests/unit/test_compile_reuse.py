@@ -156,10 +156,15 @@ class RandomSite:
 
 
 def fresh_compile(site: Site, folder: Path) -> DesiredState:
+    """A fresh process's compile; also checked against every boot file rendered by jinja2
+    (the group's ``str.format`` patterns of ``reconciler.boot_format`` off)."""
     engine = site.engine()
-    return compile_inventory(
-        engine.load(FolderSource(folder)), templates=engine.templates, options=engine.options
-    )
+    inventory = engine.load(FolderSource(folder))
+    state = compile_inventory(inventory, templates=engine.templates, options=engine.options)
+    engine.templates.formats = False
+    rendered = compile_inventory(inventory, templates=engine.templates, options=engine.options)
+    assert rendered.boot_files == state.boot_files
+    return state
 
 
 def full_diff(target: Target, before: DesiredState, after: DesiredState) -> tuple[Any, ...]:
@@ -293,9 +298,11 @@ def test_a_refused_compile_leaves_the_cache_usable(site: Site, tmp_path: Path) -
         return render(profile, kind, context)
 
     engine.templates.render = failing  # type: ignore[method-assign]
+    engine.templates.formats = False  # every file through render, which fails
     with pytest.raises(RuntimeError):
         engine.compile(loaded)
     engine.templates.render = render  # type: ignore[method-assign]
+    engine.templates.formats = True
     inventory.groups[1]["boot"] = "default"
     inventory.groups[0]["hosts"].pop()
     inventory.write()
