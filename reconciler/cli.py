@@ -139,7 +139,7 @@ def _load_engine(config_path: Path, rev: str | None) -> tuple[Engine, InventoryS
         if config.source.repo is None:
             raise ConfigError("--rev needs a git source: set [source] repo in the config")
         config = config.model_copy(update={"source": config.source.model_copy(update={"rev": rev})})
-    return Engine(config), source_from_config(config)
+    return Engine(config, keep_caches=False), source_from_config(config)  # one pass
 
 
 def _progress() -> Callable[[str], None]:

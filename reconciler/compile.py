@@ -21,7 +21,7 @@ from reconciler.compile_cache import (
 )
 from reconciler.compile_host import GroupRenderer
 from reconciler.compile_host import dhcp_host as dhcp_host
-from reconciler.model.inventory import Group, Host, Inventory
+from reconciler.model.inventory import Group, Host, ImageVersion, Inventory
 from reconciler.names import ipxe_path as ipxe_path
 from reconciler.names import pxelinux_path as pxelinux_path
 from reconciler.names import reverse_name as reverse_name
@@ -65,6 +65,7 @@ class _Compiler:
         self.assignments = assignments
         self.image_keys: dict[str, str] = {}
         self.known_refs: dict[str, bool] = {}  # image reference -> whether this revision has it
+        self.resolved: dict[str, tuple[str, str, ImageVersion]] = {}
         self.inventory = inventory
         self.templates = templates
         self.options = options
@@ -170,6 +171,7 @@ class _Compiler:
         node_images: list[NodeImage] = []
         boot_files: list[BootFile] = []
         by_mac: dict[str, str] = {}
+        keeps = self.cache.keeps
         renderer = GroupRenderer(
             group,
             domain=self.inventory.site.domain,
@@ -190,9 +192,12 @@ class _Compiler:
             image_key = self._image_key(ref)
             if ref is not None:
                 images[ref] = image_key
-            entry = self._host(renderer, group_key, host, ref, image_key, previous)
-            by_id[id(host)] = by_key[entry.key] = entry
-            output = entry.output
+            if keeps:
+                entry = self._host(renderer, group_key, host, ref, image_key, previous)
+                by_id[id(host)] = by_key[entry.key] = entry
+                output = entry.output
+            else:  # nothing to reuse, nothing kept: no per-host keys
+                output = renderer.render(host, self._resolved(ref))
             dhcp_hosts.append(output.dhcp_host)
             records.extend(output.records)
             if output.node_image is not None:
@@ -238,8 +243,15 @@ class _Compiler:
         found = previous.by_key.get(key) if previous is not None else None
         if found is not None:
             return CompiledHost(host, image_key, key, found.output)
-        resolved = self.inventory.resolve_image(ref) if ref is not None else None
-        return CompiledHost(host, image_key, key, renderer.render(host, resolved))
+        return CompiledHost(host, image_key, key, renderer.render(host, self._resolved(ref)))
+
+    def _resolved(self, ref: str | None) -> tuple[str, str, ImageVersion] | None:
+        if ref is None:
+            return None
+        resolved = self.resolved.get(ref)
+        if resolved is None:
+            resolved = self.resolved[ref] = self.inventory.resolve_image(ref)
+        return resolved
 
     def _has_image(self, ref: str) -> bool:
         known = self.known_refs.get(ref)

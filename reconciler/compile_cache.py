@@ -73,9 +73,14 @@ class CompiledGroup:
 
 
 class CompileCache:
-    """The groups of the latest compile, found again by name."""
+    """The groups of the latest compile, found again by name.
 
-    def __init__(self) -> None:
+    ``keep=False`` (a one-off command: plan, apply) keeps nothing, and compile then
+    skips the per-host keys that only a next compile would look at.
+    """
+
+    def __init__(self, *, keep: bool = True) -> None:
+        self.keeps = keep
         self._previous: dict[str, CompiledGroup] = {}
         self._current: dict[str, CompiledGroup] = {}
         self._assignments: dict[str, str] = {}  # those ``_previous`` was compiled with
@@ -123,7 +128,8 @@ class CompileCache:
         return entry if entry is not None and entry.group_key == group_key else None
 
     def keep(self, name: str, entry: CompiledGroup) -> None:
-        self._current[name] = entry
+        if self.keeps:
+            self._current[name] = entry
 
     def finish(self) -> None:
         """The compile is whole: its groups are what the next one compares against."""

@@ -156,11 +156,15 @@ class RandomSite:
 
 
 def fresh_compile(site: Site, folder: Path) -> DesiredState:
-    """A fresh process's compile; also checked against every boot file rendered by jinja2
-    (the group's ``str.format`` patterns of ``reconciler.boot_format`` off)."""
+    """A fresh process's compile; also checked against a one-off command's (no cache kept,
+    no per-host keys) and every boot file rendered by jinja2 (the group's ``str.format``
+    patterns of ``reconciler.boot_format`` off)."""
     engine = site.engine()
     inventory = engine.load(FolderSource(folder))
     state = compile_inventory(inventory, templates=engine.templates, options=engine.options)
+    one_off = Engine(engine.config, keep_caches=False)
+    assert one_off.compile(one_off.load(FolderSource(folder))) == state
+    assert one_off.compile_cache.keeps is False and one_off.load_cache is None
     engine.templates.formats = False
     rendered = compile_inventory(inventory, templates=engine.templates, options=engine.options)
     assert rendered.boot_files == state.boot_files
