@@ -40,10 +40,34 @@ def _already_in(mapping: dict[Any, Any], key: Any, key_node: yaml.Node) -> bool:
         ) from None
 
 
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_NULL = "tag:yaml.org,2002:null"
+
+
 class _Loader(yaml.CSafeLoader):
     """Safe loader with YAML 1.2 core-schema scalars and duplicate-key detection."""
 
     yaml_implicit_resolvers = {}  # noqa: RUF012 - fresh resolvers, not the YAML 1.1 ones
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._plain_tags: dict[str, str] = {}
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: tuple[bool, bool]) -> str:
+        """PyYAML's ``resolve`` with each plain scalar's answer kept: at 100,000 hosts the
+        same keys come 300,000 times. A plain scalar's tag depends only on its text
+        (there are no path resolvers); a quoted one is a string."""
+        if kind is yaml.ScalarNode:
+            if not implicit[0]:
+                return _STR
+            tag = self._plain_tags.get(value)
+            if tag is None:
+                resolved = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+                tag = self._plain_tags[value] = str(resolved)
+            return tag
+        return _MAP if kind is yaml.MappingNode else _SEQ
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         """Build the dict in one pass; YAML merge keys (``<<``) are not supported."""
@@ -94,12 +118,6 @@ class _Unusual(Exception):
     """A node the fast construction leaves to PyYAML (other tags, a node met twice)."""
 
 
-_STR = "tag:yaml.org,2002:str"
-_MAP = "tag:yaml.org,2002:map"
-_SEQ = "tag:yaml.org,2002:seq"
-_NULL = "tag:yaml.org,2002:null"
-
-
 class _Construct:
     """``construct_document`` for the tags an inventory uses, without PyYAML's per-node
     bookkeeping (a third of loading 100,000 hosts): the same values and the same
@@ -113,11 +131,9 @@ class _Construct:
         self.seen: set[int] = set()
 
     def value(self, node: yaml.Node) -> Any:
-        if id(node) in self.seen:
-            raise _Unusual
-        self.seen.add(id(node))
         tag = node.tag
         if isinstance(node, yaml.ScalarNode):
+            # A scalar met twice (an alias) gives an equal immutable value: no check.
             if tag == _STR:
                 return node.value
             if tag == _NULL:
@@ -128,21 +144,35 @@ class _Construct:
                 return self.loader.construct_yaml_bool(node)
             if tag == "tag:yaml.org,2002:float":
                 return self.loader.construct_yaml_float(node)
-        elif isinstance(node, yaml.SequenceNode) and tag == _SEQ:
+            raise _Unusual
+        if id(node) in self.seen:
+            raise _Unusual
+        self.seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode) and tag == _SEQ:
             return [self.value(item) for item in node.value]
-        elif isinstance(node, yaml.MappingNode) and tag == _MAP:
+        if isinstance(node, yaml.MappingNode) and tag == _MAP:
             return self._mapping(node)
         raise _Unusual
 
     def _mapping(self, node: yaml.MappingNode) -> dict[Any, Any]:
         """As ``_Loader.construct_mapping``, with its checks and messages."""
         mapping: dict[Any, Any] = {}
+        value, scalar = self.value, yaml.ScalarNode
         for key_node, value_node in node.value:
-            key = self.value(key_node)
+            # Strings, most keys and values, without a call.
+            key = (
+                key_node.value
+                if key_node.tag == _STR and type(key_node) is scalar
+                else value(key_node)
+            )
             if _already_in(mapping, key, key_node):
                 _Loader.construct_mapping(self.loader, node)  # raises its problem
                 raise _Unusual  # not reached
-            mapping[key] = self.value(value_node)
+            mapping[key] = (
+                value_node.value
+                if value_node.tag == _STR and type(value_node) is scalar
+                else value(value_node)
+            )
         return mapping
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
+import yaml
 
 from reconciler.inventory import yamlfile
 from reconciler.inventory.yamlfile import YamlProblem, locate, parse_yaml
@@ -152,3 +155,53 @@ def _pyyaml_way(text: str) -> object:
 def test_values_are_the_ones_pyyaml_builds(text: str) -> None:
     fast = parse_yaml(text)
     assert repr(fast) == repr(_pyyaml_way(text))
+
+
+class _ReferenceLoader(yamlfile._Loader):
+    """The loader with PyYAML's own ``resolve`` (no answers kept) and construction."""
+
+    resolve = yaml.resolver.Resolver.resolve
+
+
+def _reference(text: str) -> object:
+    loader = _ReferenceLoader(text)
+    try:
+        return loader.construct_document(loader.get_single_node())
+    finally:
+        loader.dispose()
+
+
+_SCALARS = [
+    "5", "-3", "+4", "020", "0x1F", "1.5", "-.5", "1e3", ".inf", ".NaN", "true", "True",
+    "FALSE", "yes", "no", "null", "~", "Null", "52:54:00:00:00:01", "a b", "x", "1_000",
+    "2024.10", '"5"', "'true'", '"null"', "!!str 5", "!!int '7'", "!!float 3", "!!bool true",
+    "!!null ''", "", "[a, 5, true]", "{k: 1, 5: v}",
+]  # fmt: skip
+
+
+def _document(rng: random.Random) -> str:
+    """A random mapping of the scalars above, nested, with the same texts at many places
+    (a kept answer must be the one for that text) and anchors and aliases now and then."""
+    lines, anchors = [], 0
+    for number in range(rng.randint(1, 12)):
+        key = rng.choice(["index", "mac", "5", "true", "null", "0x1F", f"key{number}", "1.5"])
+        key = f"{key}{number}" if rng.random() < 0.5 else key  # no duplicate keys
+        lines.append(f"{key}_{number}: {rng.choice(_SCALARS)}")
+        if rng.random() < 0.3:
+            lines.append(f"list{number}:")
+            lines += [f"  - {rng.choice(_SCALARS)}" for _ in range(rng.randint(1, 4))]
+        if rng.random() < 0.2:
+            anchors += 1
+            lines.append(f"anchored{number}: &a{anchors} {rng.choice(_SCALARS[:20])}")
+            lines.append(f"alias{number}: *a{anchors}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_random_documents_read_as_pyyaml_reads_them(seed: int) -> None:
+    """The kept scalar answers and the call-free strings of the fast construction give
+    PyYAML's values, also for quoted, tagged and aliased scalars."""
+    rng = random.Random(seed)
+    for _ in range(200):
+        text = _document(rng)
+        assert repr(parse_yaml(text)) == repr(_reference(text)), text
