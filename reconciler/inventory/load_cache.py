@@ -249,7 +249,7 @@ def _checked(
             keys = (
                 context.macs.pop(host.mac, None),
                 context.hostnames.pop(group.name_of(host), None),
-                context.addresses.pop(group.address_for(host), None),
+                context.addresses.pop(int(group.address_for(host)), None),
                 *(context.hostnames.pop(alias, None) for alias in host.aliases),
             )
             if None in keys:

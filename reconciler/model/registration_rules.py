@@ -48,8 +48,8 @@ def _registration_problem(context: RuleContext, group: Group, index: int) -> str
     problem = hostname_problem(context, hostname) or address_problem(context, group, address)
     if problem is None and hostname in context.hostnames:
         problem = f"hostname {hostname!r} is already used by {context.hostnames[hostname]}"
-    if problem is None and address is not None and address in context.addresses:
-        problem = f"address {address} is already used by {context.addresses[address]}"
+    if problem is None and address is not None and int(address) in context.addresses:
+        problem = f"address {address} is already used by {context.addresses[int(address)]}"
     return problem
 
 

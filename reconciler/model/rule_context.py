@@ -29,7 +29,7 @@ class RuleContext:
     problems: list[Problem] = field(default_factory=list)
     macs: dict[str, str] = field(default_factory=dict)  # mac -> "file hosts[i]"
     hostnames: dict[str, str] = field(default_factory=dict)
-    addresses: dict[IPv4, str] = field(default_factory=dict)
+    addresses: dict[int, str] = field(default_factory=dict)  # int(address) -> "file hosts[i]"
     ranges: list[tuple[IPv4, IPv4, str, ipaddress.IPv4Network]] = field(default_factory=list)
     # ``ranges`` by subnet, rebuilt when a range was added: looked up once per host, where
     # walking every group's range (and comparing networks) cost seconds at 100,000 hosts.
@@ -49,6 +49,32 @@ class RuleContext:
 
     def report(self, file: str, path: tuple[PathPart, ...], message: str) -> None:
         self.problems.append(Problem(file, path, message))
+
+
+@dataclass(frozen=True, slots=True)
+class UsableAddresses:
+    """A group's host addresses as integers: each host's address is tested with a few
+    integer comparisons instead of ipaddress objects (seconds at 100,000 hosts).
+    ``usable(n)`` is true exactly when ``address_problem`` finds nothing."""
+
+    low: int  # the network address: not usable, nor is anything below
+    high: int  # the broadcast address
+    gateway: int
+    ranges: tuple[tuple[int, int], ...]  # unregistered ranges in the subnet, inclusive
+
+    @classmethod
+    def of(cls, context: RuleContext, group: Group) -> UsableAddresses:
+        net = group.subnet
+        ranges = tuple((int(first), int(last)) for first, last, _ in context.ranges_in(net))
+        return cls(int(net.network_address), int(net.broadcast_address), int(group.gateway), ranges)
+
+    def usable(self, address: int) -> bool:
+        if not self.low < address < self.high or address == self.gateway:
+            return False
+        for first, last in self.ranges:  # noqa: SIM110 - no generator per host
+            if first <= address <= last:
+                return False
+        return True
 
 
 def address_of(group: Group, index: int) -> IPv4 | None:

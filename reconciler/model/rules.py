@@ -17,12 +17,14 @@ from reconciler.model.registration_rules import check_registration
 from reconciler.model.rule_context import (
     IPv4,
     RuleContext,
+    UsableAddresses,
     address_of,
     address_problem,
     fqdn_problem,
     hostname_problem,
 )
 from reconciler.model.subnet_rules import check_subnets
+from reconciler.model.types import LABEL, MAX_FQDN
 
 __all__ = ["address_of", "check_group", "check_site", "site_context"]
 
@@ -135,24 +137,49 @@ def check_group(context: RuleContext, file: str, group: Group) -> None:
             f"(profiles: {known}); add templates/boot/{group.boot}/ or pick one",
         )
     indexes: dict[int, int] = {}
+    usable = UsableAddresses.of(context, group)
+    first = group.first_address if group.first_address is not None else group.subnet.network_address
+    base = int(first)
+    # A name this long or shorter passes fqdn_problem; LABEL allows no more than 63 anyway.
+    longest = MAX_FQDN - 1 - len(context.site.domain) if context.site is not None else MAX_FQDN
+    hostnames, addresses, label = context.hostnames, context.addresses, LABEL.match
     for position, host in enumerate(group.hosts):
         where = f"{file} hosts[{position}]"
         path: tuple[PathPart, ...] = ("hosts", position)
-        if host.index in indexes:
+        duplicate = host.index in indexes
+        if duplicate:
             context.report(
                 file,
                 (*path, "index"),
                 f"index {host.index} is used twice in this "
                 f"group (also hosts[{indexes[host.index]}]); give each host its own index",
             )
-        duplicate = host.index in indexes
-        indexes.setdefault(host.index, position)
+        else:
+            indexes[host.index] = position
         # A clash of a duplicate index's derived name and address is the same
         # problem as the index itself: one report says it. Own values are checked.
+        # Each check first takes the way of a valid, unused value: noting it.
         if host.name is not None or not duplicate:
-            _check_host_name(context, file=file, path=path, group=group, host=host, where=where)
+            name = group.hostname % host.index if host.name is None else None
+            if name is not None and name not in hostnames and len(name) <= longest and label(name):
+                hostnames[name] = where
+            else:
+                _check_host_name(context, file=file, path=path, group=group, host=host, where=where)
         if host.address is not None or not duplicate:
-            _check_host_address(context, file=file, path=path, group=group, host=host, where=where)
+            number = int(host.address) if host.address is not None else base + host.index
+            if number not in addresses and usable.usable(number):
+                addresses[number] = where
+            else:
+                _check_host_address(
+                    context,
+                    file=file,
+                    path=path,
+                    group=group,
+                    host=host,
+                    where=where,
+                    number=number,
+                    usable=usable,
+                )
         if host.mac in context.macs:
             context.report(
                 file,
@@ -218,24 +245,30 @@ def _check_host_address(
     group: Group,
     host: Host,
     where: str,
+    number: int,
+    usable: UsableAddresses,
 ) -> None:
-    """The host's address (its own ``address`` or first_address + index): usable and unique."""
+    """The host's address (its own ``address`` or first_address + index, as ``number``):
+    usable and unique."""
+    problem = None
+    if not usable.usable(number):  # then address_problem says why
+        address = host.address if host.address is not None else address_of(group, host.index)
+        problem = address_problem(context, group, address)
+    if problem is None and number not in context.addresses:
+        context.addresses[number] = where
+        return
     if host.address is not None:
-        address: IPv4 | None = host.address
         field, origin = "address", "its own address"
         fix = "correct the address or move the host to the group of that subnet"
     else:
-        address = address_of(group, host.index)
         field, origin = "index", "first_address + index"
         fix = "change the index or the group's first_address"
-    problem = address_problem(context, group, address)
     if problem is not None:
         context.report(file, (*path, field), f"{problem}; a host's address is {origin}: {fix}")
-    elif address is not None and address in context.addresses:
+    else:
         context.report(
             file,
             (*path, field),
-            f"address {address} ({origin}) is already used by {context.addresses[address]}; {fix}",
+            f"address {IPv4(number)} ({origin}) is already used by {context.addresses[number]}; "
+            f"{fix}",
         )
-    elif address is not None:
-        context.addresses[address] = where
