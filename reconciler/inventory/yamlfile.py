@@ -10,7 +10,7 @@ by composing the document again and walking the path to the offending value.
 from __future__ import annotations
 
 import re
-from typing import Any, cast
+from typing import Any
 
 import yaml
 
@@ -138,8 +138,10 @@ class _Construct:
                 return node.value
             if tag == _NULL:
                 return None
-            if tag == "tag:yaml.org,2002:int":
-                return _construct_int(cast("yaml.SafeLoader", self.loader), node)
+            if tag == "tag:yaml.org,2002:int":  # as _construct_int, without PyYAML's calls
+                text = node.value
+                hexadecimal = text.lower().startswith(("0x", "-0x", "+0x"))
+                return int(text, 16) if hexadecimal else int(text, 10)
             if tag == "tag:yaml.org,2002:bool":
                 return self.loader.construct_yaml_bool(node)
             if tag == "tag:yaml.org,2002:float":
