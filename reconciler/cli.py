@@ -151,7 +151,7 @@ def _progress() -> Callable[[str], None]:
 
 
 def _plan_from_source(
-    engine: Engine, source: InventorySource, *, cached: bool = False
+    engine: Engine, source: InventorySource, *, cached: bool = False, parallel: bool = False
 ) -> tuple[Plan, Callable[[], None]]:
     """Load, compile and plan as the runtime config says: what plan and apply share.
 
@@ -159,7 +159,8 @@ def _plan_from_source(
     now (the state dir's rollout state, as the watch loop keeps it); the second
     value records that decision, for ``apply`` to call once it applied the plan.
     ``cached`` (``plan`` only): reuse the last no-op plan while nothing it depends
-    on changed, and remember a new one (``reconciler/plan_cache.py``).
+    on changed, and remember a new one (``reconciler/plan_cache.py``). ``parallel``:
+    targets are read in worker processes (``Engine.plan``).
     """
     from reconciler.gc_pause import collector_paused
     from reconciler.plan_cache import PlanCache
@@ -182,7 +183,11 @@ def _plan_from_source(
             return reused, lambda: save_pass(store, rollouts)
         state = engine.compile(inventory, assignments=rollouts.assignments)
         the_plan = engine.plan(
-            state, revision=inventory.revision, progress=_progress(), recorder=cache
+            state,
+            revision=inventory.revision,
+            progress=_progress(),
+            recorder=cache,
+            parallel=parallel,
         )
         moved = with_node_moves(the_plan, inventory)
         if cache is not None:
@@ -192,7 +197,7 @@ def _plan_from_source(
 
 def _plan_from_config(config_path: Path, rev: str | None, *, cached: bool) -> tuple[Engine, Plan]:
     engine, source = _load_engine(config_path, rev)
-    return engine, _plan_from_source(engine, source, cached=cached)[0]
+    return engine, _plan_from_source(engine, source, cached=cached, parallel=True)[0]
 
 
 @command()

@@ -7,9 +7,10 @@ targets are still reconciled, and the next pass converges.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from reconciler.boot_templates import BootTemplates
 from reconciler.compile import CompileOptions, compile_inventory
 from reconciler.compile_cache import CompileCache
 from reconciler.config import ConfigError, RuntimeConfig
+from reconciler.forked import Answer, TaskFailed, can_fork, run_forked, worker_count
 from reconciler.inventory.load import load_inventory
 from reconciler.inventory.load_cache import LoadCache
 from reconciler.inventory.sources import FolderSource, GitSource, InventorySource
@@ -32,6 +34,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str], None]
+
+
+# A target's read and diff in a worker process is killed past this (live servers have
+# their own, shorter timeouts; this only bounds a worker that would wait forever).
+READ_TIMEOUT = 3600.0
+
+
+def _read_weight(target: Target, state: DesiredState) -> int:
+    """Roughly how long a target's read and diff take, to start the longest first: a
+    file tree (an lstat per file) by its files, any other target by the hosts."""
+    if getattr(target, "managed_folders", None) is not None:
+        return 3 * len(target.desired(state))
+    return len(state.dhcp_hosts)
 
 
 class PlanRefused(Exception):
@@ -157,36 +172,107 @@ class Engine:
         revision: str,
         progress: ProgressCallback | None = None,
         recorder: PlanCache | None = None,
+        parallel: bool = False,
     ) -> Plan:
-        """Read and diff every target; ``recorder`` (``plan`` only) signs the files read."""
+        """Read and diff every target; ``recorder`` (``plan`` only) signs the files read.
+
+        ``parallel`` (the CLI's plan and apply): each target is read and diffed in a
+        forked worker process, as many at once as there are cores (``reconciler.forked``;
+        in-process where the process has threads). The plan, the progress lines, the
+        log records and the errors are the same either way.
+        """
+        desired: dict[str, Sequence[AnyResource]] = {}
+        if recorder is not None:
+            for target in self.targets:
+                desired[target.name] = target.desired(state)
+                recorder.before_read(target, desired[target.name])
+        outcomes: Iterable[Answer[TargetPlan] | None] = [None] * len(self.targets)
+        if parallel and len(self.targets) > 1 and can_fork():
+            outcomes = self._outcomes_forked(state, desired)
         plans = []
         starting: set[str] = set()  # services a target planned before will (re)start
-        for target in self.targets:
+        for target, outcome in zip(self.targets, outcomes, strict=True):
             if progress:
                 progress(f"reading {target.name}")
-            desired = target.desired(state)
-            if recorder is not None:
-                recorder.before_read(target, desired)
-            try:
-                live = self._read(target, desired, starting=starting)
-            except TargetError as error:
-                log.error("read failed", extra={"target": target.name, "error": str(error)})
-                plans.append(TargetPlan(target.name, target.kind, (), 0, error=str(error)))
-                continue
-            plan = build_target_plan(
-                target=target.name,
-                kind=target.kind,
-                desired=desired,
-                live=live,
-                adopt=self.adopts(target),
-            )
-            if recorder is not None:
-                recorder.after_read(target, desired)
+            if outcome is None:
+                wanted = desired.get(target.name)
+                plan = self._plan_here(
+                    target, target.desired(state) if wanted is None else wanted, starting=starting
+                )
+            else:
+                plan = self._plan_of(target, outcome, state=state, starting=starting)
+            if recorder is not None and plan.error is None:
+                recorder.after_read(target, desired[target.name])
             plans.append(plan)
             service = getattr(target, "provides_service", None)
             if service is not None and plan.changes:
                 starting.add(service)
         return Plan(revision, tuple(plans), self.config.max_change_fraction)
+
+    def _plan_here(
+        self, target: Target, desired: Sequence[AnyResource], *, starting: set[str]
+    ) -> TargetPlan:
+        """Read and diff in this process; a read that fails is the plan's error."""
+        try:
+            live = self._read(target, desired, starting=starting)
+        except TargetError as error:
+            return self._failed(target, error)
+        return self._diff(target, desired, live)
+
+    def _plan_of(
+        self,
+        target: Target,
+        outcome: Answer[TargetPlan],
+        *,
+        state: DesiredState,
+        starting: set[str],
+    ) -> TargetPlan:
+        """The plan a worker process made, its error as ``_plan_here`` would report it."""
+        try:
+            return outcome.get()
+        except ServiceDown as down:
+            desired = target.desired(state)
+            try:
+                live = self._read_persisted(target, desired, down, starting=starting)
+            except TargetError as error:
+                return self._failed(target, error)
+            return self._diff(target, desired, live)
+        except TaskFailed as failed:
+            return self._failed(target, TargetError(target.name, f"cannot read: {failed}"))
+        except TargetError as error:
+            return self._failed(target, error)
+
+    def _read_and_diff(
+        self, target: Target, state: DesiredState, known: Mapping[str, Sequence[AnyResource]]
+    ) -> TargetPlan:
+        """One target's plan; ServiceDown and TargetError are the caller's to handle."""
+        desired = known.get(target.name)
+        if desired is None:
+            desired = target.desired(state)
+        return self._diff(target, desired, target.read(desired))
+
+    def _diff(self, target: Target, desired: Sequence[AnyResource], live: LiveState) -> TargetPlan:
+        return build_target_plan(
+            target=target.name,
+            kind=target.kind,
+            desired=desired,
+            live=live,
+            adopt=self.adopts(target),
+        )
+
+    def _outcomes_forked(
+        self, state: DesiredState, known: Mapping[str, Sequence[AnyResource]]
+    ) -> Iterator[Answer[TargetPlan]]:
+        tasks = [
+            functools.partial(self._read_and_diff, target, state, known) for target in self.targets
+        ]
+        # The longest first: file targets with many files, then the rest, as configured.
+        order = sorted(range(len(tasks)), key=lambda i: -_read_weight(self.targets[i], state))
+        return run_forked(tasks, workers=worker_count(), timeout=READ_TIMEOUT, order=order)
+
+    def _failed(self, target: Target, error: TargetError) -> TargetPlan:
+        log.error("read failed", extra={"target": target.name, "error": str(error)})
+        return TargetPlan(target.name, target.kind, (), 0, error=str(error))
 
     def _read(
         self, target: Target, desired: Sequence[AnyResource], *, starting: set[str]
@@ -199,15 +285,26 @@ class Engine:
         """
         try:
             return target.read(desired)
-        except ServiceDown:
-            needs = getattr(target, "needs_service", None)
-            read_persisted = getattr(target, "read_persisted", None)
-            if needs not in starting or read_persisted is None:
-                raise
-            log.info("service not running yet; a preceding target starts it",
-                     extra={"target": target.name, "service": needs})  # fmt: skip
-            live: LiveState = read_persisted(desired)
-            return live
+        except ServiceDown as down:
+            return self._read_persisted(target, desired, down, starting=starting)
+
+    def _read_persisted(
+        self,
+        target: Target,
+        desired: Sequence[AnyResource],
+        down: ServiceDown,
+        *,
+        starting: set[str],
+    ) -> LiveState:
+        """``down`` again, unless a preceding target starts the service (see ``_read``)."""
+        needs = getattr(target, "needs_service", None)
+        read_persisted = getattr(target, "read_persisted", None)
+        if needs not in starting or read_persisted is None:
+            raise down
+        log.info("service not running yet; a preceding target starts it",
+                 extra={"target": target.name, "service": needs})  # fmt: skip
+        live: LiveState = read_persisted(desired)
+        return live
 
     def apply(
         self,

@@ -30,6 +30,11 @@ class TargetError(Exception):
         self.target = target
         self.reason = message
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Rebuilt from its two arguments: a plan's reads may run in a worker process
+        (``reconciler.forked``) and send their error back pickled."""
+        return (type(self), (self.target, self.reason), self.__dict__)
+
 
 class Action(StrEnum):
     DELETE = "delete"

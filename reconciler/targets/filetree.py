@@ -34,6 +34,7 @@ from reconciler.targets.base import (
     TargetError,
     stage_file,
 )
+from reconciler.targets.file_batch import as_recorded
 from reconciler.targets.manifest import Manifest, digest
 
 log = logging.getLogger(__name__)
@@ -90,15 +91,20 @@ class FileTreeTarget:
             or relative in ("", ".")
         )
         if ok and folder not in self._checked_folders:
-            if not self._real_root:
-                self._real_root = os.path.realpath(self.root)
-            real = os.path.realpath(os.path.join(self._real_root, folder))
-            ok = real == self._real_root or real.startswith(self._real_root + os.sep)
-            if ok:
-                self._checked_folders.add(folder)
+            ok = self._folder_inside(folder)
         if not ok:
             raise self._outside(key, relative, "resolves outside")
         return f"{self.root}/{relative}"  # plain strings: pathlib costs 30k times
+
+    def _folder_inside(self, folder: str) -> bool:
+        """Whether ``root/folder`` resolves inside the root (remembered when it does)."""
+        if not self._real_root:
+            self._real_root = os.path.realpath(self.root)
+        real = os.path.realpath(os.path.join(self._real_root, folder))
+        inside = real == self._real_root or real.startswith(self._real_root + os.sep)
+        if inside:
+            self._checked_folders.add(folder)
+        return inside
 
     def _outside(self, key: str, relative: str, what: str) -> TargetError:
         return TargetError(
@@ -141,24 +147,19 @@ class FileTreeTarget:
         owned: dict[str, AnyResource] = {}
         unmanaged: dict[str, AnyResource] = {}
         try:
-            unchanged_digest, encode = self.manifest.unchanged_digest, self.encode
-            for key in sorted(owned_keys):
-                # The common case inline (300,000 times at 100,000 hosts): a file as the
-                # manifest recorded it, holding what we want.
-                want = wanted.get(key)
-                path = self._confined(key)
-                try:
-                    info = os.lstat(path)
-                except FileNotFoundError:
-                    continue
-                if want is not None and not stat.S_ISLNK(info.st_mode):
-                    recorded = unchanged_digest(key, info)
-                    if recorded is not None and recorded == digest(encode(want)):
-                        owned[key] = want
-                        continue
-                resource = self._read_owned(key, want, path=path, info=info, looked_at=looked_at)
-                if resource is not None:
-                    owned[key] = resource
+            keys = sorted(owned_keys)
+            batch = as_recorded(self, keys, wanted)
+            if batch is None:  # an odd key or a missing file: one by one, in order
+                for key in keys:
+                    self._look_at(key, wanted.get(key), owned, looked_at=looked_at)
+            else:
+                owned, left = batch
+                for key, path, info in left:
+                    self._look_at(
+                        key, wanted.get(key), owned, looked_at=looked_at, seen=(path, info)
+                    )
+                if left:  # in key order, as one by one
+                    owned = {key: owned[key] for key in keys if key in owned}
             owned_paths = {self.path_of(key) for key in owned_keys}
             for folder in self.managed_folders:
                 self._read_foreign(folder, owned_paths, unmanaged)
@@ -173,6 +174,34 @@ class FileTreeTarget:
             raise TargetError(self.name, f"cannot read {self.root}: {error}") from error
         self.manifest.save_if_noted()
         return LiveState(owned=owned, unmanaged=unmanaged)
+
+    def _look_at(
+        self,
+        key: str,
+        want: AnyResource | None,
+        owned: dict[str, AnyResource],
+        *,
+        looked_at: int,
+        seen: tuple[str, os.stat_result] | None = None,
+    ) -> None:
+        """Put the live resource under ``key`` into ``owned`` (nothing when its file is gone);
+        ``seen``: its path and lstat, when already taken."""
+        if seen is None:
+            path = self._confined(key)
+            try:
+                info = os.lstat(path)
+            except FileNotFoundError:
+                return
+        else:
+            path, info = seen
+        if want is not None and not stat.S_ISLNK(info.st_mode):
+            recorded = self.manifest.unchanged_digest(key, info)
+            if recorded is not None and recorded == digest(self.encode(want)):
+                owned[key] = want
+                return
+        resource = self._read_owned(key, want, path=path, info=info, looked_at=looked_at)
+        if resource is not None:
+            owned[key] = resource
 
     def _read_foreign(
         self, folder: str, owned_paths: set[str], unmanaged: dict[str, AnyResource]
