@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from site_fixture import Site
 from typer.testing import CliRunner
 
 from reconciler import forked
@@ -18,6 +17,7 @@ from reconciler.plan import Plan
 from reconciler.render import render_text
 from reconciler.targets.base import TargetError
 from reconciler.targets.bootfiles import BootFilesTarget
+from tests.unit.site_fixture import Site
 
 
 def applied(site: Site) -> Engine:
