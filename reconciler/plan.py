@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from reconciler.resources import AnyResource
@@ -25,34 +26,50 @@ MAX_SAFE_CHANGE_FRACTION = 0.3
 MIN_OWNED_FOR_SAFETY = 10
 
 
+def by_key(desired: Iterable[AnyResource]) -> dict[str, AnyResource]:
+    """The resources by key (the last of two with one key wins)."""
+    if not isinstance(desired, Sequence):
+        desired = list(desired)
+    return dict(zip(map(_KEY, desired), desired, strict=True))
+
+
+_KEY = attrgetter("key")
+
+
 def compute_changes(
-    desired: Iterable[AnyResource], live: LiveState, *, adopt: bool = True
+    desired: Iterable[AnyResource],
+    live: LiveState,
+    *,
+    adopt: bool = True,
+    wanted: Mapping[str, AnyResource] | None = None,
 ) -> tuple[Change, ...]:
     """The minimal ordered list of changes that turns ``live`` into ``desired``.
 
     Objects we own and no longer want are deleted; objects someone else made are
     never deleted. One whose key we now want is updated and adopted when
     ``adopt`` is true; otherwise it is left alone (see ``conflicting_keys``).
+    ``wanted``: ``by_key(desired)``, when the caller has it.
     """
-    wanted: dict[str, AnyResource] = {}
-    for resource in desired:
-        wanted[resource.key] = resource
-    changes: list[Change] = []
-    for key, current in live.owned.items():
-        if key not in wanted:
-            changes.append(Change(Action.DELETE, key, current, None))
-    for key, resource in wanted.items():
-        owned = live.owned.get(key)
-        if owned is None:
-            foreign = live.unmanaged.get(key)
-            if foreign is None:
-                changes.append(Change(Action.CREATE, key, None, resource))
-            elif adopt:
-                # Someone else's object under a key we want: take it over (even when
-                # equal, so the ledger records it and later passes may change it).
-                changes.append(Change(Action.UPDATE, key, foreign, resource, adopt=True))
-        elif owned is not resource and owned != resource:  # a host's unchanged output is reused
-            changes.append(Change(Action.UPDATE, key, owned, resource))
+    if wanted is None:
+        wanted = by_key(desired)
+    owned = live.owned
+    changes = [Change(Action.DELETE, key, owned[key], None) for key in owned.keys() - wanted]
+    keys, resources = list(wanted), list(wanted.values())
+    current = list(map(owned.get, keys))
+    # One comparison in C first (the same object is equal without asking it): a no-op
+    # plan of 200,000 resources stops here.
+    if current != resources:
+        for key, resource, have in zip(keys, resources, current, strict=True):
+            if have is None:
+                foreign = live.unmanaged.get(key)
+                if foreign is None:
+                    changes.append(Change(Action.CREATE, key, None, resource))
+                elif adopt:
+                    # Someone else's object under a key we want: take it over (even when
+                    # equal, so the ledger records it and later passes may change it).
+                    changes.append(Change(Action.UPDATE, key, foreign, resource, adopt=True))
+            elif have is not resource and have != resource:  # a host's output is reused
+                changes.append(Change(Action.UPDATE, key, have, resource))
     changes.sort(key=lambda c: (ACTION_ORDER[c.action], c.key))
     return tuple(changes)
 
@@ -157,13 +174,12 @@ class Plan:
 
 def conflicting_keys(desired: Sequence[AnyResource], live: LiveState) -> tuple[str, ...]:
     """Keys we want that someone else's object holds with other content."""
-    return tuple(
-        sorted(
-            r.key
-            for r in desired
-            if r.key not in live.owned and r.key in live.unmanaged and live.unmanaged[r.key] != r
-        )
-    )
+    return _conflicts(by_key(desired), live)
+
+
+def _conflicts(wanted: Mapping[str, AnyResource], live: LiveState) -> tuple[str, ...]:
+    held = (wanted.keys() - live.owned.keys()) & live.unmanaged.keys()
+    return tuple(sorted(key for key in held if live.unmanaged[key] != wanted[key]))
 
 
 def build_target_plan(
@@ -174,14 +190,13 @@ def build_target_plan(
     live: LiveState,
     adopt: bool = True,
 ) -> TargetPlan:
-    changes = compute_changes(desired, live, adopt=adopt)
-    wanted = {r.key for r in desired}
-    unmanaged = tuple(sorted(k for k in live.unmanaged if k not in wanted))
+    wanted = by_key(desired)
+    changes = compute_changes(desired, live, adopt=adopt, wanted=wanted)
     return TargetPlan(
         target=target,
         kind=kind,
         changes=changes,
         owned_count=len(live.owned),
-        unmanaged=unmanaged,
-        conflicts=() if adopt else conflicting_keys(desired, live),
+        unmanaged=tuple(sorted(live.unmanaged.keys() - wanted.keys())),
+        conflicts=() if adopt else _conflicts(wanted, live),
     )

@@ -159,6 +159,14 @@ class OwnershipLedger:
     def load(self) -> set[str]:
         return set(self._current())
 
+    def sorted_keys(self) -> list[str]:
+        """The keys in order: as the file lists them when it is sorted (as ``save`` writes
+        it), which spares sorting 200,000 keys again."""
+        keys = self._current()
+        if self._known is not None and self._known[1] is keys and self._order is not None:
+            return list(self._order[0])
+        return sorted(keys)
+
     def _current(self) -> frozenset[str]:
         """The keys of the file, as known since it was last read or written."""
         identity = self._identity()

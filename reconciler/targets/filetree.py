@@ -140,14 +140,13 @@ class FileTreeTarget:
     # -- the Target protocol -----------------------------------------------
     def read(self, desired: Sequence[AnyResource]) -> LiveState:
         wanted = {resource.key: resource for resource in desired}
-        owned_keys = self.ledger.load()
+        keys = self.ledger.sorted_keys()
         self._real_root, self._checked_folders = "", set()
         self.manifest.load()
         looked_at = time.time_ns()  # before any lstat: see Manifest's racy rule
         owned: dict[str, AnyResource] = {}
         unmanaged: dict[str, AnyResource] = {}
         try:
-            keys = sorted(owned_keys)
             batch = as_recorded(self, keys, wanted)
             if batch is None:  # an odd key or a missing file: one by one, in order
                 for key in keys:
@@ -160,7 +159,7 @@ class FileTreeTarget:
                     )
                 if left:  # in key order, as one by one
                     owned = {key: owned[key] for key in keys if key in owned}
-            owned_paths = {self.path_of(key) for key in owned_keys}
+            owned_paths = set(map(self.path_of, keys))
             for folder in self.managed_folders:
                 self._read_foreign(folder, owned_paths, unmanaged)
             # A file we want outside the managed folders (boot.ipxe at the root) that

@@ -43,6 +43,9 @@ def test_ledger_text_after_random_edits_by_us_by_others_and_by_hand(
             text = path.read_text()
             assert text in (hand, ledger_text(model)), f"step {step}: {action}"
         assert ours.load() == model, f"step {step}: {action}"
+        sorted_keys = ours.sorted_keys()
+        assert sorted_keys == sorted(model), f"step {step}: {action}"
+        sorted_keys.append("a key the ledger must not see")  # a copy, never its own list
 
 
 def test_a_large_ledger_takes_one_more_key_in_order(tmp_path: Path) -> None:
