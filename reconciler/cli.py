@@ -27,7 +27,7 @@ from reconciler.cli_errors import (
     user_errors,
 )
 from reconciler.lazycli import DeferredGroup, command, defer
-from reconciler.light_start import skip_pydantic_plugins
+from reconciler.light_start import light_start
 from reconciler.logs import setup_logging
 
 if TYPE_CHECKING:
@@ -361,7 +361,7 @@ def main() -> None:
     if command is None or command in ONE_SHOT_COMMANDS:
         gc.disable()
     if command == "validate":
-        skip_pydantic_plugins()
+        light_start()
     app()
 
 

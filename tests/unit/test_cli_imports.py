@@ -96,51 +96,6 @@ def test_validate_looks_for_pydantic_plugins_when_the_user_set_the_variable() ->
     assert "importlib.metadata._meta" in modules
 
 
-STAND_IN = """
-import importlib, sys
-from reconciler.light_start import skip_pydantic_plugins
-skip_pydantic_plugins()
-import importlib.metadata as stand_in
-from pydantic import BaseModel
-
-class Model(BaseModel):  # pydantic imports importlib.metadata here, without reading it
-    a: int
-
-loaded_by_pydantic = "importlib.metadata._meta" in sys.modules
-from importlib.metadata import version
-print(loaded_by_pydantic, version("pydantic"), stand_in.version("typer"),
-      type(sys.modules["importlib.metadata"]).__name__, importlib.metadata.version("pyyaml"))
-"""
-
-
-def test_the_stand_in_for_importlib_metadata_gives_the_real_module_on_first_use() -> None:
-    from importlib.metadata import version
-
-    done = subprocess.run(
-        [sys.executable, "-c", STAND_IN],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-        env=_WITHOUT_PLUGIN_SETTING,
-    )
-    expected = f"False {version('pydantic')} {version('typer')} module {version('pyyaml')}"
-    assert done.stdout.split() == expected.split()
-
-
-def test_errors_of_modules_a_command_loaded_are_still_user_errors(tmp_path: Path) -> None:
-    """user_errors looks error classes up among loaded modules only: the ones a command
-    imported itself must still end in a message and exit 2, not a traceback."""
-    (tmp_path / "reconciler.toml").write_text("[source]\npath = 'inv'\nunknown_key = 1\n")
-    code, modules, out = _run("plan", "-c", str(tmp_path / "reconciler.toml"))
-    assert (code, "reconciler.config" in modules) == (2, True)
-    assert "unknown_key" in out and "unexpected" not in out
-    code, _, out = _run("validate", "--repo", str(tmp_path))
-    assert code == 2
-    assert "not a git repository" in out, out
-    assert "unexpected" not in out
-
-
 def test_every_deferred_command_loads_and_runs_its_help() -> None:
     runner = CliRunner()
     assert {"image", "media", "import", "adopt", "hosts", "rollout"} <= set(DeferredGroup.deferred)
