@@ -20,7 +20,7 @@ import time
 from reconciler.accepted import AcceptedRevision, AcceptedStore
 from reconciler.boot_templates import BootTemplateError
 from reconciler.engine import Engine
-from reconciler.gc_pause import collector_paused
+from reconciler.gc_pause import PassHeap
 from reconciler.inventory.sources import SourceError
 from reconciler.model.inventory import Inventory
 from reconciler.model.problems import InventoryError
@@ -88,6 +88,8 @@ class WatchLoop:
             pulled=pulled_reports(engine.config, settings),
         )
         self._reassigned = False  # node assignments changed: every target is due
+        self.heap = PassHeap()
+        self._reclaim = False  # a full collection after this pass (drift, a refused commit)
 
     @property
     def suspended(self) -> bool:
@@ -123,14 +125,16 @@ class WatchLoop:
                     reasons = set(reasons or ()) | self._postponed[1]
                     self._postponed = None
                 try:
-                    # Collections of the huge heap of a 100,000-host site mid-pass find
-                    # nothing to free: they run between passes (reconciler/gc_pause.py).
-                    with collector_paused():
+                    # No collection of a 100,000-host heap mid-pass, nor at the next
+                    # commit's expense: see reconciler/gc_pause.py.
+                    with self.heap.paused() as end:
                         self.run_pass(reasons or {"timer"})
+                        end.reclaim = self._reclaim
                 except Exception as error:  # never let one pass kill the loop
                     self._pass_crashed(error)
         finally:
             self.source.stop()
+            self.heap.thaw()
             log.info("watch loop stopped")
 
     def _pass_crashed(self, error: Exception) -> None:
@@ -187,6 +191,7 @@ class WatchLoop:
     def run_pass(self, reasons: set[str]) -> None:
         now = time.monotonic()
         drift = bool(reasons & {"startup", "manual"}) or now >= self._next_drift
+        self._reclaim = drift  # slow anyway: the frozen heap's cyclic garbage goes too
         try:
             commit: str | None = self.source.resolve(reasons)
             self.source_error = None
@@ -302,6 +307,7 @@ class WatchLoop:
 
     def _set_bad(self, commit: str, reason: str, errors: list[str]) -> None:
         self.bad, self.bad_reason = commit, reason
+        self._reclaim = True  # the refused load's cycles (tracebacks, partial models)
         self.status.errors = errors
         log.error(
             "revision refused",
