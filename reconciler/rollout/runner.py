@@ -13,12 +13,12 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from reconciler.model.inventory import Inventory
+from reconciler.model.inventory import Group, Inventory
 from reconciler.rollout.controller import decide, decide_settled
-from reconciler.rollout.state import Brake, Decision, NodeReport
+from reconciler.rollout.state import Brake, Decision, GroupRollout, NodeReport
 from reconciler.rollout.store import RolloutStore
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,36 @@ class RolloutPass:
         )
 
 
+class SettledGroups:
+    """The settled decisions of the last pass, by group, for a long-running caller (watch).
+
+    A settled group's decision (no node moving) depends only on the group (its hosts,
+    image and policy) and its rollout state. The load cache hands an unchanged group
+    file's model on as the very same object, so while the group is that object and its
+    rollout state reads the same, the decision is the one made before: at 100,000
+    hosts, a commit to one rack no longer names every other rack's 2,500 hosts again.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[Group, GroupRollout, Decision]] = {}
+        self._now: dict[str, tuple[Group, GroupRollout, Decision]] = {}
+
+    def get(self, group: Group, rollout: GroupRollout | None) -> Decision | None:
+        held = self._last.get(group.name)
+        if held is None or rollout is None or held[0] is not group or held[1] != rollout:
+            return None
+        self._now[group.name] = held
+        return held[2]
+
+    def put(self, group: Group, decision: Decision) -> None:
+        if decision.rollout is not None:  # a copy: the controller changes rollouts in place
+            self._now[group.name] = (group, replace(decision.rollout), decision)
+
+    def end_pass(self) -> None:
+        """Keep this pass's decisions only (groups gone or moving are forgotten)."""
+        self._last, self._now = self._now, {}
+
+
 def run_rollouts(
     inventory: Inventory,
     store: RolloutStore,
@@ -84,19 +114,28 @@ def run_rollouts(
     now: float | None = None,
     reports_from: Callable[[], Mapping[str, Any]] | None = None,
     timeout_from: float = 0.0,
+    settled: SettledGroups | None = None,
 ) -> RolloutPass:
     """Decide every group's rollout; write the state back when ``persist``.
 
     ``reports_from`` gives the agents' reports by host when they are not in the state
     dir (pulled from serve; called only when a group has nodes moving, and may raise);
-    no node fails for its wave timeout before ``timeout_from``.
+    no node fails for its wave timeout before ``timeout_from``. ``settled`` keeps
+    settled decisions from one call to the next (see ``SettledGroups``).
     """
     now = time.time() if now is None else now
     previous = store.assignments()
     brakes = store.brakes()
     result = RolloutPass()
+    memo = settled if settled is not None else SettledGroups()
     for group in inventory.groups:
         if group.image is None:
+            continue
+        rollout = store.rollout(group.name)
+        decision = memo.get(group, rollout)
+        if decision is not None:
+            result.decisions[group.name] = decision
+            result.assignments.update(decision.assignments)
             continue
         hostname = group.hostname  # as group.name_of, without a call per host
         hosts = [
@@ -104,10 +143,11 @@ def run_rollouts(
             for h in group.hosts
             if h.image is None
         ]
-        rollout = store.rollout(group.name)
         decision = decide_settled(
             hosts=hosts, target=group.image, rollout=rollout, policy=group.rollout
         )
+        if decision is not None:
+            memo.put(group, decision)
         if decision is None:
             # A version removed from images/ cannot be returned to: such nodes move at once.
             current = {
@@ -130,6 +170,7 @@ def run_rollouts(
             )
         result.decisions[group.name] = decision
         result.assignments.update(decision.assignments)
+    memo.end_pass()
     if persist:
         save_pass(store, result)
     return result

@@ -23,7 +23,7 @@ from typing import Any
 
 from reconciler.engine import Engine
 from reconciler.model.inventory import Inventory
-from reconciler.rollout.runner import RolloutPass, run_rollouts, save_pass
+from reconciler.rollout.runner import RolloutPass, SettledGroups, run_rollouts, save_pass
 from reconciler.rollout.store import RolloutStateError, RolloutStore
 from reconciler.watch.pulledreports import PulledReports, ReportsUnavailable
 from reconciler.watch.revision import GoodRevision
@@ -44,6 +44,7 @@ class LoopRollouts:
         self.waiting_for_reports = False
         self.last: RolloutPass | None = None
         self._next = 0.0
+        self.settled = SettledGroups()  # unchanged groups' decisions, from pass to pass
 
     def decide(self, inventory: Inventory) -> RolloutPass | None:
         """This pass's decision (not saved yet); None when the state files are damaged."""
@@ -57,6 +58,7 @@ class LoopRollouts:
                 persist=False,
                 reports_from=pulled,
                 timeout_from=pulled.judged_from if pulled is not None else 0.0,
+                settled=self.settled,
             )
         except RolloutStateError as error:
             if self.error != str(error):
