@@ -41,6 +41,7 @@ from reconciler.watch.target_steps import TargetSteps
 log = logging.getLogger(__name__)
 LOCK_WAIT_SECONDS = 2.0  # how long a pass waits for apply or a registration to finish
 LOCK_RETRY_SECONDS = 1.0  # then it is postponed by this much
+IDLE_BEFORE_COLLECTING = 1.0  # quiet seconds before a due full collection (gc_pause.py)
 
 
 class WatchLoop:
@@ -89,7 +90,7 @@ class WatchLoop:
         )
         self._reassigned = False  # node assignments changed: every target is due
         self.heap = PassHeap()
-        self._reclaim = False  # a full collection after this pass (drift, a refused commit)
+        self._reclaim = False  # a full collection due after this pass (a refused commit)
 
     @property
     def suspended(self) -> bool:
@@ -118,7 +119,7 @@ class WatchLoop:
             self._restore_last_good()
             self.trigger.fire("startup")
             while not self._stop.is_set():
-                reasons = self.trigger.wait(self._timeout())
+                reasons = self._wait()
                 if self._stop.is_set():
                     break
                 if self._postponed is not None:
@@ -136,6 +137,16 @@ class WatchLoop:
             self.source.stop()
             self.heap.thaw()
             log.info("watch loop stopped")
+
+    def _wait(self) -> set[str] | None:
+        """The next pass's reasons (None: a timer is due). A due full collection of the
+        frozen heap runs first, once no trigger came for ``IDLE_BEFORE_COLLECTING``."""
+        if self.heap.reclaim_due and self._timeout() > IDLE_BEFORE_COLLECTING:
+            reasons = self.trigger.wait(IDLE_BEFORE_COLLECTING)
+            if reasons is not None:
+                return reasons
+            self.heap.reclaim()
+        return self.trigger.wait(self._timeout())
 
     def _pass_crashed(self, error: Exception) -> None:
         """Record an unexpected failure as Stalled and wait before the next pass."""
@@ -191,7 +202,7 @@ class WatchLoop:
     def run_pass(self, reasons: set[str]) -> None:
         now = time.monotonic()
         drift = bool(reasons & {"startup", "manual"}) or now >= self._next_drift
-        self._reclaim = drift  # slow anyway: the frozen heap's cyclic garbage goes too
+        self._reclaim = False
         try:
             commit: str | None = self.source.resolve(reasons)
             self.source_error = None
