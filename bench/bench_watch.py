@@ -17,6 +17,11 @@ decision, compile, each target's plan, saving the rollout state), this way and
 with group reuse and the key-map plan off; ``--breakdown-only`` prints just that
 on a generated site, without a watch process or servers (the live targets are
 planned, never contacted).
+
+``--baseline DIR`` (file targets): the old way is another checkout's
+``reconciler watch`` (e.g. ``git -C <repo> archive <commit> | tar -x -C DIR``)
+instead of ``OLD_WAY``, on the same site in the same run; ``--no-breakdown``
+skips the in-process split.
 """
 
 from __future__ import annotations
@@ -195,14 +200,20 @@ def measure(
     start_watch: object,
     layout: Layout,
     commits: int,
+    baseline: Path | None = None,
+    split: bool = True,
 ) -> None:
-    """The new way, then the old way (``OLD_WAY``), each a fresh ``reconciler watch``."""
+    """The new way, then the old way (``OLD_WAY``, or ``baseline``'s checkout), each a
+    fresh ``reconciler watch``."""
     first = layout.initial()
     results: dict[str, list[float]] = {}
-    for label, prelude in (("new", ""), ("old", OLD_WAY)):
+    old: tuple[str, dict[str, object]] = ("old", {"prelude": OLD_WAY})
+    if baseline is not None:
+        old = ("old", {"root": baseline})
+    for label, how in (("new", {}), old):
         started = time.perf_counter()
         passes = store.load().passes
-        process: subprocess.Popen[bytes] = start_watch(prelude=prelude)  # type: ignore[operator]
+        process: subprocess.Popen[bytes] = start_watch(**how)  # type: ignore[operator]
         try:
             wait_applied(store, first, timeout=1800)
             while store.load().passes <= passes:  # this process's own first pass is done
@@ -218,7 +229,8 @@ def measure(
         print(f"  {label}: {summary(results[label])}")
     ratio = statistics.median(results["old"]) / statistics.median(results["new"])
     print(f"  median old/new: {ratio:.1f}x (goal: p90 <= 300 ms at 10k, <= 1 s at 100k)")
-    breakdown(config_path)
+    if split:
+        breakdown(config_path)
 
 
 SAMPLES = 4  # one-host commits timed in process, after one in force
@@ -295,25 +307,33 @@ def commits_in_process(config_path: Path) -> list[dict[str, float]]:
     return figures
 
 
-def run_files(workdir: Path, *, layout: str, hosts: int, commits: int) -> None:
+def run_files(
+    workdir: Path,
+    *,
+    layout: str,
+    hosts: int,
+    commits: int,
+    baseline: Path | None = None,
+    split: bool = True,
+) -> None:
     repo = workdir / "repo"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
     (workdir / "reconciler.toml").write_text(FILE_CONFIG)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
-    def start(prelude: str = "") -> subprocess.Popen[bytes]:
+    def start(prelude: str = "", root: Path = ROOT) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "PYTHONPATH": str(root)}
         with (workdir / "watch.log").open("ab") as log:
             return subprocess.Popen(
                 [sys.executable, "-c", prelude + "from reconciler.cli import main; main()",
                  "watch", "-c", str(workdir / "reconciler.toml")],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
+                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root,
             )  # fmt: skip
 
     measure(
         repo=repo, config_path=workdir / "reconciler.toml",
         store=StatusStore(workdir / "state"), start_watch=start,
-        layout=LAYOUTS[layout](repo, hosts), commits=commits,
+        layout=LAYOUTS[layout](repo, hosts), commits=commits, baseline=baseline, split=split,
     )  # fmt: skip
 
 
@@ -379,7 +399,16 @@ def main() -> None:
         "--layout", choices=list(LAYOUTS), default="one-group",
         help="racks: bench/generate.py's racks of 2,500 hosts (the 100k site)",
     )  # fmt: skip
+    parser.add_argument(
+        "--baseline", type=Path,
+        help="file targets: the old way is this checkout's watch (instead of OLD_WAY)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-breakdown", action="store_true", help="skip the in-process split after the rounds"
+    )
     args = parser.parse_args()
+    if args.baseline is not None and args.targets != "files":
+        parser.error("--baseline needs --targets files")
     with tempfile.TemporaryDirectory(prefix="bench-watch-") as tmp:
         print(f"targets: {args.targets}")
         if args.breakdown_only:
@@ -387,7 +416,10 @@ def main() -> None:
         elif args.targets == "live":
             run_live(Path(tmp), layout=args.layout, hosts=args.hosts, commits=args.commits)
         else:
-            run_files(Path(tmp), layout=args.layout, hosts=args.hosts, commits=args.commits)
+            run_files(
+                Path(tmp), layout=args.layout, hosts=args.hosts, commits=args.commits,
+                baseline=args.baseline, split=not args.no_breakdown,
+            )  # fmt: skip
 
 
 if __name__ == "__main__":
