@@ -212,4 +212,5 @@ def save_pass(store: RolloutStore, result: RolloutPass) -> None:
         for event in decision.events:
             log.info("rollout", extra={"event": event})
     store.forget(result.decisions)
-    store.save_assignments(result.assignments)
+    parts = {group: decision.assignments for group, decision in result.decisions.items()}
+    store.save_assignments(result.assignments, parts=parts)

@@ -141,6 +141,8 @@ class RolloutStore:
         self._written: dict[str, tuple[tuple[int, int, int] | None, str]] = {}
         # Assignments this store wrote, their hosts sorted and the file's line of each.
         self._lines: tuple[dict[str, str], list[str], list[str]] | None = None
+        # The assignments last written, by group (``save_assignments``'s parts).
+        self._parts: dict[str, dict[str, str]] | None = None
 
     def rollout(self, group: str) -> GroupRollout | None:
         path = self.folder / f"{group}.json"
@@ -204,25 +206,55 @@ class RolloutStore:
             return None
         return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
-    def save_assignments(self, assignments: dict[str, str]) -> None:
+    def save_assignments(
+        self, assignments: dict[str, str], *, parts: Mapping[str, dict[str, str]] | None = None
+    ) -> None:
+        """Write ``assignments`` unless the file holds them already.
+
+        ``parts``: the same assignments by group (their union). A group whose part is the
+        very object saved the last time moved no node, so only the others are compared:
+        at 100,000 nodes, comparing every node's assignment cost more than the write.
+        """
         current = self._current_assignments()
-        if assignments == current:
+        moved = self._moved(current, parts)
+        if moved is None:  # compared whole
+            if assignments == current:
+                return
+            moved = {host for host, _ in assignments.items() ^ current.items()}
+        elif not moved:
             return
-        lines = self._lines_after(current, assignments)
-        self._assignments, self._lines = None, None
+        lines = self._lines_after(current, assignments, moved)
+        self._assignments, self._lines, self._parts = None, None, None
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write(self.folder / "assignments.json", _text_of_lines(lines[1]))
         stamp = self.assignments_stamp()
         if stamp is not None:
             kept = dict(assignments)
             self._assignments, self._lines = (stamp, kept), (kept, *lines)
+            self._parts = dict(parts) if parts is not None else None
+
+    def _moved(
+        self, current: dict[str, str], parts: Mapping[str, dict[str, str]] | None
+    ) -> set[str] | None:
+        """The hosts whose assignment may differ from the file's, found from the groups
+        whose part is not the one saved last; None when the file is not as this store
+        wrote it with parts (then every node is compared)."""
+        last = self._parts
+        if parts is None or last is None or self._lines is None or self._lines[0] is not current:
+            return None
+        moved: set[str] = set()
+        for group in parts.keys() | last.keys():
+            new, old = parts.get(group, {}), last.get(group, {})
+            if new is not old:
+                moved.update(host for host, _ in new.items() ^ old.items())
+        return moved
 
     def _lines_after(
-        self, current: dict[str, str], assignments: dict[str, str]
+        self, current: dict[str, str], assignments: dict[str, str], moved: set[str]
     ) -> tuple[list[str], list[str]]:
         """The sorted hosts and lines of ``assignments``: those of ``current`` edited where
-        a few nodes moved (and taken: the file is about to change), else made anew."""
-        moved = {host for host, _ in assignments.items() ^ current.items()}
+        a few nodes (``moved``) moved (and taken: the file is about to change), else made
+        anew."""
         if self._lines is None or self._lines[0] is not current or len(moved) > FEW_NODES:
             ordered = sorted(assignments)
             return ordered, [_line(host, assignments[host]) for host in ordered]
