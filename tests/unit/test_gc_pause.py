@@ -114,7 +114,7 @@ def test_growth_of_the_frozen_heap_makes_a_collection_due(heap: PassHeap) -> Non
 def test_many_passes_replacing_a_revision_do_not_grow_the_heap(heap: PassHeap) -> None:
     """As watch: each pass builds a new revision (with some cyclic garbage) and drops the
     one before; the frozen heap stays bounded and few passes pay a full collection."""
-    revision: list[object] = []
+    revision: list[tuple[int, str, list[int]]] = []
     with heap.paused():
         revision = [(i, str(i), [i]) for i in range(20_000)]
     heap.reclaim()

@@ -8,9 +8,8 @@ import gc
 import time
 from collections.abc import Callable
 
-from watch_fixture import WatchSite, ready, wait_status
-
 from reconciler.watch.loop import WatchLoop
+from tests.unit.watch_fixture import WatchSite, ready, wait_status
 
 Start = Callable[[WatchLoop], WatchLoop]
 
