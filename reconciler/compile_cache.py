@@ -21,14 +21,14 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from reconciler.model.inventory import Group, Host
 from reconciler.resources import BootFile, DhcpHost, DnsRecord, NodeImage
 
 
-@dataclass(frozen=True, slots=True)
-class HostOutput:
-    """Everything one host compiles to."""
+class HostOutput(NamedTuple):
+    """Everything one host compiles to (a tuple: made 100,000 times at 100k hosts)."""
 
     dhcp_host: DhcpHost
     records: tuple[DnsRecord, ...]

@@ -63,9 +63,13 @@ class _Loader(yaml.CSafeLoader):
             if not implicit[0]:
                 return _STR
             tag = self._plain_tags.get(value)
-            if tag is None:
-                resolved = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
-                tag = self._plain_tags[value] = str(resolved)
+            if tag is None:  # BaseResolver.resolve's loop (this class has no wildcard resolvers)
+                tag = _STR
+                for candidate, pattern in self.yaml_implicit_resolvers.get(value[:1], ()):
+                    if pattern.match(value):
+                        tag = candidate
+                        break
+                self._plain_tags[value] = tag
             return tag
         return _MAP if kind is yaml.MappingNode else _SEQ
 
