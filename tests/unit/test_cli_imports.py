@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -94,6 +95,20 @@ def test_validate_looks_for_pydantic_plugins_when_the_user_set_the_variable() ->
     code, modules, out = _run("validate", str(EXAMPLE), env={"PYDANTIC_DISABLE_PLUGINS": ""})
     assert code == 0, out
     assert "importlib.metadata._meta" in modules
+
+
+def test_validate_reports_the_same_problems_as_without_the_light_start(tmp_path: Path) -> None:
+    """The console script (light start: no pydantic plugins, PyYAML's patterns compiled
+    on first use) prints what the command prints run in-process without it."""
+    shutil.copytree(EXAMPLE, tmp_path / "inventory")
+    group = tmp_path / "inventory" / "groups" / "compute.yaml"
+    text = group.read_text().replace('"52:54:00:12:34:0b"', '"52:54:00:12:34"', 1)
+    group.write_text(text + "name: twice\n")
+    (tmp_path / "inventory" / "site.yaml").write_text("domain: bad_domain\nttl: yes\n")
+    code, _, out = _run("validate", str(tmp_path / "inventory"))
+    result = CliRunner().invoke(app, ["validate", str(tmp_path / "inventory")])
+    assert (code, out) == (result.exit_code, result.output)
+    assert code == 2 and "compute.yaml" in out and "site.yaml" in out, out
 
 
 def test_every_deferred_command_loads_and_runs_its_help() -> None:
