@@ -33,6 +33,7 @@ TEMPLATES = {
     "plain": "#!ipxe {x} {0} {}\n" + EVERY_FIELD + " ${var} }}{\n",
     "comments and trimming": "{# note #}a {{- host.hostname -}} b\n{{ host.ip }}\n\n",
     "raw block": "{% raw %}{{ host.ip }}{% endraw %} {{ host.mac }}",
+    "windows line ends": "a {{ host.ip }}\r\nb {{ host.mac }}\r\n",  # jinja2 makes them \n
     # jinja2 needed: filters, tags, item lookups, globals, whole objects
     "filter": "{{ host.hostname | upper }} {{ host.index * 2 }}",
     "condition": "{% if host.index is even %}even{% else %}odd{% endif %} {{ host.ip }}",
@@ -42,7 +43,7 @@ TEMPLATES = {
     "constant": "{{ '{' }} {{ host.ip }}",
 }
 # plain text and lookups; "whole object" too, but no format takes a whole namespace
-SHORTCUT = {"plain", "comments and trimming", "raw block", "whole object"}
+SHORTCUT = {"plain", "comments and trimming", "raw block", "windows line ends", "whole object"}
 
 
 def _compile(folder: Path | None, *, formats: bool) -> DesiredState:
@@ -94,4 +95,11 @@ def test_a_template_naming_what_a_host_lacks_still_fails_with_the_host(tmp_path:
     folder = _profiles(tmp_path, "{{ host.rack }}\n", "{{ image.name }}\n")
     for formats in (True, False):
         with pytest.raises(BootTemplateError, match=r"fails for host \w+: .*'rack'"):
+            _compile(folder, formats=formats)
+
+
+def test_a_template_jinja2_cannot_parse_is_reported_as_before(tmp_path: Path) -> None:
+    folder = _profiles(tmp_path, "{{ host.ip \n", "{% if %}\n")
+    for formats in (True, False):
+        with pytest.raises(BootTemplateError, match=r"fails for host \w+: .*; fix the template"):
             _compile(folder, formats=formats)
