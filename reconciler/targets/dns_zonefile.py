@@ -38,6 +38,7 @@ from reconciler.targets.dns_records import (
     classify,
     desired_records,
     is_zone_infrastructure,
+    records_by_zone,
     zone_of_key,
     zones_of,
     zones_to_read,
@@ -49,6 +50,7 @@ from reconciler.targets.zonefile_format import (
     ZoneBody,
     ZoneFileError,
     parse_zone,
+    records_if_rendered,
     zone_head,
 )
 
@@ -133,11 +135,21 @@ class ZoneFileTarget:
     def read(self, desired: Sequence[AnyResource]) -> LiveState:
         owned_keys = self.ledger.load()
         zones = self._zones_to_read(desired, owned_keys)
+        wanted = records_by_zone(r for r in desired if isinstance(r, DnsRecord))
         records: list[DnsRecord] = []
         for zone in zones:
-            parsed = self._read_zone(zone)
-            if parsed is not None:
-                records.extend(parsed.records)
+            text = self._zone_text(zone)
+            if text is None:
+                continue
+            # A file as an apply wrote it for the records we want: they are what it holds.
+            same = records_if_rendered(
+                text,
+                zone=zone,
+                soa=self.soa,
+                nameservers=self.settings.nameservers,
+                records=wanted.get(zone, ()),
+            )
+            records.extend(same if same is not None else self._parse(zone, text).records)
         return classify(records, owned_keys, report_infrastructure=False)
 
     def apply(self, changes: Sequence[Change]) -> ApplyResult:
@@ -162,18 +174,20 @@ class ZoneFileTarget:
         self.ledger.narrow(c.key for c in changes if c.action is Action.DELETE)
         return result
 
-    def _read_zone(self, zone: str) -> ParsedZone | None:
+    def _zone_text(self, zone: str) -> str | None:
         path = self.path_of(zone)
         try:
-            text = path.read_text()
+            return path.read_text()
         except FileNotFoundError:
             return None
         except OSError as error:
             raise TargetError(
                 self.name, f"cannot read zone file {path}: {error.strerror}"
             ) from None
+
+    def _parse(self, zone: str, text: str) -> ParsedZone:
         try:
-            return parse_zone(text, zone=zone, source=str(path))
+            return parse_zone(text, zone=zone, source=str(self.path_of(zone)))
         except ZoneFileError as error:
             raise TargetError(self.name, str(error)) from None
 
