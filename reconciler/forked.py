@@ -160,7 +160,12 @@ def run_forked(
         while handed < len(tasks):
             while pending and len(running) < max(1, workers):
                 index = pending.pop(0)
-                child = _start(index, tasks[index])
+                try:
+                    child = _start(index, tasks[index])
+                except OSError as error:  # no fork (out of memory, process limit): here
+                    log.debug("task run in-process", extra={"reason": str(error)})
+                    done[index] = _here(tasks[index])
+                    continue
                 running[child.read_end] = child
             if handed in done:
                 yield done.pop(handed)
@@ -173,9 +178,21 @@ def run_forked(
             os.close(child.read_end)
 
 
+def _here(task: Callable[[], Any]) -> Answer[Any]:
+    try:
+        return Answer(task(), None, [])
+    except Exception as error:
+        return Answer(None, error, [])
+
+
 def _start(index: int, task: Callable[[], Any]) -> _Running:
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        raise
     if pid == 0:  # pragma: no cover - the child; its outcome is checked in the parent
         os.close(read_end)
         _child(task, write_end)

@@ -117,3 +117,19 @@ def test_target_error_pickles_as_itself() -> None:
         "boot",
         "cannot read /srv/tftp",
     )
+
+
+def test_without_fork_the_tasks_run_here_with_the_same_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    def fails() -> None:
+        raise TargetError("dns", "cannot read zone file")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    first, second = answers([lambda: os.getpid(), fails])
+    assert first.get() == os.getpid()
+    with pytest.raises(TargetError, match="cannot read zone file"):
+        second.get()
