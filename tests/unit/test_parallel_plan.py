@@ -15,7 +15,8 @@ from reconciler.cli import app
 from reconciler.engine import Engine
 from reconciler.plan import Plan
 from reconciler.render import render_text
-from reconciler.targets.base import TargetError
+from reconciler.resources import BootFile, DesiredState
+from reconciler.targets.base import LiveState, ServiceDown, TargetError
 from reconciler.targets.bootfiles import BootFilesTarget
 from tests.unit.site_fixture import Site
 
@@ -148,3 +149,50 @@ def test_the_cli_plan_is_byte_for_byte_the_serial_one(
     assert parallel.exit_code == serial.exit_code != 0, serial.stderr
     assert parallel.stdout == serial.stdout
     assert parallel.stderr == serial.stderr
+
+
+class Starter:
+    """Stands for dhcp-conf: wants one file it has not written yet, starts the service."""
+
+    name, kind, provides_service = "conf", "fake-conf", "svc"
+
+    def desired(self, state: object) -> list[BootFile]:
+        return [BootFile("conf", "text")]
+
+    def read(self, desired: object) -> LiveState:
+        return LiveState(owned={})
+
+
+class Needer:
+    """Stands for dhcp-omapi: its service is down until the starter applies."""
+
+    name, kind, needs_service = "omapi", "fake-omapi", "svc"
+
+    def desired(self, state: object) -> list[BootFile]:
+        return [BootFile("host", "a")]
+
+    def read(self, desired: object) -> LiveState:
+        raise ServiceDown(self.name, "svc does not answer")
+
+    def read_persisted(self, desired: object) -> LiveState:
+        return LiveState(owned={"host": BootFile("host", "old")})
+
+
+@pytest.mark.parametrize("starter_changes", [True, False])
+def test_a_service_down_in_a_worker_is_read_as_persisted_as_in_a_serial_plan(
+    site: Site, monkeypatch: pytest.MonkeyPatch, starter_changes: bool
+) -> None:
+    if not starter_changes:
+        monkeypatch.setattr(Starter, "desired", lambda self, state: [])
+    plans = []
+    for parallel in (False, True):
+        engine = site.engine()
+        engine.targets = [Starter(), Needer()]  # type: ignore[list-item]
+        monkeypatch.setattr(engine, "adopts", lambda target: True)
+        plans.append(engine.plan(DesiredState(), revision="r", parallel=parallel).to_dict())
+    assert plans[0] == plans[1]
+    omapi = plans[1]["targets"][1]
+    if starter_changes:  # read from what the service loads when it starts
+        assert [c["action"] for c in omapi["changes"]] == ["update"]
+    else:
+        assert omapi["error"] == "target 'omapi': svc does not answer"
