@@ -41,12 +41,14 @@ ProgressCallback = Callable[[str], None]
 READ_TIMEOUT = 3600.0
 
 
-def _read_weight(target: Target, state: DesiredState) -> int:
-    """Roughly how long a target's read and diff take, to start the longest first: a
-    file tree (an lstat per file) by its files, any other target by the hosts."""
+def _read_weight(target: Target, state: DesiredState) -> float:
+    """Roughly how many µs a target's read and diff take, to start the longest first
+    (measured at 100k hosts): a file tree ~13 per file (an lstat, a hash), any other
+    target its ``read_cost_per_host`` (a zone file target ~15: two records a host), else 9.
+    """
     if getattr(target, "managed_folders", None) is not None:
-        return 3 * len(target.desired(state))
-    return len(state.dhcp_hosts)
+        return 13.0 * len(target.desired(state))
+    return float(getattr(target, "read_cost_per_host", 9.0)) * len(state.dhcp_hosts)
 
 
 class PlanRefused(Exception):
