@@ -80,8 +80,8 @@ class PassHeap:
         # objects instead walks all of them, 0.1-0.3 s at 100k hosts).
         young = gc.get_count()[0]
         gc.freeze()  # also zeroes that count
-        if self.size == 0:  # the first pass: counted once (the start-up pass is slow anyway)
-            self.size = max(1, gc.get_freeze_count())
+        if self.size == 0:  # the first pass made most of the heap; the first full
+            self.size = max(1, young)  # collection counts it exactly
         else:
             self.grown += young
         if reclaim or self.grown > self.size * self.growth:
