@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -96,11 +96,13 @@ class DhcpFileTarget:
         result = ApplyResult()
         if not changes:
             return result
-        owned_keys = self.ledger.load()
+        owned_keys = self.ledger.owned()
         hosts_file = self._left.recall(self.path)
         current = self._left.text(self.path)
         self._left.forget(self.path)  # edited below: kept again once the file holds it
-        if hosts_file is None or hosts_file.owned != owned_keys:
+        if hosts_file is None or (
+            hosts_file.owned is not owned_keys and hosts_file.owned != owned_keys
+        ):  # the same ledger object: no 100,000-key comparison
             current, hosts_file = self._parsed(owned_keys)
         for change in changes:
             if change.action is Action.DELETE:
@@ -125,11 +127,11 @@ class DhcpFileTarget:
                 raise TargetError(self.name, f"cannot write {self.path}: {error}") from None
             result.writes += 1
         self.ledger.narrow(c.key for c in changes if c.action is Action.DELETE)
-        hosts_file.owned = frozenset(self.ledger.load())
+        hosts_file.owned = self.ledger.owned()
         self._left.keep(self.path, text=text, value=hosts_file)
         return result
 
-    def _parsed(self, owned_keys: set[str]) -> tuple[str | None, HostsFile]:
+    def _parsed(self, owned_keys: Set[str]) -> tuple[str | None, HostsFile]:
         """The file's text (None when missing) and its blocks, ours and others'."""
         try:
             current: str | None = self.path.read_text()
