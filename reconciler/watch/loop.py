@@ -238,11 +238,20 @@ class WatchLoop:
                     log.info("rollout state saved on a later pass: the state dir is busy")
         if drift:
             self._next_drift = now + self.settings.drift_interval
+            self._make_key_maps()
         if self.bad is not None and result == "noop":
             result = "refused"
         elif self.source_error is not None and result == "noop":
             result = "source-error"
         self._finish(result)
+
+    def _make_key_maps(self) -> None:
+        """The key maps of the revision in force, made by a drift pass (the start-up pass,
+        slow anyway) instead of by the next commit's plans: 0.3-1 s at 100,000 hosts,
+        taken over by that commit's revision (``revision.py``)."""
+        if self.good is not None:
+            for target in self.engine.targets:
+                self.good.keys(target)
 
     def _record_accepted(self, good: GoodRevision) -> None:
         """A revision that every target was brought to (none refused it) is the accepted one.

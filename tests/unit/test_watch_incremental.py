@@ -99,3 +99,20 @@ def test_a_pass_runs_without_the_cyclic_collector_and_gives_it_back(
     while not gc.isenabled() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert seen and not any(seen) and gc.isenabled()
+
+
+def test_the_start_up_pass_makes_the_key_maps_the_first_commit_plans_from(
+    watch_site: WatchSite, running: Start
+) -> None:
+    loop = running(watch_site.loop())
+    first = wait_status(loop, ready).applied_revision
+    start_up = loop.good
+    assert start_up is not None and start_up.commit == first
+    assert set(start_up._keys) == {t.name for t in loop.engine.targets}
+    for target in loop.engine.targets:
+        assert start_up._keys[target.name] == {r.key: r for r in start_up.desired(target)}
+    watch_site.edit(COMPUTE, '"52:54:00:12:34:0b"', '"52:54:00:12:34:bb"')
+    head = watch_site.commit("new NIC for node011")
+    wait_status(loop, lambda s: s.applied_revision == head and ready(s))
+    assert "52:54:00:12:34:bb" in watch_site.out("dhcpd.hosts.conf")
+    assert fresh_plan_is_empty(watch_site)
