@@ -63,20 +63,20 @@ class BootTemplates:
         in place (jinja2's own output without autoescape or finalize), so compile can
         fill it in per host with one ``str.format`` (see ``reconciler.boot_format``).
         """
+        if not self.formats:
+            return None
         name = f"{profile}/{kind}.j2"
         if name in self._plain:
             return self._plain[name]
-        parts = None
-        if self.formats:
-            from reconciler.boot_format import plain_parts
+        from reconciler.boot_format import plain_parts
 
-            try:
-                source, filename, _ = self.environment.loader.get_source(  # type: ignore[union-attr]
-                    self.environment, name
-                )
-                parts = plain_parts(self.environment.parse(source, name, filename))
-            except Exception:
-                parts = None
+        try:
+            source, filename, _ = self.environment.loader.get_source(  # type: ignore[union-attr]
+                self.environment, name
+            )
+            parts = plain_parts(self.environment.parse(source, name, filename))
+        except Exception:  # rendering reports it, in jinja2's words
+            parts = None
         self._plain[name] = parts
         return parts
 

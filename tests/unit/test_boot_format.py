@@ -103,3 +103,11 @@ def test_a_template_jinja2_cannot_parse_is_reported_as_before(tmp_path: Path) ->
     for formats in (True, False):
         with pytest.raises(BootTemplateError, match=r"fails for host \w+: .*; fix the template"):
             _compile(folder, formats=formats)
+
+
+def test_the_shortcut_turned_off_is_off_also_for_templates_seen_before() -> None:
+    """What the comparisons above and in test_compile_reuse rely on."""
+    templates = BootTemplates()
+    assert templates.plain_parts("default", "ipxe") is not None
+    templates.formats = False
+    assert templates.plain_parts("default", "ipxe") is None
