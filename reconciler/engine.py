@@ -24,6 +24,7 @@ from reconciler.inventory.load_cache import LoadCache
 from reconciler.inventory.sources import FolderSource, GitSource, InventorySource
 from reconciler.model.inventory import Inventory
 from reconciler.plan import Plan, TargetPlan, build_target_plan
+from reconciler.plan_packing import PackedPlan, pack, unpack
 from reconciler.resources import AnyResource, DesiredState
 from reconciler.targets import build_target
 from reconciler.targets.base import ApplyResult, LiveState, ServiceDown, Target, TargetError
@@ -188,7 +189,7 @@ class Engine:
             for target in self.targets:
                 desired[target.name] = target.desired(state)
                 recorder.before_read(target, desired[target.name])
-        outcomes: Iterable[Answer[TargetPlan] | None] = [None] * len(self.targets)
+        outcomes: Iterable[Answer[PackedPlan] | None] = [None] * len(self.targets)
         if parallel and len(self.targets) > 1 and can_fork():
             outcomes = self._outcomes_forked(state, desired)
         plans = []
@@ -202,7 +203,7 @@ class Engine:
                     target, target.desired(state) if wanted is None else wanted, starting=starting
                 )
             else:
-                plan = self._plan_of(target, outcome, state=state, starting=starting)
+                plan = self._plan_of(target, outcome, state=state, known=desired, starting=starting)
             if recorder is not None and plan.error is None:
                 recorder.after_read(target, desired[target.name])
             plans.append(plan)
@@ -224,14 +225,15 @@ class Engine:
     def _plan_of(
         self,
         target: Target,
-        outcome: Answer[TargetPlan],
+        outcome: Answer[PackedPlan],
         *,
         state: DesiredState,
+        known: Mapping[str, Sequence[AnyResource]],
         starting: set[str],
     ) -> TargetPlan:
         """The plan a worker process made, its error as ``_plan_here`` would report it."""
         try:
-            return outcome.get()
+            packed = outcome.get()
         except ServiceDown as down:
             desired = target.desired(state)
             try:
@@ -243,15 +245,18 @@ class Engine:
             return self._failed(target, TargetError(target.name, f"cannot read: {failed}"))
         except TargetError as error:
             return self._failed(target, error)
+        wanted = known.get(target.name)
+        return unpack(packed, lambda: target.desired(state) if wanted is None else wanted)
 
     def _read_and_diff(
         self, target: Target, state: DesiredState, known: Mapping[str, Sequence[AnyResource]]
-    ) -> TargetPlan:
-        """One target's plan; ServiceDown and TargetError are the caller's to handle."""
+    ) -> PackedPlan:
+        """One target's plan, packed to be sent back by a worker (``plan_packing``);
+        ServiceDown and TargetError are the caller's to handle."""
         desired = known.get(target.name)
         if desired is None:
             desired = target.desired(state)
-        return self._diff(target, desired, target.read(desired))
+        return pack(self._diff(target, desired, target.read(desired)), desired)
 
     def _diff(self, target: Target, desired: Sequence[AnyResource], live: LiveState) -> TargetPlan:
         return build_target_plan(
@@ -264,7 +269,7 @@ class Engine:
 
     def _outcomes_forked(
         self, state: DesiredState, known: Mapping[str, Sequence[AnyResource]]
-    ) -> Iterator[Answer[TargetPlan]]:
+    ) -> Iterator[Answer[PackedPlan]]:
         tasks = [
             functools.partial(self._read_and_diff, target, state, known) for target in self.targets
         ]

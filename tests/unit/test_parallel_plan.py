@@ -196,3 +196,18 @@ def test_a_service_down_in_a_worker_is_read_as_persisted_as_in_a_serial_plan(
         assert [c["action"] for c in omapi["changes"]] == ["update"]
     else:
         assert omapi["error"] == "target 'omapi': svc does not answer"
+
+
+def test_a_first_plan_in_workers_hands_back_the_compiled_resources_themselves(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serial, parallel = both_ways(site, monkeypatch)  # nothing applied: everything to create
+    assert parallel.to_dict() == serial.to_dict()
+    assert render_text(parallel) == render_text(serial)
+    engine = site.engine()
+    state = engine.compile(engine.load())
+    plan = engine.plan(state, revision="r", parallel=True)
+    boot = next(t for t in plan.targets if t.target == "boot")
+    assert boot.changes and all(c.action.value == "create" for c in boot.changes)
+    compiled = {id(resource) for resource in state.boot_files}
+    assert all(id(change.new) in compiled for change in boot.changes)  # not pickled copies
