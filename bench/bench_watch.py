@@ -219,6 +219,7 @@ def measure(
             while store.load().passes <= passes:  # this process's own first pass is done
                 time.sleep(0.01)
             print(f"{label}: ready in {time.perf_counter() - started:.1f} s")
+            os.sync()  # the start-up's writes flushed: no commit's fsync waits behind them
             results[label] = rounds(store=store, layout=layout, commits=commits)
             first = git(repo, "rev-parse", "HEAD")  # what the next process starts from
         finally:
