@@ -8,6 +8,7 @@ say) are reported as unmanaged and left alone.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,6 +18,8 @@ from reconciler.config import RuntimeConfig
 from reconciler.resources import AnyResource, BootFile, DesiredState
 from reconciler.targets import parse_settings
 from reconciler.targets.filetree import FileTreeTarget
+
+_CONTENT = attrgetter("content")
 
 
 class BootFilesSettings(BaseModel):
@@ -43,6 +46,10 @@ class BootFilesTarget(FileTreeTarget):
     def encode(self, resource: AnyResource) -> str:
         assert isinstance(resource, BootFile)
         return resource.content
+
+    def contents(self, resources: Sequence[AnyResource]) -> list[str]:
+        # Desired resources of this target are boot files (another has no ``content``).
+        return list(map(_CONTENT, resources))
 
     def decode(self, relative: str, content: str) -> AnyResource:
         return BootFile(relative, content)

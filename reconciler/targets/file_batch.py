@@ -21,10 +21,12 @@ every file:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from collections.abc import Mapping
-from operator import attrgetter
+from itertools import repeat
+from operator import attrgetter, is_, itemgetter, methodcaller
 from typing import TYPE_CHECKING
 
 from reconciler.resources import AnyResource
@@ -37,40 +39,48 @@ if TYPE_CHECKING:
 # "\0" + "\0".join(paths) + "\0".
 _FORBIDDEN = ("..", "//", "/./", "\0/", "\0./", "/\0", "/.\0", "\0\0", "\0.\0")
 _MODE = attrgetter("st_mode")
-_STAMP = (
-    attrgetter("st_size"),
-    attrgetter("st_mtime_ns"),
-    attrgetter("st_ctime_ns"),
-    attrgetter("st_ino"),
-)
+_SIZE = attrgetter("st_size")
+_MTIME = attrgetter("st_mtime_ns")
+_CTIME = attrgetter("st_ctime_ns")
+_INODE = attrgetter("st_ino")
+_HEX = methodcaller("hexdigest")
+_HEAD = itemgetter(0)
 
 Left = list[tuple[str, str, os.stat_result]]
 
 
-def confined_paths(target: FileTreeTarget, keys: list[str]) -> list[str] | None:
-    """Each key's path (``root/path_of(key)``), or None when any would need a closer look."""
-    relatives = list(map(target.path_of, keys))
+def confined_paths(target: FileTreeTarget, relatives: list[str]) -> list[str] | None:
+    """Each file's path (``root/relative``), or None when any would need a closer look."""
     joined = "\0" + "\0".join(relatives) + "\0"
     if joined.count("\0") != len(relatives) + 1 or any(map(joined.__contains__, _FORBIDDEN)):
         return None
-    for folder in {relative.rpartition("/")[0] for relative in relatives}:
+    for folder in set(map(_HEAD, map(str.rpartition, relatives, repeat("/")))):
         if not target._folder_inside(folder):
             return None
     return list(map(f"{target.root}/".__add__, relatives))
 
 
-def _digest_of(target: FileTreeTarget, want: AnyResource | None) -> str | None:
-    return None if want is None else digest(target.encode(want))
+def _digests(target: FileTreeTarget, wants: list[AnyResource | None]) -> list[str | None]:
+    """The sha256 of the content of each wanted resource (None: not wanted), each step
+    over the whole list in C when every one is wanted (a no-op plan)."""
+    if any(map(is_, wants, repeat(None))):
+        return [None if want is None else digest(target.encode(want)) for want in wants]
+    contents = target.contents(wants)  # type: ignore[arg-type]
+    return list(map(_HEX, map(hashlib.sha256, map(str.encode, contents))))
 
 
 def as_recorded(
-    target: FileTreeTarget, keys: list[str], wanted: Mapping[str, AnyResource]
+    target: FileTreeTarget,
+    keys: list[str],
+    relatives: list[str],
+    wanted: Mapping[str, AnyResource],
 ) -> tuple[dict[str, AnyResource], Left] | None:
     """(the wanted resources of the files as recorded, what to look at closely: key,
-    path and lstat of every other file), or None: look at every key one by one."""
+    path and lstat of every other file), or None: look at every key one by one.
+    ``relatives``: each key's ``path_of``."""
     if not keys:
         return {}, []
-    paths = confined_paths(target, keys)
+    paths = confined_paths(target, relatives)
     if paths is None:
         return None
     try:
@@ -78,9 +88,16 @@ def as_recorded(
     except OSError:  # e.g. a file we made is gone
         return None
     wants = list(map(wanted.get, keys))
-    stamps = [list(map(getter, infos)) for getter in _STAMP]
-    hashes = [_digest_of(target, want) for want in wants]
-    live = list(map(list, zip(*stamps, hashes, strict=True)))
+    hashes = _digests(target, wants)
+    stamps = zip(
+        map(_SIZE, infos),
+        map(_MTIME, infos),
+        map(_CTIME, infos),
+        map(_INODE, infos),
+        hashes,
+        strict=True,
+    )
+    live = list(map(list, stamps))
     recorded = list(map(target.manifest.entries.get, keys))
     links = any(map(stat.S_ISLNK, map(_MODE, infos)))
     if live == recorded and not links and None not in hashes:

@@ -71,6 +71,10 @@ class FileTreeTarget:
         """The content of a resource's file."""
         raise NotImplementedError
 
+    def contents(self, resources: Sequence[AnyResource]) -> list[str]:
+        """``encode`` of each resource (a subclass may do all at once faster)."""
+        return list(map(self.encode, resources))
+
     def decode(self, relative: str, content: str) -> AnyResource:
         """The resource a file on disk holds (for a file someone else made, too)."""
         raise NotImplementedError
@@ -147,7 +151,8 @@ class FileTreeTarget:
         owned: dict[str, AnyResource] = {}
         unmanaged: dict[str, AnyResource] = {}
         try:
-            batch = as_recorded(self, keys, wanted)
+            relatives = list(map(self.path_of, keys))
+            batch = as_recorded(self, keys, relatives, wanted)
             if batch is None:  # an odd key or a missing file: one by one, in order
                 for key in keys:
                     self._look_at(key, wanted.get(key), owned, looked_at=looked_at)
@@ -159,7 +164,7 @@ class FileTreeTarget:
                     )
                 if left:  # in key order, as one by one
                     owned = {key: owned[key] for key in keys if key in owned}
-            owned_paths = set(map(self.path_of, keys))
+            owned_paths = set(relatives)
             for folder in self.managed_folders:
                 self._read_foreign(folder, owned_paths, unmanaged)
             # A file we want outside the managed folders (boot.ipxe at the root) that
@@ -211,10 +216,11 @@ class FileTreeTarget:
             return
         # Names first, compared as sets: at 200,000 files of ours, a scandir entry
         # per file costs more than the whole comparison.
+        # Each name as a path from the root, so no set of ours is made per folder.
         prefix = f"{folder}/"
-        ours = {path[len(prefix) :] for path in owned_paths if path.startswith(prefix)}
-        others = {name for name in os.listdir(directory) if not name.startswith(".")} - ours
-        for name in sorted(others):
+        listed = set(map(prefix.__add__, os.listdir(directory))) - owned_paths
+        others = (path[len(prefix) :] for path in listed)
+        for name in sorted(name for name in others if not name.startswith(".")):
             path = f"{directory}/{name}"
             try:
                 mode = os.lstat(path).st_mode

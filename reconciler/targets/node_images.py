@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,29 +35,59 @@ def encode_node_image(image: NodeImage) -> str:
     for it; a field that is not a plain string (never, from compile) takes the
     encoder's way.
     """
-    fields = (
-        image.cmdline,
-        image.host,
-        image.image,
-        image.initrd_sha256,
-        image.initrd_url,
-        image.kernel_sha256,
-        image.kernel_url,
-        image.mac,
-        image.rootfs_sha256,
-        image.rootfs_url,
-        image.swap,
-        image.version,
-    )
-    if not all(type(field) is str for field in fields):
-        return _ENCODER.encode(image.to_dict()) + "\n"
-    q = [_quoted(field) for field in fields]
-    swap = "" if image.swap == "live" else f'"swap":{q[10]},'
+    return encode_node_images([image])[0]
+
+
+def encode_node_images(images: Sequence[NodeImage]) -> list[str]:
+    """``encode_node_image`` of each image. Only the host and the MAC differ between the
+    nodes of a group, so the text around them is made once per group: all but those
+    two fields name the parts (a string never equals a value of another type)."""
+    parts_of: dict[tuple[object, ...], tuple[str, str, str] | None] = {}
+    texts: list[str] = []
+    quoted = _quoted
+    for image in images:
+        shared = (
+            image.cmdline,
+            image.image,
+            image.initrd_sha256,
+            image.initrd_url,
+            image.kernel_sha256,
+            image.kernel_url,
+            image.rootfs_sha256,
+            image.rootfs_url,
+            image.swap,
+            image.version,
+        )
+        try:
+            parts = parts_of[shared]
+        except KeyError:
+            parts = parts_of[shared] = _parts(shared)
+        except TypeError:  # a field that cannot be hashed is not a string
+            parts = None
+        if parts is not None:
+            try:  # the quoting refuses what is not a string, as the encoder quotes it
+                texts.append(
+                    f"{parts[0]}{quoted(image.host)}{parts[1]}{quoted(image.mac)}{parts[2]}"
+                )
+                continue
+            except TypeError:
+                pass
+        texts.append(_ENCODER.encode(image.to_dict()) + "\n")
+    return texts
+
+
+def _parts(shared: tuple[object, ...]) -> tuple[str, str, str] | None:
+    """The text before the host, between the host and the MAC, and after the MAC, of
+    an image with these other fields (None: one is not a plain string)."""
+    if not all(type(field) is str for field in shared):
+        return None
+    q = [_quoted(field) for field in shared]  # type: ignore[arg-type]
+    swap = "" if shared[8] == "live" else f'"swap":{q[8]},'
     return (
-        f'{{"cmdline":{q[0]},"host":{q[1]},"image":{q[2]},'
-        f'"initrd":{{"sha256":{q[3]},"url":{q[4]}}},'
-        f'"kernel":{{"sha256":{q[5]},"url":{q[6]}}},"mac":{q[7]},'
-        f'"rootfs":{{"sha256":{q[8]},"url":{q[9]}}},{swap}"version":{q[11]}}}\n'
+        f'{{"cmdline":{q[0]},"host":',
+        f',"image":{q[1]},"initrd":{{"sha256":{q[2]},"url":{q[3]}}},'
+        f'"kernel":{{"sha256":{q[4]},"url":{q[5]}}},"mac":',
+        f',"rootfs":{{"sha256":{q[6]},"url":{q[7]}}},{swap}"version":{q[9]}}}\n',
     )
 
 
@@ -111,6 +141,10 @@ class NodeImagesTarget(FileTreeTarget):
     def encode(self, resource: AnyResource) -> str:
         assert isinstance(resource, NodeImage)
         return encode_node_image(resource)
+
+    def contents(self, resources: Sequence[AnyResource]) -> list[str]:
+        # Desired resources of this target are node images (another has no ``host``).
+        return encode_node_images(cast("Sequence[NodeImage]", resources))
 
     def decode(self, relative: str, content: str) -> AnyResource:
         host = relative.removeprefix("nodes/").removesuffix(".json")
