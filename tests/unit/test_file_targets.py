@@ -176,3 +176,22 @@ def test_hand_made_file_under_a_wanted_name_is_left_alone_unless_adopting(site: 
     )
     apply_all(site.engine())
     assert "hostname=node011" in handmade.read_text()
+
+
+def test_someone_elses_file_named_like_ours_in_the_other_folder_is_theirs(site: Site) -> None:
+    """Files of ours are told from others' by their path from the root, not their name:
+    a file in ipxe/ named like one of ours in pxelinux.cfg/ is someone else's, and a
+    hidden file (an editor's swap file) is ignored."""
+    apply_all(site.engine())
+    tftp = site.root / "out/tftp"
+    (tftp / "ipxe/01-52-54-00-12-34-0a").write_text("#!ipxe\nexit\n")
+    (tftp / "pxelinux.cfg/52-54-00-12-34-0a.ipxe").write_text("DEFAULT local\n")
+    (tftp / "pxelinux.cfg/.01-52-54-00-12-34-0a.swp").write_text("")
+    engine = site.engine()
+    plan = engine.plan(engine.compile(engine.load()), revision="test")
+    boot = next(t for t in plan.targets if t.target == "boot")
+    assert not boot.changes
+    assert sorted(boot.unmanaged) == [
+        "ipxe/01-52-54-00-12-34-0a",
+        "pxelinux.cfg/52-54-00-12-34-0a.ipxe",
+    ]
