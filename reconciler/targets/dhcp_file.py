@@ -30,7 +30,7 @@ from reconciler.targets.base import (
     TargetError,
     atomic_write,
 )
-from reconciler.targets.dhcp_hosts import HostBlock, parse_host_file, render_host_block
+from reconciler.targets.dhcp_hosts import hosts_in_host_file, parse_host_file, render_host_block
 from reconciler.targets.left_files import LeftFiles
 
 log = logging.getLogger(__name__)
@@ -74,22 +74,21 @@ class DhcpFileTarget:
         """What ``read`` looks at (``reconciler.plan_cache`` signs it)."""
         return LiveFiles((str(self.ledger.path), str(self.path)))
 
-    def _blocks(self) -> list[HostBlock]:
+    def _hosts(self) -> list[DhcpHost]:
         try:
             text = self.path.read_text()
         except FileNotFoundError:
             return []
         except (OSError, UnicodeDecodeError) as error:
             raise TargetError(self.name, f"cannot read {self.path}: {error}") from None
-        return parse_host_file(text)
+        return hosts_in_host_file(text, boot_url=self.boot_url)
 
     def read(self, desired: Sequence[AnyResource]) -> LiveState:
         owned_keys = self.ledger.load()
         owned: dict[str, AnyResource] = {}
         unmanaged: dict[str, AnyResource] = {}
-        for block in self._blocks():
-            host = block.to_host(boot_url=self.boot_url)
-            (owned if block.name in owned_keys else unmanaged)[block.name] = host
+        for host in self._hosts():
+            (owned if host.hostname in owned_keys else unmanaged)[host.hostname] = host
         return LiveState(owned=owned, unmanaged=unmanaged)
 
     def apply(self, changes: Sequence[Change]) -> ApplyResult:

@@ -178,18 +178,15 @@ def parse_host_file(text: str) -> list[HostBlock]:
     anything between them (hand-made blocks) goes through the general scanner.
     """
     blocks: list[HostBlock] = []
-    position = 0
-    for match in _CANONICAL.finditer(text):
-        if match.start() > position:
-            blocks.extend(iter_host_blocks(text[position : match.start()]))
-        name, group, mac, ip, host_name, filename, next_server, url = match.groups()
-        if host_name != name:
-            blocks.extend(iter_host_blocks(match.group(0)))
+    for piece in _pieces(text):
+        if isinstance(piece, HostBlock):
+            blocks.append(piece)
         else:
+            name, group, mac, ip, _, filename, next_server, url = piece.groups()
             blocks.append(
                 HostBlock(
                     name,
-                    match.group(0).rstrip("\n"),
+                    piece.group(0).rstrip("\n"),
                     mac,
                     ip,
                     group,
@@ -198,10 +195,41 @@ def parse_host_file(text: str) -> list[HostBlock]:
                     next_server=next_server or "",
                 )
             )
+    return blocks
+
+
+def hosts_in_host_file(text: str, *, boot_url: str) -> list[DhcpHost]:
+    """``[b.to_host(boot_url=boot_url) for b in parse_host_file(text)]``, without the
+    blocks in between: a no-op plan reads 100,000 canonical blocks, and the
+    intermediate ``HostBlock`` of each took a third of the read."""
+    prefix = boot_url.rstrip("/") + "/"
+    cut = len(prefix)
+    hosts: list[DhcpHost] = []
+    append = hosts.append
+    for piece in _pieces(text):
+        if isinstance(piece, HostBlock):
+            append(piece.to_host(boot_url=boot_url))
+            continue
+        name, group, mac, ip, _, filename, next_server, url = piece.groups()
+        boot_filename = (url[cut:] if url.startswith(prefix) else url) if url else ""
+        append(DhcpHost(name, mac, ip, group, boot_filename, filename or "", next_server or ""))
+    return hosts
+
+
+def _pieces(text: str) -> Iterator[re.Match[str] | HostBlock]:
+    """The host blocks of an include file in file order: a canonical one as its
+    ``_CANONICAL`` match, any other one parsed by the general scanner."""
+    position = 0
+    for match in _CANONICAL.finditer(text):
+        if match.start() > position:
+            yield from iter_host_blocks(text[position : match.start()])
+        if match.group(5) != match.group(1):  # option host-name differs from the block's name
+            yield from iter_host_blocks(match.group(0))
+        else:
+            yield match
         position = match.end()
     if position < len(text):
-        blocks.extend(iter_host_blocks(text[position:]))
-    return blocks
+        yield from iter_host_blocks(text[position:])
 
 
 def hosts_in_leases(text: str) -> dict[str, HostBlock]:

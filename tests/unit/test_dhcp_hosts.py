@@ -5,6 +5,7 @@ from __future__ import annotations
 from reconciler.resources import DhcpHost
 from reconciler.targets.dhcp_hosts import (
     host_statements,
+    hosts_in_host_file,
     hosts_in_leases,
     iter_host_blocks,
     parse_host_file,
@@ -161,3 +162,34 @@ def test_leases_spelling_of_boot_statements_is_read() -> None:
         "10.23.45.9",
         "ipxe/b.ipxe",
     )
+
+
+def test_hosts_of_an_include_file_are_its_blocks_hosts() -> None:
+    """``hosts_in_host_file`` (a plan's read) gives what the blocks say, hand-edited too."""
+    renamed = render_host_block(HOST, boot_url=BOOT).replace(
+        'host-name "node020"', 'host-name "other"'
+    )
+    text = (
+        render_host_block(LEGACY, boot_url=BOOT)
+        + "host printer { hardware ethernet AA:BB:CC:DD:EE:FF; fixed-address 10.0.0.9; }\n"
+        + renamed  # a canonical shape whose host-name differs: the general scanner reads it
+        + render_host_block(HOST, boot_url="http://old:80")  # another base: the URL kept whole
+        + render_host_block(HOST, boot_url=BOOT).replace("  fixed", "\tfixed")  # hand-edited
+        + "".join(render_host_block(h, boot_url=BOOT + "/") for h in many(3))
+        + "host last { # no closing brace"
+    )
+    expected = [b.to_host(boot_url=BOOT) for b in parse_host_file(text)]
+    assert hosts_in_host_file(text, boot_url=BOOT) == expected
+    assert [h.hostname for h in expected] == [
+        "old021",
+        "printer",
+        "node020",
+        "node020",
+        "node020",
+        "node00000",
+        "node00001",
+        "node00002",
+    ]
+    assert expected[3].boot_filename == "http://old:80/ipxe/a.ipxe"
+    assert expected[1].mac == "aa:bb:cc:dd:ee:ff" and expected[4] == HOST
+    assert expected[5:] == many(3)
