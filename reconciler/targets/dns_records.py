@@ -128,7 +128,7 @@ def classify(
     unmanaged: dict[str, AnyResource] = {}
     for record in records:
         key = record.key
-        if is_zone_infrastructure(record):
+        if record.name == record.zone and record.rtype in ZONE_INFRASTRUCTURE_TYPES:
             if report_infrastructure:
                 unmanaged[key] = record
         elif key in owned_keys:

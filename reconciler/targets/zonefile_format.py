@@ -18,6 +18,7 @@ import operator
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import compress, count, islice
 from operator import attrgetter
 
 import dns.exception
@@ -81,8 +82,11 @@ def zone_head(*, zone: str, soa: SoaFields, serial: int, nameservers: Iterable[s
 
 
 def record_lines(record: DnsRecord) -> str:
+    values = record.values
+    if len(values) == 1:  # most RRsets: one line, without a generator (issue 17)
+        return f"{record.name} {record.ttl} IN {record.rtype} {values[0]}\n"
     prefix = f"{record.name} {record.ttl} IN {record.rtype} "
-    return "".join(f"{prefix}{value}\n" for value in record.values)
+    return "".join(f"{prefix}{value}\n" for value in values)
 
 
 def _order(record: DnsRecord) -> tuple[str, str]:
@@ -172,10 +176,11 @@ def _read_back_as_written(body: str, *, zone: str, records: list[DnsRecord]) -> 
     ``records`` themselves (they are normalised: ``dns_records.normalise``)."""
     if not records:
         return True
-    names = "\n".join(map(_NAME, records)) + "\n"
-    rtypes = set(map(_RTYPE, records))
+    name_list = list(map(_NAME, records))
+    names = "\n".join(name_list) + "\n"
+    rtype_list = list(map(_RTYPE, records))
+    rtypes = set(rtype_list)
     values = list(map(_VALUES, records))
-    orders = list(map(_ORDER, records))
     return (
         all(values)  # an RRset without values has no line
         and body.count("\n") == sum(map(len, values))  # one line a value: no line breaks
@@ -186,10 +191,17 @@ def _read_back_as_written(body: str, *, zone: str, records: list[DnsRecord]) -> 
         and names == names.lower()
         and all(rtype.isalnum() and rtype.isupper() and rtype != "SOA" for rtype in rtypes)
         and min(map(_TTL, records)) >= 0
-        and all(map(operator.lt, orders, orders[1:]))  # one record per name and type
+        and _one_per_name_and_type(name_list, rtype_list)
         and set(map(_ZONE, records)) == {zone}
         and not any(is_zone_infrastructure(r) for r in records if r.name == zone)
     )
+
+
+def _one_per_name_and_type(names: list[str], rtypes: list[str]) -> bool:
+    """Whether no two neighbours share name and type (the records are sorted by both):
+    tuples of the two for each record took as long as the rest of the check."""
+    same_name = compress(count(), map(operator.eq, names, islice(names, 1, None)))
+    return all(rtypes[at] != rtypes[at + 1] for at in same_name)
 
 
 _NAME, _RTYPE, _TTL, _ZONE = (attrgetter(f) for f in ("name", "rtype", "ttl", "zone"))

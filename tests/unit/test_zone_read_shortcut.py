@@ -123,3 +123,18 @@ def test_hand_edited_zone_files_plan_as_when_every_file_is_parsed(
         os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     fast, slow = plan_both_ways(site, monkeypatch)
     assert fast == slow
+
+
+def test_two_records_of_one_name_and_type_are_parsed() -> None:
+    """The parse would merge them into one RRset: the shortcut must refuse them."""
+    a1 = DnsRecord(ZONE, f"n1.{ZONE}", "A", 300, ("10.0.0.1",))
+    a2 = DnsRecord(ZONE, f"n1.{ZONE}", "A", 60, ("10.0.0.2",))
+    txt = DnsRecord(ZONE, f"n1.{ZONE}", "TXT", 300, ("a", "b"))
+    other = DnsRecord(ZONE, f"n2.{ZONE}", "A", 300, ("10.0.0.3",))
+    for records, taken in (([txt, other, a1], True), ([a1, txt, other, a2], False)):
+        text = render_zone(zone=ZONE, soa=SOA, serial=7, nameservers=NAMESERVERS, records=records)
+        same = records_if_rendered(
+            text, zone=ZONE, soa=SOA, nameservers=NAMESERVERS, records=records
+        )
+        assert (same is records) == taken
+        assert "n1.cluster.example. 300 IN TXT a\nn1.cluster.example. 300 IN TXT b\n" in text
