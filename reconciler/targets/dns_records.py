@@ -10,6 +10,8 @@ NS records belong to the zone, never to the reconciler.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
+from operator import attrgetter, itemgetter
 
 from reconciler.resources import AnyResource, DesiredState, DnsRecord
 from reconciler.shared_runs import middles
@@ -39,18 +41,35 @@ def _is_absolute(name: str) -> bool:
     return name[-1:] == "." and name == name.lower() and name == name.strip()
 
 
+# Zones and types already found normal: a site has a few hundred zones and a few types
+# for 200,000 records, so each is checked once (issue 17). Strings: never stale.
+_NORMAL_ZONES: set[str] = set()
+_NORMAL_TYPES: set[str] = set()
+_MEMO_LIMIT = 4096
+
+
 def _is_normal(record: DnsRecord) -> bool:
     """Whether ``normalise(record) == record`` (what compile and the readers give)."""
     values = record.values
-    rtype = record.rtype
-    return (
-        type(values) is tuple
-        and rtype == rtype.upper()
-        and _is_absolute(record.zone)
-        and _is_absolute(record.name)
-        and (len(values) < 2 or all(map(str.__lt__, values, values[1:])))  # sorted, unique
-        and (rtype not in NAME_VALUED_TYPES or all(map(_is_absolute, values)))
-    )
+    name = record.name
+    if type(values) is not tuple or name[-1:] != "." or name != name.lower():
+        return False
+    if name != name.strip():  # (``_is_absolute(name)``, without a call)
+        return False
+    zone, rtype = record.zone, record.rtype
+    if zone not in _NORMAL_ZONES:
+        if not _is_absolute(zone):
+            return False
+        if len(_NORMAL_ZONES) < _MEMO_LIMIT:
+            _NORMAL_ZONES.add(zone)
+    if rtype not in _NORMAL_TYPES:
+        if rtype != rtype.upper():
+            return False
+        if len(_NORMAL_TYPES) < _MEMO_LIMIT:
+            _NORMAL_TYPES.add(rtype)
+    if len(values) > 1 and not all(map(str.__lt__, values, values[1:])):  # sorted, unique
+        return False
+    return rtype not in NAME_VALUED_TYPES or all(map(_is_absolute, values))
 
 
 def normalise(record: DnsRecord) -> DnsRecord:
@@ -87,7 +106,10 @@ class _NormalisedRecords:
         old, normal = self._records, self._normal
         old_middle, new_middle, head, tail = middles(old, records)
         known = {id(r): n for r, n in zip(old_middle, normal[head : len(old) - tail], strict=True)}
-        middle = [known.get(id(r)) or normalise(r) for r in new_middle]
+        if known:
+            middle = [known.get(id(r)) or normalise(r) for r in new_middle]
+        else:  # the first call: all of them
+            middle = list(map(normalise, new_middle))
         result = normal[:head] + middle + normal[len(normal) - tail :]
         self._records, self._normal = records, result
         return result
@@ -112,7 +134,8 @@ def zone_of_key(key: str) -> str:
 
 def zones_to_read(zones: Sequence[str], owned_keys: Iterable[str]) -> list[str]:
     """Managed zones, plus any zone the ledger still holds records in (to remove them)."""
-    return sorted(set(zones) | {zone_of_key(k) for k in owned_keys})
+    ledger_zones = set(map(itemgetter(0), map(str.split, owned_keys, repeat(" "), repeat(1))))
+    return sorted(ledger_zones.union(zones))  # (``zone_of_key`` of each, without a call)
 
 
 def zones_of(desired: Sequence[AnyResource]) -> list[str]:
@@ -124,10 +147,14 @@ def classify(
     records: Iterable[DnsRecord], owned_keys: set[str], *, report_infrastructure: bool
 ) -> LiveState:
     """Split what was read into ours and not ours. SOA/NS at the apex are never ours."""
+    records = list(records)
+    keys = list(map(_KEY, records))
+    apex = any(map(str.__eq__, map(_NAME, records), map(_ZONE, records)))
+    if not apex and owned_keys.issuperset(keys):  # a no-op plan: all ours, in one pass in C
+        return LiveState(owned=dict(zip(keys, records, strict=True)), unmanaged={})
     owned: dict[str, AnyResource] = {}
     unmanaged: dict[str, AnyResource] = {}
-    for record in records:
-        key = record.key
+    for key, record in zip(keys, records, strict=True):
         if record.name == record.zone and record.rtype in ZONE_INFRASTRUCTURE_TYPES:
             if report_infrastructure:
                 unmanaged[key] = record
@@ -139,7 +166,12 @@ def classify(
 
 
 def records_by_zone(records: Iterable[DnsRecord]) -> Mapping[str, list[DnsRecord]]:
-    grouped: dict[str, list[DnsRecord]] = {}
-    for record in records:
-        grouped.setdefault(record.zone, []).append(record)
+    records = list(records)
+    zones = list(map(_ZONE, records))
+    grouped: dict[str, list[DnsRecord]] = {zone: [] for zone in dict.fromkeys(zones)}
+    for zone, record in zip(zones, records, strict=True):
+        grouped[zone].append(record)
     return grouped
+
+
+_KEY, _NAME, _ZONE = attrgetter("key"), attrgetter("name"), attrgetter("zone")

@@ -164,7 +164,10 @@ def records_if_rendered(
     if len(soa_fields) != 11 or not soa_fields[6].isdigit():
         return None
     head = zone_head(zone=zone, soa=soa, serial=int(soa_fields[6]), nameservers=nameservers)
-    ordered = sorted(records, key=_ORDER)
+    ordered = sorted(records, key=_NAME)  # strings sort faster than (name, type) tuples
+    names = list(map(_NAME, ordered))
+    if any(map(operator.eq, names, islice(names, 1, None))):  # a name of several types
+        ordered = sorted(records, key=_ORDER)
     body = "".join(map(record_lines, ordered))
     if len(text) != len(head) + len(body) or not text.startswith(head) or not text.endswith(body):
         return None
