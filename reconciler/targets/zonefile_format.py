@@ -196,7 +196,7 @@ def _read_back_as_written(body: str, *, zone: str, records: list[DnsRecord]) -> 
         and min(map(_TTL, records)) >= 0
         and _one_per_name_and_type(name_list, rtype_list)
         and set(map(_ZONE, records)) == {zone}
-        and not any(is_zone_infrastructure(r) for r in records if r.name == zone)
+        and (zone not in name_list or not any(map(is_zone_infrastructure, records)))
     )
 
 

@@ -102,3 +102,17 @@ def test_ten_thousand_hosts_read_back_exactly(target: DhcpFileTarget) -> None:
     assert sorted(live.owned.values(), key=lambda h: h.key) == hosts
     plan, result = sync(target, hosts)
     assert plan.changes == () and result.writes == 0
+
+
+def test_a_hand_copied_block_of_ours_is_read_last_one_wins(target: DhcpFileTarget) -> None:
+    sync(target, [host(20), host(21)])
+    text = target.path.read_text()
+    copied = text.split("host node021", 1)[0].split("host node020", 1)[1]  # node020's block
+    changed = "host node020" + copied.replace("10.23.45.20;", "10.23.45.99;")
+    target.path.write_text(text + changed)
+    live = target.read(target.desired(DesiredState(dhcp_hosts=(host(20), host(21)))))
+    assert list(live.owned) == ["node020", "node021"] and live.unmanaged == {}
+    assert live.owned["node020"] == host(20, ip="10.23.45.99")
+    target.path.write_text(text + HAND + "\n")
+    live = target.read([])
+    assert list(live.owned) == ["node020", "node021"] and list(live.unmanaged) == ["printer"]
