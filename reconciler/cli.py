@@ -29,6 +29,7 @@ from reconciler.cli_errors import (
 from reconciler.lazycli import DeferredGroup, command, defer
 from reconciler.light_start import light_start
 from reconciler.logs import setup_logging
+from reconciler.quick_exit import QUICK_EXIT_COMMANDS, keep_until_exit, run_then_exit
 
 if TYPE_CHECKING:
     from reconciler.engine import ApplyReport, Engine
@@ -182,6 +183,7 @@ def _plan_from_source(
         if reused is not None:
             return reused, lambda: save_pass(store, rollouts)
         state = engine.compile(inventory, assignments=rollouts.assignments)
+        keep_until_exit(inventory, state)  # see reconciler/quick_exit.py
         the_plan = engine.plan(
             state,
             revision=inventory.revision,
@@ -362,6 +364,8 @@ def main() -> None:
         gc.disable()
     if command == "validate":
         light_start()
+    if command in QUICK_EXIT_COMMANDS:
+        run_then_exit(app)
     app()
 
 

@@ -38,7 +38,9 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "inventory-example"
 PROBE = """
 import json, sys
 sys.argv = ["reconciler", *json.loads(sys.argv[1])]
+import reconciler.quick_exit
 from reconciler.cli import main
+reconciler.quick_exit._end_process = sys.exit  # to list the modules after the command
 try:
     main()
 except SystemExit as stop:
