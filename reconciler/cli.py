@@ -168,8 +168,13 @@ def _plan_from_source(
     from reconciler.rollout.preview import with_node_moves
     from reconciler.rollout.runner import run_rollouts, save_pass
     from reconciler.rollout.store import RolloutStore
+    from reconciler.targets.file_preread import PreReading
 
-    with collector_paused():  # see reconciler/gc_pause.py: 5 s of CPU at 100k hosts
+    # PreReading: the file targets' files looked at on the idle core during load and compile.
+    with (
+        collector_paused(),  # see reconciler/gc_pause.py: 5 s of CPU at 100k hosts
+        PreReading(engine.targets if parallel and not cached else ()) as pre_read,
+    ):
         cache = PlanCache(engine, source) if cached else None
         if cache is not None:
             source = cache.source  # its files read once, for the fingerprint and the load
@@ -184,6 +189,7 @@ def _plan_from_source(
             return reused, lambda: save_pass(store, rollouts)
         state = engine.compile(inventory, assignments=rollouts.assignments)
         keep_until_exit(inventory, state)  # see reconciler/quick_exit.py
+        pre_read.hand_over()
         the_plan = engine.plan(
             state,
             revision=inventory.revision,

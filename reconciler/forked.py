@@ -245,3 +245,35 @@ def _kill(child: _Running) -> None:
         os.waitpid(child.pid, 0)
     except (ProcessLookupError, ChildProcessError):
         pass
+
+
+class Background(Generic[T]):
+    """One task started now in a forked child, its ``Answer`` collected later (``answer``)
+    or the child killed (``stop``: a caller that no longer wants it must call it)."""
+
+    def __init__(self, task: Callable[[], T]) -> None:
+        """Raises OSError when no child can be forked."""
+        self._child: _Running | None = _start(0, task)
+
+    def answer(self, *, timeout: float) -> Answer[T]:
+        """The task's answer (a TaskFailed one past ``timeout`` seconds from its start)."""
+        child, self._child = self._child, None
+        if child is None:
+            return Answer(None, TaskFailed("its answer was already taken"), [])
+        running = {child.read_end: child}
+        done: dict[int, Answer[Any]] = {}
+        try:
+            while not done:
+                _wait(running, done, timeout=timeout)
+        finally:
+            for other in running.values():
+                _kill(other)
+                os.close(other.read_end)
+        answer: Answer[T] = done[0]
+        return answer
+
+    def stop(self) -> None:
+        child, self._child = self._child, None
+        if child is not None:
+            _kill(child)
+            os.close(child.read_end)

@@ -35,6 +35,7 @@ from reconciler.targets.base import (
     stage_file,
 )
 from reconciler.targets.file_batch import as_recorded
+from reconciler.targets.file_preread import PreRead, owned_as_pre_read
 from reconciler.targets.manifest import Manifest, digest
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ class FileTreeTarget:
         self.manifest = Manifest(state_dir, name)
         self._real_root = ""
         self._checked_folders: set[str] = set()
+        # Handed over before a parallel plan's read, used once (``file_preread``).
+        self.pre_read: PreRead | None = None
 
     # -- to be provided by subclasses --------------------------------------
     def desired(self, state: DesiredState) -> Sequence[AnyResource]:
@@ -144,29 +147,18 @@ class FileTreeTarget:
     # -- the Target protocol -----------------------------------------------
     def read(self, desired: Sequence[AnyResource]) -> LiveState:
         wanted = {resource.key: resource for resource in desired}
-        keys = self.ledger.sorted_keys()
+        pre, self.pre_read = self.pre_read, None
         self._real_root, self._checked_folders = "", set()
-        self.manifest.load()
-        looked_at = time.time_ns()  # before any lstat: see Manifest's racy rule
-        owned: dict[str, AnyResource] = {}
         unmanaged: dict[str, AnyResource] = {}
         try:
-            relatives = list(map(self.path_of, keys))
-            batch = as_recorded(self, keys, relatives, wanted)
-            if batch is None:  # an odd key or a missing file: one by one, in order
-                for key in keys:
-                    self._look_at(key, wanted.get(key), owned, looked_at=looked_at)
+            if pre is None:
+                relatives, owned = self._read_owned_files(wanted)
+                owned_paths = set(relatives)
+                foreign = {f: self.foreign_names(f, owned_paths) for f in self.managed_folders}
             else:
-                owned, left = batch
-                for key, path, info in left:
-                    self._look_at(
-                        key, wanted.get(key), owned, looked_at=looked_at, seen=(path, info)
-                    )
-                if left:  # in key order, as one by one
-                    owned = {key: owned[key] for key in keys if key in owned}
-            owned_paths = set(relatives)
-            for folder in self.managed_folders:
-                self._read_foreign(folder, owned_paths, unmanaged)
+                owned, foreign = owned_as_pre_read(self, pre, wanted), pre.foreign
+            for folder, names in foreign.items():
+                self._read_foreign(folder, names or [], unmanaged)
             # A file we want outside the managed folders (boot.ipxe at the root) that
             # someone else made is theirs too: never overwritten without adoption.
             for key in wanted.keys() - owned.keys() - unmanaged.keys():
@@ -178,6 +170,27 @@ class FileTreeTarget:
             raise TargetError(self.name, f"cannot read {self.root}: {error}") from error
         self.manifest.save_if_noted()
         return LiveState(owned=owned, unmanaged=unmanaged)
+
+    def _read_owned_files(
+        self, wanted: dict[str, AnyResource]
+    ) -> tuple[list[str], dict[str, AnyResource]]:
+        """The ledger keys' files (``path_of``), and the live resources of those that exist."""
+        keys = self.ledger.sorted_keys()
+        self.manifest.load()
+        looked_at = time.time_ns()  # before any lstat: see Manifest's racy rule
+        owned: dict[str, AnyResource] = {}
+        relatives = list(map(self.path_of, keys))
+        batch = as_recorded(self, keys, relatives, wanted)
+        if batch is None:  # an odd key or a missing file: one by one, in order
+            for key in keys:
+                self._look_at(key, wanted.get(key), owned, looked_at=looked_at)
+        else:
+            owned, left = batch
+            for key, path, info in left:
+                self._look_at(key, wanted.get(key), owned, looked_at=looked_at, seen=(path, info))
+            if left:  # in key order, as one by one
+                owned = {key: owned[key] for key in keys if key in owned}
+        return relatives, owned
 
     def _look_at(
         self,
@@ -207,20 +220,27 @@ class FileTreeTarget:
         if resource is not None:
             owned[key] = resource
 
-    def _read_foreign(
-        self, folder: str, owned_paths: set[str], unmanaged: dict[str, AnyResource]
-    ) -> None:
-        """Files in a managed folder that the ledger does not list: someone else's."""
+    def foreign_names(self, folder: str, owned_paths: set[str]) -> list[str] | None:
+        """The names in a managed folder that the ledger does not list (sorted, no dot
+        files), or None when it is not a folder."""
         directory = self.root / folder
         if directory.is_symlink() or not directory.is_dir():
-            return
+            return None
         # Names first, compared as sets: at 200,000 files of ours, a scandir entry
         # per file costs more than the whole comparison.
         # Each name as a path from the root, so no set of ours is made per folder.
         prefix = f"{folder}/"
         listed = set(map(prefix.__add__, os.listdir(directory))) - owned_paths
         others = (path[len(prefix) :] for path in listed)
-        for name in sorted(name for name in others if not name.startswith(".")):
+        return sorted(name for name in others if not name.startswith("."))
+
+    def _read_foreign(
+        self, folder: str, names: list[str], unmanaged: dict[str, AnyResource]
+    ) -> None:
+        """Files in a managed folder that the ledger does not list: someone else's."""
+        directory = self.root / folder
+        prefix = f"{folder}/"
+        for name in names:
             path = f"{directory}/{name}"
             try:
                 mode = os.lstat(path).st_mode

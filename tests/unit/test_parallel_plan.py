@@ -141,12 +141,13 @@ def test_the_cli_plan_is_byte_for_byte_the_serial_one(
     hand_edits(site, random.Random(99))
     monkeypatch.chdir(site.root)
     parallel = CliRunner().invoke(
-        app, ["plan", "-c", "reconciler.toml", "--no-cache", "-o", "json"]
+        app, ["plan", "-c", "reconciler.toml", "--no-cache", "-f", "json"]
     )
     monkeypatch.setattr(forked, "can_fork", lambda: False)
     monkeypatch.setattr("reconciler.engine.can_fork", lambda: False)
-    serial = CliRunner().invoke(app, ["plan", "-c", "reconciler.toml", "--no-cache", "-o", "json"])
-    assert parallel.exit_code == serial.exit_code != 0, serial.stderr
+    serial = CliRunner().invoke(app, ["plan", "-c", "reconciler.toml", "--no-cache", "-f", "json"])
+    assert parallel.exit_code == serial.exit_code == 1, serial.output
+    assert '"action": "update"' in parallel.stdout
     assert parallel.stdout == serial.stdout
     assert parallel.stderr == serial.stderr
 
