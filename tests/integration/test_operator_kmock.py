@@ -145,8 +145,13 @@ def test_a_site_becomes_ready_and_follows_commits(cluster: Cluster) -> None:
         assert site["status"]["lastAppliedRevision"] == newer  # the last good one stays
         assert site["status"]["lastAttemptedRevision"] == bad
 
-        events = cluster.client.list(f"/api/v1/namespaces/{NS}/events", labels="")
-        reasons = {e["reason"] for e in events}
+        # The Event is posted after the status that says Stalled: wait for it, bounded.
+        reasons: set[str] = set()
+        deadline = time.monotonic() + 30
+        while not {"Applied", "Refused"} <= reasons and time.monotonic() < deadline:
+            time.sleep(0.2)
+            events = cluster.client.list(f"/api/v1/namespaces/{NS}/events", labels="")
+            reasons = {e["reason"] for e in events}
         assert {"Applied", "Refused"} <= reasons
         state = cluster.client.get(f"{CONFIGMAPS}/site-lab-state")
         assert state is not None and int(state["data"]["parts"]) >= 1
