@@ -4,7 +4,7 @@ A 100,000-host ``plan`` loads and compiles on one core for ~5 s; then each
 target's read starts with work that does not depend on what we want: the
 ledger's keys, the manifest, the path checks, an lstat of each of 300,000 files
 (~1.3 s for the two file targets). ``plan`` and ``apply`` (``parallel`` plans,
-``cli._plan_from_source``) fork one child before the load that does it for every
+``plan_run.plan_from_source``) fork one child before the load that does it for every
 file target and sends back a compact ``PreRead`` per target: its keys, which of
 them were not clean, the recorded sha256 of the others, and the files in its
 managed folders that the ledger does not list. The read then only hashes what
@@ -74,24 +74,14 @@ def pre_read(target: FileTreeTarget) -> PreRead | None:
         infos = list(map(os.lstat, paths))
     except OSError:
         return None
-    entries = target.manifest.entries
+    unchanged_digest = target.manifest.unchanged_digest
     unclean: list[int] = []
     recorded: list[bytes] = []
     for index, (key, info) in enumerate(zip(keys, infos, strict=True)):
-        entry = entries.get(key)
-        if (
-            type(entry) is list
-            and len(entry) == 5
-            and entry[2] == info.st_ctime_ns
-            and entry[0] == info.st_size
-            and entry[1] == info.st_mtime_ns
-            and entry[3] == info.st_ino
-            and type(entry[4]) is str
-            and len(entry[4]) == 64
-            and not stat.S_ISLNK(info.st_mode)
-        ):
+        digest = None if stat.S_ISLNK(info.st_mode) else unchanged_digest(key, info)
+        if digest is not None and len(digest) == 64:
             try:
-                recorded.append(bytes.fromhex(entry[4]))
+                recorded.append(bytes.fromhex(digest))
                 continue
             except ValueError:
                 pass
