@@ -12,7 +12,6 @@ import gc
 import logging
 import os
 import sys
-from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -29,10 +28,11 @@ from reconciler.cli_errors import (
 from reconciler.lazycli import DeferredGroup, command, defer
 from reconciler.light_start import light_start
 from reconciler.logs import setup_logging
-from reconciler.quick_exit import QUICK_EXIT_COMMANDS, keep_until_exit, run_then_exit
+from reconciler.plan_run import load_engine, plan_from_config, plan_from_source, progress
+from reconciler.quick_exit import QUICK_EXIT_COMMANDS, run_then_exit
 
 if TYPE_CHECKING:
-    from reconciler.engine import ApplyReport, Engine
+    from reconciler.engine import ApplyReport
     from reconciler.inventory.sources import InventorySource
     from reconciler.model.inventory import Inventory
     from reconciler.plan import Plan
@@ -131,83 +131,6 @@ def _validate_with_config(source: InventorySource, config: Path) -> Inventory:
     return inventory
 
 
-def _load_engine(config_path: Path, rev: str | None) -> tuple[Engine, InventorySource]:
-    from reconciler.config import ConfigError, load_config
-    from reconciler.engine import Engine, source_from_config
-
-    config = load_config(config_path)
-    if rev is not None:
-        if config.source.repo is None:
-            raise ConfigError("--rev needs a git source: set [source] repo in the config")
-        config = config.model_copy(update={"source": config.source.model_copy(update={"rev": rev})})
-    return Engine(config, keep_caches=False), source_from_config(config)  # one pass
-
-
-def _progress() -> Callable[[str], None]:
-    def report(step: str) -> None:
-        if stderr_console().is_terminal:
-            stderr_console().print(f"[dim]{step}...[/]", highlight=False)
-
-    return report
-
-
-def _plan_from_source(
-    engine: Engine, source: InventorySource, *, cached: bool = False, parallel: bool = False
-) -> tuple[Plan, Callable[[], None]]:
-    """Load, compile and plan as the runtime config says: what plan and apply share.
-
-    Nodes of a group whose image changes get the version its rollout assigns them
-    now (the state dir's rollout state, as the watch loop keeps it); the second
-    value records that decision, for ``apply`` to call once it applied the plan.
-    ``cached`` (``plan`` only): reuse the last no-op plan while nothing it depends
-    on changed, and remember a new one (``reconciler/plan_cache.py``). ``parallel``:
-    targets are read in worker processes (``Engine.plan``).
-    """
-    from reconciler.gc_pause import collector_paused
-    from reconciler.plan_cache import PlanCache
-    from reconciler.rollout.preview import with_node_moves
-    from reconciler.rollout.runner import run_rollouts, save_pass
-    from reconciler.rollout.store import RolloutStore
-    from reconciler.targets.file_preread import PreReading
-
-    # PreReading: the file targets' files looked at on the idle core during load and compile.
-    with (
-        collector_paused(),  # see reconciler/gc_pause.py: 5 s of CPU at 100k hosts
-        PreReading(engine.targets if parallel and not cached else ()) as pre_read,
-    ):
-        cache = PlanCache(engine, source) if cached else None
-        if cache is not None:
-            source = cache.source  # its files read once, for the fingerprint and the load
-            reused = cache.before_load()
-            if reused is not None:
-                return reused, lambda: None
-        inventory = engine.load(source)
-        store = RolloutStore(engine.config.resolve(engine.config.state_dir))
-        rollouts = run_rollouts(inventory, store, persist=False)
-        reused = cache.after_rollouts(rollouts) if cache is not None else None
-        if reused is not None:
-            return reused, lambda: save_pass(store, rollouts)
-        state = engine.compile(inventory, assignments=rollouts.assignments)
-        keep_until_exit(inventory, state)  # see reconciler/quick_exit.py
-        pre_read.hand_over()
-        the_plan = engine.plan(
-            state,
-            revision=inventory.revision,
-            progress=_progress(),
-            recorder=cache,
-            parallel=parallel,
-        )
-        moved = with_node_moves(the_plan, inventory)
-        if cache is not None:
-            cache.record(moved, rollouts)
-    return moved, lambda: save_pass(store, rollouts)
-
-
-def _plan_from_config(config_path: Path, rev: str | None, *, cached: bool) -> tuple[Engine, Plan]:
-    engine, source = _load_engine(config_path, rev)
-    return engine, _plan_from_source(engine, source, cached=cached, parallel=True)[0]
-
-
 @command()
 def plan(
     config: ConfigOption = DEFAULT_CONFIG,
@@ -226,7 +149,7 @@ def plan(
     from reconciler.render import RENDERERS
 
     with user_errors():
-        _, the_plan = _plan_from_config(config, rev, cached=not no_cache)
+        _, the_plan = plan_from_config(config, rev, cached=not no_cache)
     sys.stdout.write(RENDERERS[output.value](the_plan))
     _report_conflicts(the_plan)
     if the_plan.has_errors or the_plan.has_conflicts:
@@ -263,15 +186,15 @@ def apply(
     from reconciler.statelock import StateLock
 
     with user_errors():
-        engine, source = _load_engine(config, rev)
+        engine, source = load_engine(config, rev)
         state_dir = engine.config.resolve(engine.config.state_dir)
         with StateLock(state_dir, purpose="apply", timeout=lock_timeout):
             # Pinned before loading: what is recorded as accepted is exactly what was applied.
             accepted = AcceptedRevision.of(source, revision_of(source), by="apply")
-            the_plan, record_rollouts = _plan_from_source(engine, source)
+            the_plan, record_rollouts = plan_from_source(engine, source)
             if output is not OutputFormat.json:
                 sys.stdout.write(RENDERERS[output.value](the_plan))
-            report = engine.apply(the_plan, force=force, checksum=checksum, progress=_progress())
+            report = engine.apply(the_plan, force=force, checksum=checksum, progress=progress())
             _print_outcomes(the_plan, report, output)
             AcceptedStore(state_dir).record(accepted)
             record_rollouts()

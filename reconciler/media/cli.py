@@ -105,9 +105,9 @@ def build(
 
 def _revision_to_build(config: Path, rev: str | None) -> tuple[Engine, InventorySource, str]:
     """``--rev`` if given, else the accepted revision, else the config's ``[source]``."""
-    from reconciler.cli import _load_engine
+    from reconciler.plan_run import load_engine
 
-    engine, source = _load_engine(config, rev)
+    engine, source = load_engine(config, rev)
     if rev is not None:
         return engine, source, "--rev"
     accepted = AcceptedStore(engine.config.resolve(engine.config.state_dir)).read()
